@@ -1,0 +1,83 @@
+-- roomcast schema. Applied at every start (and by `roomcast migrate`): every
+-- statement is idempotent, so running it twice changes nothing.
+-- Needs PostgreSQL 14+ (CREATE OR REPLACE TRIGGER); developed on 15 and 18.
+
+-- One row per stream (a room). Its row lock is what serialises the writers of
+-- one stream: every append's first write is to this row, so appends to a room
+-- commit in `version` order and a rolled-back append rolls the counter back
+-- (the per-room seq stays dense). Other rooms are never blocked.
+CREATE TABLE IF NOT EXISTS streams (
+    stream_id   text PRIMARY KEY,
+    version     bigint NOT NULL CHECK (version >= 0),     -- = seq of the stream's last event
+    last_hash   bytea NOT NULL,                           -- head of the hash chain (docs/audit.md)
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- The immutable log. `seq` is dense per stream (1, 2, 3, …); `global_id` only
+-- orders rows inside one append and is NOT a safe cursor (ids are taken at
+-- INSERT, rows become visible at COMMIT). `data` is `json`, not `jsonb`, so the
+-- exact bytes that were hashed are the bytes that are stored.
+CREATE TABLE IF NOT EXISTS events (
+    global_id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    stream_id   text NOT NULL REFERENCES streams (stream_id),
+    seq         bigint NOT NULL CHECK (seq >= 1),
+    event_id    uuid NOT NULL UNIQUE,
+    type        text NOT NULL,
+    data        json NOT NULL,
+    actor_id    text,
+    recorded_at timestamptz NOT NULL,
+    prev_hash   bytea NOT NULL,
+    hash        bytea NOT NULL,
+    UNIQUE (stream_id, seq)
+);
+CREATE INDEX IF NOT EXISTS events_recorded_at ON events (stream_id, recorded_at);
+
+-- Append-only, enforced by the database: UPDATE, DELETE and TRUNCATE raise.
+-- (A superuser can disable triggers; the hash chain makes that detectable.)
+CREATE OR REPLACE FUNCTION roomcast_forbid_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'roomcast: % on % is forbidden: the event log is append-only',
+        TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'RC001';
+END
+$$;
+CREATE OR REPLACE TRIGGER events_append_only
+    BEFORE UPDATE OR DELETE ON events
+    FOR EACH ROW EXECUTE FUNCTION roomcast_forbid_change();
+CREATE OR REPLACE TRIGGER events_no_truncate
+    BEFORE TRUNCATE ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION roomcast_forbid_change();
+
+-- The transactional outbox: one row per event, written in the same statement
+-- as the event. The relay publishes committed rows and deletes them; it keeps
+-- no cursor, so a transaction that commits late is still found.
+CREATE TABLE IF NOT EXISTS outbox (
+    global_id   bigint PRIMARY KEY REFERENCES events (global_id),
+    stream_id   text NOT NULL,
+    seq         bigint NOT NULL,
+    enqueued_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX IF NOT EXISTS outbox_stream_seq ON outbox (stream_id, seq);
+
+-- Idempotency keys, written in the same statement as the events they produced:
+-- a retried command finds its first result here and appends nothing.
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    principal   text NOT NULL,
+    key         text NOT NULL,
+    fingerprint bytea NOT NULL,
+    stream_id   text NOT NULL,
+    result      json NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (principal, key)
+);
+
+-- Snapshots bound the cost of loading a room: state at `version`, so a load
+-- reads the snapshot plus at most `snapshot_every` events, whatever the
+-- stream's length. A cache, not a source of truth: deleting it loses nothing.
+CREATE TABLE IF NOT EXISTS snapshots (
+    stream_id   text PRIMARY KEY REFERENCES streams (stream_id),
+    version     bigint NOT NULL,
+    state       json NOT NULL
+);

@@ -1,0 +1,121 @@
+"""The ``roomcast`` command: serve, migrate, token.
+
+Every failure a user can cause (bad configuration, unreachable database, bad
+arguments) ends in one readable line on stderr and a non-zero exit, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from roomcast import __version__
+from roomcast.config import ConfigError, Settings, load_settings, resolve_jwt_secret
+from roomcast.domain.errors import ServiceUnavailable
+from roomcast.logconfig import configure_logging
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="roomcast", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"roomcast {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the API (REST) on uvicorn")
+    serve.add_argument("--host", help="interface to bind (ROOMCAST_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (ROOMCAST_PORT, default 8000)")
+
+    sub.add_parser("migrate", help="apply schema.sql to the database (idempotent)")
+
+    token = sub.add_parser("token", help="mint a development token with the configured secret")
+    token.add_argument("--sub", required=True, help="the user id (JWT subject)")
+    token.add_argument("--name", help="display name (default: the user id)")
+    token.add_argument("--ttl", type=int, help="lifetime in seconds (ROOMCAST_TOKEN_TTL)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        overrides = {"host": getattr(args, "host", None), "port": getattr(args, "port", None)}
+        settings = load_settings(**overrides)
+        match args.command:
+            case "serve":
+                return _serve(settings)
+            case "migrate":
+                return asyncio.run(_migrate(settings))
+            case "token":
+                return _token(settings, args.sub, args.name, args.ttl)
+    except ConfigError as exc:
+        print(f"roomcast: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except ServiceUnavailable as exc:
+        print(f"roomcast: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 2  # pragma: no cover - argparse enforces a known command
+
+
+def _serve(settings: Settings) -> int:
+    import uvicorn
+
+    from roomcast.bootstrap import build_app
+
+    configure_logging(
+        level=settings.log_level,
+        fmt=settings.log_format,
+        production=settings.env == "production",
+    )
+    # log_config=None: uvicorn's loggers go through our structlog handler.
+    uvicorn.run(
+        build_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,  # the request_finished line carries the request id instead
+        ws_ping_interval=settings.ping_interval_seconds,
+        ws_ping_timeout=settings.ping_timeout_seconds,
+    )
+    return 0
+
+
+async def _migrate(settings: Settings) -> int:
+    from roomcast.bootstrap import database
+    from roomcast.outbox.database import connect, migrate
+
+    async with database(settings) as dsn:
+        pool = await connect(dsn, min_size=1, max_size=1)
+        try:
+            await migrate(pool)
+        finally:
+            await pool.close()
+    print("roomcast: schema is up to date")
+    return 0
+
+
+def _token(settings: Settings, sub: str, name: str | None, ttl: int | None) -> int:
+    from roomcast.tokens import mint
+
+    secret = resolve_jwt_secret(settings)
+    if secret is None:
+        print(
+            "roomcast: tokens can only be minted with an HS256 secret (ROOMCAST_JWT_SECRET)",
+            file=sys.stderr,
+        )
+        return 2
+    print(
+        mint(
+            secret=secret,
+            sub=sub,
+            name=name,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            ttl_seconds=ttl or settings.token_ttl_seconds,
+        )
+    )
+    return 0

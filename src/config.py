@@ -1,0 +1,134 @@
+"""Settings: read once from the environment into a typed, immutable object.
+
+Only ``cli`` and ``bootstrap`` call ``load_settings``; everything else receives the
+``Settings`` (or just the values it needs) as arguments. The table of variables
+in docs/operations.md is checked against ``ENVIRONMENT`` by a test.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+
+import msgspec
+
+__all__ = ["ENVIRONMENT", "ConfigError", "Environment", "Settings", "load_settings", "resolve_jwt_secret"]
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class ConfigError(Exception):
+    """The environment does not describe a service that can start; the message says why."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    env: Environment = Environment.DEVELOPMENT
+    database_url: str | None = None
+    redis_url: str | None = None
+    data_dir: Path = Path(".roomcast")
+    host: str = "127.0.0.1"
+    port: int = msgspec.field(default=8000)
+    jwt_secret: str | None = None
+    jwt_public_key: str | None = None
+    jwt_issuer: str = "roomcast"
+    jwt_audience: str = "roomcast"
+    token_ttl_seconds: int = 12 * 3600
+    log_level: str = "info"
+    log_format: str = "auto"
+    max_body_bytes: int = 64 * 1024
+    db_pool_size: int = 10
+    snapshot_every: int = 100
+    cors_origins: tuple[str, ...] = ()
+    ping_interval_seconds: int = 25
+    ping_timeout_seconds: int = 20
+
+
+ENVIRONMENT: Mapping[str, str] = {
+    "ROOMCAST_ENV": "env",
+    "DATABASE_URL": "database_url",
+    "REDIS_URL": "redis_url",
+    "ROOMCAST_DATA_DIR": "data_dir",
+    "ROOMCAST_HOST": "host",
+    "ROOMCAST_PORT": "port",
+    "ROOMCAST_JWT_SECRET": "jwt_secret",
+    "ROOMCAST_JWT_PUBLIC_KEY": "jwt_public_key",
+    "ROOMCAST_JWT_ISSUER": "jwt_issuer",
+    "ROOMCAST_JWT_AUDIENCE": "jwt_audience",
+    "ROOMCAST_TOKEN_TTL": "token_ttl_seconds",
+    "ROOMCAST_LOG_LEVEL": "log_level",
+    "ROOMCAST_LOG_FORMAT": "log_format",
+    "ROOMCAST_MAX_BODY_BYTES": "max_body_bytes",
+    "ROOMCAST_DB_POOL_SIZE": "db_pool_size",
+    "ROOMCAST_SNAPSHOT_EVERY": "snapshot_every",
+    "ROOMCAST_CORS_ORIGINS": "cors_origins",
+    "ROOMCAST_PING_INTERVAL": "ping_interval_seconds",
+    "ROOMCAST_PING_TIMEOUT": "ping_timeout_seconds",
+}
+"""Environment variable → Settings field."""
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Settings from ``environ`` (default ``os.environ``), then ``overrides`` (CLI flags).
+
+    Raises ``ConfigError`` naming the variable when a value has the wrong type,
+    or when production lacks what it must not run without.
+    """
+    environ = os.environ if environ is None else environ
+    raw: dict[str, object] = {}
+    for variable, field in ENVIRONMENT.items():
+        value = environ.get(variable)
+        if value is None or value == "":
+            continue
+        if field == "cors_origins":
+            raw[field] = [o.strip() for o in value.split(",") if o.strip()]
+        else:
+            raw[field] = value
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        field = str(exc).rsplit("$.", 1)[-1].rstrip("`")
+        names = [v for v, f in ENVIRONMENT.items() if f == field]
+        raise ConfigError(f"{names[0] if names else field}: {exc}") from None
+    if settings.env is Environment.PRODUCTION:
+        if not settings.database_url:
+            raise ConfigError("ROOMCAST_ENV=production needs DATABASE_URL (no embedded database)")
+        if not (settings.jwt_secret or settings.jwt_public_key):
+            raise ConfigError(
+                "ROOMCAST_ENV=production needs ROOMCAST_JWT_SECRET or ROOMCAST_JWT_PUBLIC_KEY"
+            )
+    for name, value in (("port", settings.port), ("db_pool_size", settings.db_pool_size)):
+        if value < 1:
+            raise ConfigError(f"{name} must be positive")
+    return settings
+
+
+def resolve_jwt_secret(settings: Settings) -> str | None:
+    """The HS256 secret: configured, else (development only) kept in the data dir.
+
+    The first run generates it, so ``roomcast serve`` and ``roomcast token`` agree
+    with no configuration at all.
+    """
+    if settings.jwt_secret:
+        return settings.jwt_secret
+    if settings.jwt_public_key or settings.env is Environment.PRODUCTION:
+        return None
+    path = settings.data_dir / "jwt-secret"
+    if path.exists():
+        return path.read_text().strip()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    # O_EXCL: two processes starting together must not end up with two secrets.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(secret)
+    return secret

@@ -1,0 +1,158 @@
+"""Events: what happened to a room, immutable, named and shaped as seed 003's broadcasts.
+
+Each Struct encodes to exactly the payload seed 003 documents for its event name
+(camelCase), with the event name in ``type``. The store adds the envelope
+(``eventId``, ``seq``); the payload itself already carries ``roomId`` and
+``timestamp``. New fields get defaults; an incompatible change is a new event.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from roomcast.domain.state import Participant, Prize, Role, RoomInfo, RoomStatus, Winner
+
+__all__ = [
+    "EVENT_TYPES",
+    "Event",
+    "ParticipantChanges",
+    "ParticipantJoined",
+    "ParticipantLeft",
+    "ParticipantUpdated",
+    "PrizeChanges",
+    "PrizeCreated",
+    "PrizeDeleted",
+    "PrizeUpdated",
+    "RoomChanges",
+    "RoomCreated",
+    "RoomDeleted",
+    "RoomStatusChanged",
+    "RoomUpdated",
+    "WinnerRemoved",
+    "WinnerSelected",
+]
+
+
+class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", rename="camel"):
+    room_id: str
+    timestamp: datetime
+
+
+class _Changes(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
+    """Only the fields that changed are present on the wire."""
+
+
+class RoomChanges(_Changes):
+    name: str | UnsetType = UNSET
+    description: str | None | UnsetType = UNSET
+    settings: dict[str, Any] | UnsetType = UNSET
+
+
+class ParticipantChanges(_Changes):
+    role: Role | UnsetType = UNSET
+
+
+class PrizeChanges(_Changes):
+    name: str | UnsetType = UNSET
+    description: str | None | UnsetType = UNSET
+    image_url: str | None | UnsetType = UNSET
+    quantity: int | UnsetType = UNSET
+
+
+class RoomCreated(_Event, tag="room:created"):
+    room: RoomInfo
+
+
+class RoomUpdated(_Event, tag="room:updated"):
+    changes: RoomChanges
+    room: RoomInfo
+
+
+class RoomStatusChanged(_Event, tag="room:status_changed"):
+    old_status: RoomStatus
+    new_status: RoomStatus
+
+
+class RoomDeleted(_Event, tag="room:deleted"):
+    pass
+
+
+class ParticipantJoined(_Event, tag="participant:joined"):
+    participant: Participant
+
+
+class ParticipantLeft(_Event, tag="participant:left"):
+    participant_id: str
+    user_id: str
+    reason: Literal["left", "removed"] = "left"
+    """Our extension: ``removed`` when an organizer or moderator took them out."""
+    removed_by: str | None = None
+
+
+class ParticipantUpdated(_Event, tag="participant:updated"):
+    participant_id: str
+    changes: ParticipantChanges
+    participant: Participant
+
+
+class PrizeCreated(_Event, tag="prize:created"):
+    prize: Prize
+
+
+class PrizeUpdated(_Event, tag="prize:updated"):
+    prize_id: str
+    changes: PrizeChanges
+    prize: Prize
+
+
+class PrizeDeleted(_Event, tag="prize:deleted"):
+    prize_id: str
+
+
+class WinnerSelected(_Event, tag="winner:selected"):
+    winner: Winner
+    draw_number: int = 0
+    """Our extension: the room's 1-based draw counter, an input of the pick."""
+    eligible_count: int = 0
+    """Our extension: how many participants the draw chose from."""
+
+
+class WinnerRemoved(_Event, tag="winner:removed"):
+    winner_id: str
+    participant_id: str
+    prize_id: str
+
+
+Event = (
+    RoomCreated
+    | RoomUpdated
+    | RoomStatusChanged
+    | RoomDeleted
+    | ParticipantJoined
+    | ParticipantLeft
+    | ParticipantUpdated
+    | PrizeCreated
+    | PrizeUpdated
+    | PrizeDeleted
+    | WinnerSelected
+    | WinnerRemoved
+)
+
+EVENT_TYPES: tuple[type[_Event], ...] = (
+    RoomCreated,
+    RoomUpdated,
+    RoomStatusChanged,
+    RoomDeleted,
+    ParticipantJoined,
+    ParticipantLeft,
+    ParticipantUpdated,
+    PrizeCreated,
+    PrizeUpdated,
+    PrizeDeleted,
+    WinnerSelected,
+    WinnerRemoved,
+)

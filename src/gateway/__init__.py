@@ -1,0 +1,1 @@
+"""Socket.IO edge (python-socketio): authentication, subscriptions, replay and broadcasts."""

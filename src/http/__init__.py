@@ -1,0 +1,1 @@
+"""REST edge (Litestar): requests become commands; results and refusals become envelopes."""

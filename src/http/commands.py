@@ -1,0 +1,110 @@
+"""Running a command from a request: headers in (If-Match, Idempotency-Key), envelope out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from litestar import MediaType, Request, Response
+
+from roomcast import wire
+from roomcast.domain.commands import Command
+from roomcast.domain.errors import InvalidPayload
+from roomcast.domain.state import UserRef
+from roomcast.outbox.codec import Envelope
+from roomcast.service.rooms import CommandResult, Idempotency, RoomService, fingerprint
+
+__all__ = ["Reply", "run_command", "take"]
+
+_MAX_KEY_LENGTH = 255
+
+
+class Reply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """``data`` of a command's success envelope; the entity field depends on the route."""
+
+    version: int
+    events: list[Envelope]
+    room: msgspec.Raw | None = None
+    participant: msgspec.Raw | None = None
+    prize: msgspec.Raw | None = None
+    winner: msgspec.Raw | None = None
+
+
+Render = Callable[[CommandResult], Reply]
+
+
+def plain(result: CommandResult) -> Reply:
+    return Reply(version=result.version, events=result.events)
+
+
+def take(event: str, field: str, into: str) -> Render:
+    """A renderer that lifts ``payload[field]`` of the first ``event`` into ``data[into]``."""
+
+    def render(result: CommandResult) -> Reply:
+        for envelope in result.events:
+            if envelope.event == event:
+                payload = msgspec.json.decode(envelope.payload)
+                value = msgspec.Raw(msgspec.json.encode(payload[field]))
+                return Reply(version=result.version, events=result.events, **{into: value})
+        return plain(result)
+
+    return render
+
+
+def expected_version(request: Request[Any, Any, Any]) -> int | None:
+    """``If-Match: "7"`` (or 7, or W/"7") → 7."""
+    header = request.headers.get("if-match")
+    if header is None:
+        return None
+    value = header.strip().removeprefix("W/").strip('"')
+    if not value.isdigit():
+        raise InvalidPayload(
+            "If-Match must be the room's version, e.g. If-Match: \"7\"", {"header": "If-Match"}
+        )
+    return int(value)
+
+
+async def idempotency(request: Request[Any, Any, Any], caller: UserRef) -> Idempotency | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > _MAX_KEY_LENGTH:
+        raise InvalidPayload(
+            f"Idempotency-Key must be 1 to {_MAX_KEY_LENGTH} characters",
+            {"header": "Idempotency-Key"},
+        )
+    body = await request.body()
+    return Idempotency(
+        principal=caller.id,
+        key=key,
+        fingerprint=fingerprint(request.method, request.url.path, body),
+    )
+
+
+async def run_command(
+    request: Request[Any, Any, Any],
+    service: RoomService,
+    caller: UserRef,
+    room_id: str,
+    command: Command,
+    *,
+    render: Render = plain,
+    status_code: int = 200,
+) -> Response[bytes]:
+    outcome = await service.execute(
+        room_id,
+        command,
+        expected_version=expected_version(request),
+        idempotency=await idempotency(request, caller),
+    )
+    headers = {"ETag": f'"{outcome.result.version}"'}
+    if outcome.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(
+        content=wire.encode(wire.success(render(outcome.result))),
+        status_code=status_code,
+        media_type=MediaType.JSON,
+        headers=headers,
+    )

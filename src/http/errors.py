@@ -1,0 +1,127 @@
+"""Every failure becomes the one error envelope, with the status its code maps to.
+
+``STATUS`` is the single ErrorCode → HTTP status table; a test checks that every
+code has one. Litestar's own exceptions (unknown route, malformed body,
+validation) are translated into our codes; anything unexpected is logged with
+its traceback and answered with a bare INTERNAL_ERROR, never the trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from roomcast import wire
+from roomcast.domain.errors import ErrorCode, Rejected
+
+__all__ = ["EXCEPTION_HANDLERS", "STATUS", "error_response"]
+
+log = structlog.get_logger("roomcast.http")
+
+STATUS: Mapping[ErrorCode, int] = {
+    ErrorCode.INVALID_PAYLOAD: 400,
+    ErrorCode.AUTHENTICATION_FAILED: 401,
+    ErrorCode.PERMISSION_DENIED: 403,
+    ErrorCode.APP_PERMISSION_DENIED: 403,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.ROOM_NOT_FOUND: 404,
+    ErrorCode.PARTICIPANT_NOT_FOUND: 404,
+    ErrorCode.PRIZE_NOT_FOUND: 404,
+    ErrorCode.WINNER_NOT_FOUND: 404,
+    ErrorCode.METHOD_NOT_ALLOWED: 405,
+    ErrorCode.CONFLICT: 409,
+    ErrorCode.INVALID_STATUS_TRANSITION: 409,
+    ErrorCode.ROOM_NOT_ACTIVE: 409,
+    ErrorCode.ROOM_CLOSED: 409,
+    ErrorCode.ALREADY_PARTICIPANT: 409,
+    ErrorCode.NOT_PARTICIPANT: 409,
+    ErrorCode.PRIZE_EXHAUSTED: 409,
+    ErrorCode.PRIZE_QUANTITY_TOO_LOW: 409,
+    ErrorCode.NO_ELIGIBLE_PARTICIPANTS: 409,
+    ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.IDEMPOTENCY_KEY_REUSED: 422,
+    ErrorCode.RATE_LIMIT_EXCEEDED: 429,
+    ErrorCode.INTERNAL_ERROR: 500,
+    ErrorCode.SERVICE_UNAVAILABLE: 503,
+}
+
+# Litestar raises HTTPExceptions of its own (routing, body parsing); by status:
+_CODE_OF_STATUS: Mapping[int, ErrorCode] = {
+    400: ErrorCode.INVALID_PAYLOAD,
+    401: ErrorCode.AUTHENTICATION_FAILED,
+    403: ErrorCode.PERMISSION_DENIED,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    415: ErrorCode.INVALID_PAYLOAD,
+    429: ErrorCode.RATE_LIMIT_EXCEEDED,
+    503: ErrorCode.SERVICE_UNAVAILABLE,
+}
+
+
+def error_response(
+    code: ErrorCode,
+    message: str,
+    details: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response[bytes]:
+    body = wire.Failure(
+        error=wire.ErrorBody(code=code, message=message, details=dict(details or {}))
+    )
+    return Response(
+        content=wire.encode(body),
+        status_code=STATUS[code],
+        media_type=MediaType.JSON,
+        headers=dict(headers or {}),
+    )
+
+
+def _rejected(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    assert isinstance(exc, Rejected)
+    headers = {}
+    if exc.code is ErrorCode.RATE_LIMIT_EXCEEDED and "retryAfter" in exc.details:
+        headers["Retry-After"] = str(exc.details["retryAfter"])
+    return error_response(exc.code, exc.message, exc.details, headers)
+
+
+def _http(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    assert isinstance(exc, HTTPException)
+    code = _CODE_OF_STATUS.get(exc.status_code)
+    if code is None:
+        if exc.status_code >= 500:
+            log.error("http_error", status=exc.status_code, detail=exc.detail)
+            return error_response(ErrorCode.INTERNAL_ERROR, "internal error")
+        code = ErrorCode.INVALID_PAYLOAD
+    details: dict[str, Any] = {}
+    message = exc.detail or code.value
+    if isinstance(exc, ValidationException):
+        message = "invalid request"
+        if isinstance(exc.extra, list):
+            details["errors"] = [_clean(e) for e in exc.extra]
+            first = exc.extra[0] if exc.extra else None
+            if isinstance(first, dict) and first.get("message"):
+                message = f"invalid request: {first['message']}"
+    return error_response(code, message, details, exc.headers)
+
+
+def _clean(error: Any) -> Any:
+    """Litestar's validation entries, without echoing the rejected value back."""
+    if isinstance(error, dict):
+        return {k: v for k, v in error.items() if k in ("key", "message", "source")}
+    return str(error)
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.error("unhandled_exception", path=request.url.path, exc_info=exc)
+    return error_response(ErrorCode.INTERNAL_ERROR, "internal error")
+
+
+EXCEPTION_HANDLERS = {
+    Rejected: _rejected,
+    HTTPException: _http,
+    Exception: _unexpected,
+}

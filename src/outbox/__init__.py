@@ -1,0 +1,1 @@
+"""PostgreSQL adapter: the event store with its transactional outbox, and the relay."""

@@ -1,0 +1,93 @@
+"""Event ⇄ row encoding, the canonical bytes of the hash chain, and the wire payload.
+
+Encoders and decoders are built once. The stored ``data`` is the exact JSON
+msgspec produced for the domain event; the hash, the wire payload and the
+audit tools all start from those bytes, never from a re-encoding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime
+
+import msgspec
+
+from roomcast.domain.events import Event
+
+__all__ = [
+    "ZERO_HASH",
+    "Envelope",
+    "chain_hash",
+    "canonical_bytes",
+    "decode_event",
+    "encode_event",
+    "wire_payload",
+]
+
+ZERO_HASH = bytes(32)
+"""``prev_hash`` of a stream's first event."""
+
+_encoder = msgspec.json.Encoder()
+_sorted_encoder = msgspec.json.Encoder(order="sorted")
+_event_decoder = msgspec.json.Decoder(Event)
+
+
+class Envelope(msgspec.Struct, frozen=True, kw_only=True):
+    """One event as every edge shows it: the Socket.IO event name and its payload.
+
+    ``payload`` is already-encoded JSON (seed 003's payload plus ``eventId`` and
+    ``seq``), so relaying and replaying never re-encode it.
+    """
+
+    event: str
+    payload: msgspec.Raw
+
+
+def encode_event(event: Event) -> bytes:
+    return _encoder.encode(event)
+
+
+def decode_event(data: str | bytes) -> Event:
+    return _event_decoder.decode(data)
+
+
+def canonical_bytes(
+    *,
+    stream_id: str,
+    seq: int,
+    event_id: uuid.UUID,
+    type_: str,
+    data: bytes,
+    actor_id: str | None,
+    recorded_at: datetime,
+) -> bytes:
+    """The bytes an event's hash covers: one JSON object, keys sorted, no spaces.
+
+    ``data`` is embedded verbatim (it is already JSON); see docs/audit.md.
+    """
+    return _sorted_encoder.encode(
+        {
+            "actorId": actor_id,
+            "data": msgspec.Raw(data),
+            "eventId": str(event_id),
+            "recordedAt": recorded_at,
+            "seq": seq,
+            "streamId": stream_id,
+            "type": type_,
+        }
+    )
+
+
+def chain_hash(prev_hash: bytes, canonical: bytes) -> bytes:
+    """``sha256(prev_hash || canonical)``."""
+    return hashlib.sha256(prev_hash + canonical).digest()
+
+
+def wire_payload(event_id: uuid.UUID | str, seq: int, data: bytes) -> bytes:
+    """The broadcast payload: the stored event object with ``eventId`` and ``seq`` first.
+
+    Spliced, not re-encoded: ``data`` is a JSON object (``{…}``) that already
+    holds ``roomId``, ``timestamp`` and ``type`` (the event name).
+    """
+    return b'{"eventId":"%s","seq":%d,%s' % (str(event_id).encode(), seq, data[1:])

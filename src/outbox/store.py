@@ -1,0 +1,228 @@
+"""The event store: load a stream's state, append events with their outbox rows, read the log.
+
+An append is ONE statement (so one round trip and one implicit transaction):
+the stream head's compare-and-set, the events, their outbox rows, the
+idempotency key and, now and then, a snapshot. Either all of it commits or none.
+Everything it writes (seqs, hashes, event ids, the result to remember) is
+computed before it, from the state the command was decided on.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import asyncpg
+import msgspec
+
+from roomcast.domain import room
+from roomcast.domain.events import Event
+from roomcast.domain.state import Room
+from roomcast.outbox import codec, sql
+from roomcast.outbox.errors import StaleVersion, map_db_errors
+
+__all__ = ["Appended", "EventStore", "Loaded", "PendingAppend", "Remembered", "prepare"]
+
+_room_decoder = msgspec.json.Decoder(Room)
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A stream's state as of ``version``, with the hash-chain head at that version."""
+
+    stream_id: str
+    version: int
+    last_hash: bytes
+    state: room.State
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAppend:
+    """Rows ready to write: decided events, numbered, hashed and enveloped."""
+
+    stream_id: str
+    expected_version: int
+    new_version: int
+    last_hash: bytes
+    actor_id: str | None
+    seqs: list[int]
+    event_ids: list[uuid.UUID]
+    types: list[str]
+    datas: list[str]
+    recorded_ats: list[object]
+    prev_hashes: list[bytes]
+    hashes: list[bytes]
+    envelopes: list[codec.Envelope]
+    state: room.State
+
+
+@dataclass(frozen=True, slots=True)
+class Remembered:
+    """An idempotency key to store with the append, and the result to answer retries with."""
+
+    principal: str
+    key: str
+    fingerprint: bytes
+    result: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    version: int
+    envelopes: list[codec.Envelope]
+
+
+def prepare(
+    loaded: Loaded,
+    events: Sequence[Event],
+    *,
+    actor_id: str | None,
+    new_event_id: Callable[[], uuid.UUID],
+) -> PendingAppend:
+    """Number, encode, chain and envelope ``events`` on top of ``loaded``. Pure but for ids."""
+    seqs: list[int] = []
+    event_ids: list[uuid.UUID] = []
+    types: list[str] = []
+    datas: list[str] = []
+    recorded_ats: list[object] = []
+    prev_hashes: list[bytes] = []
+    hashes: list[bytes] = []
+    envelopes: list[codec.Envelope] = []
+    prev = loaded.last_hash
+    state = loaded.state
+    for offset, event in enumerate(events, start=1):
+        seq = loaded.version + offset
+        event_id = new_event_id()
+        data = codec.encode_event(event)
+        type_ = type(event).__struct_config__.tag
+        assert isinstance(type_, str)
+        digest = codec.chain_hash(
+            prev,
+            codec.canonical_bytes(
+                stream_id=loaded.stream_id,
+                seq=seq,
+                event_id=event_id,
+                type_=type_,
+                data=data,
+                actor_id=actor_id,
+                recorded_at=event.timestamp,
+            ),
+        )
+        seqs.append(seq)
+        event_ids.append(event_id)
+        types.append(type_)
+        datas.append(data.decode())
+        recorded_ats.append(event.timestamp)
+        prev_hashes.append(prev)
+        hashes.append(digest)
+        envelopes.append(
+            codec.Envelope(event=type_, payload=msgspec.Raw(codec.wire_payload(event_id, seq, data)))
+        )
+        state = room.evolve(state, event)
+        prev = digest
+    return PendingAppend(
+        stream_id=loaded.stream_id,
+        expected_version=loaded.version,
+        new_version=loaded.version + len(events),
+        last_hash=prev,
+        actor_id=actor_id,
+        seqs=seqs,
+        event_ids=event_ids,
+        types=types,
+        datas=datas,
+        recorded_ats=recorded_ats,
+        prev_hashes=prev_hashes,
+        hashes=hashes,
+        envelopes=envelopes,
+        state=state,
+    )
+
+
+class EventStore:
+    """asyncpg adapter for streams, events, outbox rows, idempotency keys and snapshots.
+
+    Does not own the pool: whoever created it closes it.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, *, snapshot_every: int = 100) -> None:
+        self._pool = pool
+        self._snapshot_every = snapshot_every
+
+    async def load(self, stream_id: str) -> Loaded:
+        """State at the stream's head: the latest snapshot plus the events after it."""
+        with map_db_errors():
+            row = await self._pool.fetchrow(sql.LOAD, stream_id)
+        if row is None:
+            return Loaded(stream_id=stream_id, version=0, last_hash=codec.ZERO_HASH, state=None)
+        state: room.State = (
+            None if row["snapshot"] is None else _room_decoder.decode(row["snapshot"])
+        )
+        for data in row["tail"]:
+            state = room.evolve(state, codec.decode_event(data))
+        return Loaded(
+            stream_id=stream_id, version=row["version"], last_hash=row["last_hash"], state=state
+        )
+
+    async def head(self, stream_id: str) -> int:
+        """The stream's version (0 if it does not exist): one indexed lookup."""
+        with map_db_errors():
+            version = await self._pool.fetchval(sql.HEAD, stream_id)
+        return 0 if version is None else int(version)
+
+    async def append(self, pending: PendingAppend, remember: Remembered | None = None) -> Appended:
+        """Write ``pending`` atomically; raise ``StaleVersion`` if the stream moved."""
+        snapshot: str | None = None
+        if pending.new_version // self._snapshot_every > (
+            pending.expected_version // self._snapshot_every
+        ):
+            snapshot = msgspec.json.encode(pending.state).decode()
+        statement = sql.APPEND_NEW if pending.expected_version == 0 else sql.APPEND_EXISTING
+        with map_db_errors():
+            version = await self._pool.fetchval(
+                statement,
+                pending.stream_id,
+                pending.expected_version,
+                pending.new_version,
+                pending.last_hash,
+                pending.actor_id,
+                pending.seqs,
+                pending.event_ids,
+                pending.types,
+                pending.datas,
+                pending.recorded_ats,
+                pending.prev_hashes,
+                pending.hashes,
+                None if remember is None else remember.principal,
+                None if remember is None else remember.key,
+                None if remember is None else remember.fingerprint,
+                None if remember is None else remember.result.decode(),
+                snapshot,
+            )
+        if version is None:
+            raise StaleVersion(f"{pending.stream_id} is not at version {pending.expected_version}")
+        return Appended(version=version, envelopes=pending.envelopes)
+
+    async def read(self, stream_id: str, after: int, limit: int) -> list[codec.Envelope]:
+        """Up to ``limit`` events with ``seq > after``, in seq order, as envelopes."""
+        with map_db_errors():
+            rows = await self._pool.fetch(sql.READ, stream_id, after, limit)
+        return [
+            codec.Envelope(
+                event=r["type"],
+                payload=msgspec.Raw(codec.wire_payload(r["event_id"], r["seq"], r["data"].encode())),
+            )
+            for r in rows
+        ]
+
+    async def find_remembered(self, principal: str, key: str) -> tuple[bytes, str, bytes] | None:
+        """``(fingerprint, stream_id, result)`` stored under an idempotency key, if any."""
+        with map_db_errors():
+            row = await self._pool.fetchrow(sql.FIND_IDEMPOTENT, principal, key)
+        if row is None:
+            return None
+        return bytes(row["fingerprint"]), row["stream_id"], row["result"].encode()
+
+    async def ping(self) -> None:
+        with map_db_errors():
+            await self._pool.fetchval(sql.PING)

@@ -1,0 +1,1 @@
+"""Use cases: load a room, decide, append; retries, idempotency and per-room ordering."""

@@ -1,0 +1,114 @@
+"""JWT verification (REST and Socket.IO share it) and minting of development tokens."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+import jwt
+import msgspec
+
+from roomcast.domain.errors import AuthenticationFailed
+from roomcast.domain.state import UserRef
+
+__all__ = ["Claims", "TokenVerifier", "mint"]
+
+_LEEWAY_SECONDS = 10
+
+
+class Claims(msgspec.Struct, frozen=True, kw_only=True):
+    """What a verified token says about its holder."""
+
+    user: UserRef
+    expires_at: int
+    token_id: str | None = None
+
+
+class TokenVerifier:
+    """Checks signature, ``exp``, ``iss`` and ``aud``; HS256 secret or RS256 public key."""
+
+    def __init__(
+        self,
+        *,
+        secret: str | None,
+        public_key: str | None = None,
+        issuer: str,
+        audience: str,
+    ) -> None:
+        if public_key:
+            if not public_key.lstrip().startswith("-----BEGIN"):
+                public_key = Path(public_key).read_text()
+            self._key: str = public_key
+            self._algorithms = ["RS256"]
+        elif secret:
+            self._key = secret
+            self._algorithms = ["HS256"]
+        else:
+            raise ValueError("a JWT secret or public key is required")
+        self._issuer = issuer
+        self._audience = audience
+
+    def verify(self, token: str) -> Claims:
+        """The token's claims; ``AuthenticationFailed`` saying why if it is not acceptable."""
+        try:
+            payload = jwt.decode(
+                token,
+                self._key,
+                algorithms=self._algorithms,
+                issuer=self._issuer,
+                audience=self._audience,
+                leeway=_LEEWAY_SECONDS,
+                options={"require": ["exp", "sub", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthenticationFailed("Authentication failed: token expired") from None
+        except jwt.PyJWTError as exc:
+            raise AuthenticationFailed(f"Authentication failed: {exc}") from None
+        return _claims(payload)
+
+
+def _claims(payload: Mapping[str, object]) -> Claims:
+    sub = payload.get("sub")
+    if not isinstance(sub, str) or not sub:
+        raise AuthenticationFailed("Authentication failed: token has no subject")
+    name = payload.get("name")
+    avatar = payload.get("avatar")
+    exp = payload.get("exp")
+    jti = payload.get("jti")
+    return Claims(
+        user=UserRef(
+            id=sub,
+            name=name if isinstance(name, str) and name else sub,
+            avatar=avatar if isinstance(avatar, str) else None,
+        ),
+        expires_at=exp if isinstance(exp, int) else 0,
+        token_id=jti if isinstance(jti, str) else None,
+    )
+
+
+def mint(
+    *,
+    secret: str,
+    sub: str,
+    name: str | None,
+    issuer: str,
+    audience: str,
+    ttl_seconds: int,
+    now: float | None = None,
+    extra: Mapping[str, object] | None = None,
+) -> str:
+    """An HS256 token for development and tests."""
+    issued = int(time.time() if now is None else now)
+    claims: dict[str, object] = {
+        "sub": sub,
+        "name": name or sub,
+        "iss": issuer,
+        "aud": audience,
+        "iat": issued,
+        "exp": issued + ttl_seconds,
+        "jti": uuid.uuid4().hex,
+    }
+    claims.update(extra or {})
+    return jwt.encode(claims, secret, algorithm="HS256")
