@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import structlog
 from litestar import Litestar
@@ -70,9 +70,18 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             await pool.close()
 
 
-def build_app(settings: Settings) -> Litestar:
+def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) -> Litestar:
+    """The ASGI app. ``ready`` is called once its services are open (tests await it)."""
+
+    @contextlib.asynccontextmanager
+    async def services() -> AsyncIterator[Services]:
+        async with open_services(settings) as opened:
+            if ready is not None:
+                ready()
+            yield opened
+
     return create_app(
-        open_services=lambda: open_services(settings),
+        open_services=services,
         max_body_bytes=settings.max_body_bytes,
         cors_origins=settings.cors_origins,
     )

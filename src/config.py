@@ -15,7 +15,14 @@ from pathlib import Path
 
 import msgspec
 
-__all__ = ["ENVIRONMENT", "ConfigError", "Environment", "Settings", "load_settings", "resolve_jwt_secret"]
+__all__ = [
+    "ENVIRONMENT",
+    "ConfigError",
+    "Environment",
+    "Settings",
+    "load_settings",
+    "resolve_jwt_secret",
+]
 
 
 class Environment(StrEnum):
@@ -103,9 +110,10 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             raise ConfigError(
                 "ROOMCAST_ENV=production needs ROOMCAST_JWT_SECRET or ROOMCAST_JWT_PUBLIC_KEY"
             )
-    for name, value in (("port", settings.port), ("db_pool_size", settings.db_pool_size)):
-        if value < 1:
-            raise ConfigError(f"{name} must be positive")
+    positive = {"ROOMCAST_PORT": settings.port, "ROOMCAST_DB_POOL_SIZE": settings.db_pool_size}
+    for variable, number in positive.items():
+        if number < 1:
+            raise ConfigError(f"{variable} must be positive")
     return settings
 
 

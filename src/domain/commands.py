@@ -38,46 +38,46 @@ class _Command(msgspec.Struct, frozen=True, kw_only=True, tag_field="command"):
     at: datetime
 
 
-class CreateRoom(_Command, tag="create_room"):
+class CreateRoom(_Command, frozen=True, kw_only=True, tag="create_room"):
     room_id: str
     name: str
     description: str | None = None
     settings: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class UpdateRoom(_Command, tag="update_room"):
+class UpdateRoom(_Command, frozen=True, kw_only=True, tag="update_room"):
     name: str | UnsetType = UNSET
-    description: str | None | UnsetType = UNSET
+    description: str | UnsetType | None = UNSET
     settings: dict[str, Any] | UnsetType = UNSET
 
 
-class ChangeRoomStatus(_Command, tag="change_room_status"):
+class ChangeRoomStatus(_Command, frozen=True, kw_only=True, tag="change_room_status"):
     status: RoomStatus
 
 
-class DeleteRoom(_Command, tag="delete_room"):
+class DeleteRoom(_Command, frozen=True, kw_only=True, tag="delete_room"):
     pass
 
 
-class JoinRoom(_Command, tag="join_room"):
+class JoinRoom(_Command, frozen=True, kw_only=True, tag="join_room"):
     participant_id: str
     """The id the new participation gets (a rejoin is a new participation)."""
 
 
-class LeaveRoom(_Command, tag="leave_room"):
+class LeaveRoom(_Command, frozen=True, kw_only=True, tag="leave_room"):
     pass
 
 
-class RemoveParticipant(_Command, tag="remove_participant"):
+class RemoveParticipant(_Command, frozen=True, kw_only=True, tag="remove_participant"):
     participant_id: str
 
 
-class ChangeParticipantRole(_Command, tag="change_participant_role"):
+class ChangeParticipantRole(_Command, frozen=True, kw_only=True, tag="change_participant_role"):
     participant_id: str
     role: Role
 
 
-class CreatePrize(_Command, tag="create_prize"):
+class CreatePrize(_Command, frozen=True, kw_only=True, tag="create_prize"):
     prize_id: str
     name: str
     quantity: int = 1
@@ -85,26 +85,26 @@ class CreatePrize(_Command, tag="create_prize"):
     image_url: str | None = None
 
 
-class UpdatePrize(_Command, tag="update_prize"):
+class UpdatePrize(_Command, frozen=True, kw_only=True, tag="update_prize"):
     prize_id: str
     name: str | UnsetType = UNSET
-    description: str | None | UnsetType = UNSET
-    image_url: str | None | UnsetType = UNSET
+    description: str | UnsetType | None = UNSET
+    image_url: str | UnsetType | None = UNSET
     quantity: int | UnsetType = UNSET
 
 
-class DeletePrize(_Command, tag="delete_prize"):
+class DeletePrize(_Command, frozen=True, kw_only=True, tag="delete_prize"):
     prize_id: str
 
 
-class DrawWinner(_Command, tag="draw_winner"):
+class DrawWinner(_Command, frozen=True, kw_only=True, tag="draw_winner"):
     prize_id: str
     winner_id: str
     entropy: int
     """Non-negative; picks ``eligible[entropy % len(eligible)]`` (see ``draw.pick``)."""
 
 
-class RemoveWinner(_Command, tag="remove_winner"):
+class RemoveWinner(_Command, frozen=True, kw_only=True, tag="remove_winner"):
     winner_id: str
 
 

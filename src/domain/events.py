@@ -46,46 +46,46 @@ class _Changes(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_d
     """Only the fields that changed are present on the wire."""
 
 
-class RoomChanges(_Changes):
+class RoomChanges(_Changes, frozen=True, kw_only=True):
     name: str | UnsetType = UNSET
-    description: str | None | UnsetType = UNSET
+    description: str | UnsetType | None = UNSET
     settings: dict[str, Any] | UnsetType = UNSET
 
 
-class ParticipantChanges(_Changes):
+class ParticipantChanges(_Changes, frozen=True, kw_only=True):
     role: Role | UnsetType = UNSET
 
 
-class PrizeChanges(_Changes):
+class PrizeChanges(_Changes, frozen=True, kw_only=True):
     name: str | UnsetType = UNSET
-    description: str | None | UnsetType = UNSET
-    image_url: str | None | UnsetType = UNSET
+    description: str | UnsetType | None = UNSET
+    image_url: str | UnsetType | None = UNSET
     quantity: int | UnsetType = UNSET
 
 
-class RoomCreated(_Event, tag="room:created"):
+class RoomCreated(_Event, frozen=True, kw_only=True, tag="room:created"):
     room: RoomInfo
 
 
-class RoomUpdated(_Event, tag="room:updated"):
+class RoomUpdated(_Event, frozen=True, kw_only=True, tag="room:updated"):
     changes: RoomChanges
     room: RoomInfo
 
 
-class RoomStatusChanged(_Event, tag="room:status_changed"):
+class RoomStatusChanged(_Event, frozen=True, kw_only=True, tag="room:status_changed"):
     old_status: RoomStatus
     new_status: RoomStatus
 
 
-class RoomDeleted(_Event, tag="room:deleted"):
+class RoomDeleted(_Event, frozen=True, kw_only=True, tag="room:deleted"):
     pass
 
 
-class ParticipantJoined(_Event, tag="participant:joined"):
+class ParticipantJoined(_Event, frozen=True, kw_only=True, tag="participant:joined"):
     participant: Participant
 
 
-class ParticipantLeft(_Event, tag="participant:left"):
+class ParticipantLeft(_Event, frozen=True, kw_only=True, tag="participant:left"):
     participant_id: str
     user_id: str
     reason: Literal["left", "removed"] = "left"
@@ -93,27 +93,27 @@ class ParticipantLeft(_Event, tag="participant:left"):
     removed_by: str | None = None
 
 
-class ParticipantUpdated(_Event, tag="participant:updated"):
+class ParticipantUpdated(_Event, frozen=True, kw_only=True, tag="participant:updated"):
     participant_id: str
     changes: ParticipantChanges
     participant: Participant
 
 
-class PrizeCreated(_Event, tag="prize:created"):
+class PrizeCreated(_Event, frozen=True, kw_only=True, tag="prize:created"):
     prize: Prize
 
 
-class PrizeUpdated(_Event, tag="prize:updated"):
+class PrizeUpdated(_Event, frozen=True, kw_only=True, tag="prize:updated"):
     prize_id: str
     changes: PrizeChanges
     prize: Prize
 
 
-class PrizeDeleted(_Event, tag="prize:deleted"):
+class PrizeDeleted(_Event, frozen=True, kw_only=True, tag="prize:deleted"):
     prize_id: str
 
 
-class WinnerSelected(_Event, tag="winner:selected"):
+class WinnerSelected(_Event, frozen=True, kw_only=True, tag="winner:selected"):
     winner: Winner
     draw_number: int = 0
     """Our extension: the room's 1-based draw counter, an input of the pick."""
@@ -121,7 +121,7 @@ class WinnerSelected(_Event, tag="winner:selected"):
     """Our extension: how many participants the draw chose from."""
 
 
-class WinnerRemoved(_Event, tag="winner:removed"):
+class WinnerRemoved(_Event, frozen=True, kw_only=True, tag="winner:removed"):
     winner_id: str
     participant_id: str
     prize_id: str

@@ -24,7 +24,7 @@ draw / remove a winner        yes        no         no           no
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from msgspec import UNSET, structs
 
@@ -194,7 +194,11 @@ def _update_room(command: UpdateRoom, room: Room) -> list[Event]:
             "description": command.description,
             "settings": command.settings,
         },
-        {"name": room.info.name, "description": room.info.description, "settings": room.info.settings},
+        {
+            "name": room.info.name,
+            "description": room.info.description,
+            "settings": room.info.settings,
+        },
     )
     if not changes:
         return []
@@ -227,9 +231,7 @@ def _join(command: JoinRoom, room: Room) -> list[Event]:
     if user.id == room.info.organizer_id:
         raise AlreadyParticipant("the organizer is a member of the room already")
     if user.id in room.members:
-        raise AlreadyParticipant(
-            "already a participant", {"participantId": room.members[user.id]}
-        )
+        raise AlreadyParticipant("already a participant", {"participantId": room.members[user.id]})
     participant = Participant(
         id=command.participant_id,
         user_id=user.id,
@@ -463,12 +465,10 @@ def _prize(room: Room, prize_id: str) -> Prize:
     return prize
 
 
-def _changed(wanted: Mapping[str, object], current: Mapping[str, object]) -> dict[str, object]:
+def _changed(wanted: Mapping[str, object], current: Mapping[str, object]) -> dict[str, Any]:
     """The requested fields (not UNSET) whose value differs from the current one."""
     return {
-        key: value
-        for key, value in wanted.items()
-        if value is not UNSET and value != current[key]
+        key: value for key, value in wanted.items() if value is not UNSET and value != current[key]
     }
 
 

@@ -41,13 +41,13 @@ class _Wire(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """Base of the wire objects: immutable, camelCase on the wire."""
 
 
-class UserRef(_Wire, omit_defaults=True):
+class UserRef(_Wire, frozen=True, kw_only=True, omit_defaults=True):
     id: str
     name: str
     avatar: str | None = None
 
 
-class Participant(_Wire):
+class Participant(_Wire, frozen=True, kw_only=True):
     id: str
     user_id: str
     role: Role
@@ -55,14 +55,14 @@ class Participant(_Wire):
     joined_at: datetime
 
 
-class ParticipantRef(_Wire):
+class ParticipantRef(_Wire, frozen=True, kw_only=True):
     """The participant as a winner payload shows it."""
 
     id: str
     user: UserRef
 
 
-class Prize(_Wire):
+class Prize(_Wire, frozen=True, kw_only=True):
     id: str
     name: str
     description: str | None
@@ -72,7 +72,7 @@ class Prize(_Wire):
     created_at: datetime
 
 
-class PrizeRef(_Wire):
+class PrizeRef(_Wire, frozen=True, kw_only=True):
     """The prize as a winner payload shows it."""
 
     id: str
@@ -80,7 +80,7 @@ class PrizeRef(_Wire):
     image_url: str | None
 
 
-class Winner(_Wire):
+class Winner(_Wire, frozen=True, kw_only=True):
     id: str
     participant_id: str
     prize_id: str
@@ -89,7 +89,7 @@ class Winner(_Wire):
     created_at: datetime
 
 
-class RoomInfo(_Wire):
+class RoomInfo(_Wire, frozen=True, kw_only=True):
     """The room object of ``room:created`` / ``room:updated`` and the subscribe ack."""
 
     id: str
@@ -101,7 +101,7 @@ class RoomInfo(_Wire):
     created_at: datetime
 
 
-class Room(_Wire):
+class Room(_Wire, frozen=True, kw_only=True):
     """Everything ``decide`` needs about one room; the snapshot the store caches.
 
     Only current members, undeleted prizes and unremoved winners are kept: the

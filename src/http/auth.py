@@ -19,5 +19,7 @@ def caller_from(request: Request[Any, Any, Any], verifier: TokenVerifier) -> Use
         raise AuthenticationFailed("Authentication failed: missing bearer token")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise AuthenticationFailed("Authentication failed: expected 'Authorization: Bearer <token>'")
+        raise AuthenticationFailed(
+            "Authentication failed: expected 'Authorization: Bearer <token>'"
+        )
     return verifier.verify(token.strip()).user

@@ -30,39 +30,39 @@ class _Body(msgspec.Struct, frozen=True, kw_only=True, rename="camel", forbid_un
     pass
 
 
-class CreateRoomBody(_Body):
+class CreateRoomBody(_Body, frozen=True, kw_only=True):
     name: Name
     description: Description | None = None
     settings: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class UpdateRoomBody(_Body):
+class UpdateRoomBody(_Body, frozen=True, kw_only=True):
     name: Name | UnsetType = UNSET
-    description: Description | None | UnsetType = UNSET
+    description: Description | UnsetType | None = UNSET
     settings: dict[str, Any] | UnsetType = UNSET
 
 
-class StatusBody(_Body):
+class StatusBody(_Body, frozen=True, kw_only=True):
     status: RoomStatus
 
 
-class RoleBody(_Body):
+class RoleBody(_Body, frozen=True, kw_only=True):
     role: Role
 
 
-class CreatePrizeBody(_Body):
+class CreatePrizeBody(_Body, frozen=True, kw_only=True):
     name: Name
     quantity: Quantity = 1
     description: Description | None = None
     image_url: Url | None = None
 
 
-class UpdatePrizeBody(_Body):
+class UpdatePrizeBody(_Body, frozen=True, kw_only=True):
     name: Name | UnsetType = UNSET
-    description: Description | None | UnsetType = UNSET
-    image_url: Url | None | UnsetType = UNSET
+    description: Description | UnsetType | None = UNSET
+    image_url: Url | UnsetType | None = UNSET
     quantity: Quantity | UnsetType = UNSET
 
 
-class DrawBody(_Body):
+class DrawBody(_Body, frozen=True, kw_only=True):
     prize_id: Id

@@ -60,7 +60,7 @@ def expected_version(request: Request[Any, Any, Any]) -> int | None:
     value = header.strip().removeprefix("W/").strip('"')
     if not value.isdigit():
         raise InvalidPayload(
-            "If-Match must be the room's version, e.g. If-Match: \"7\"", {"header": "If-Match"}
+            'If-Match must be the room\'s version, e.g. If-Match: "7"', {"header": "If-Match"}
         )
     return int(value)
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 
 from roomcast.domain import commands
-from roomcast.domain.state import UserRef
 from roomcast.http.bodies import DrawBody
 from roomcast.http.commands import run_command, take
-from roomcast.service.rooms import RoomService
-from roomcast.service.sources import Sources
+from roomcast.http.deps import Caller, Clock, Service
 
 __all__ = ["DrawController"]
 
@@ -28,10 +26,10 @@ class DrawController(Controller):
         self,
         request: Request[Any, Any, Any],
         room_id: Id,
-        data: DrawBody,
-        service: RoomService,
-        caller: UserRef,
-        sources: Sources,
+        data: JSONBody[DrawBody],
+        service: Service,
+        caller: Caller,
+        sources: Clock,
     ) -> Response[bytes]:
         command = commands.DrawWinner(
             actor=caller,
@@ -51,9 +49,9 @@ class DrawController(Controller):
         request: Request[Any, Any, Any],
         room_id: Id,
         winner_id: Id,
-        service: RoomService,
-        caller: UserRef,
-        sources: Sources,
+        service: Service,
+        caller: Caller,
+        sources: Clock,
     ) -> Response[bytes]:
         command = commands.RemoveWinner(actor=caller, at=sources.now(), winner_id=winner_id)
         return await run_command(request, service, caller, room_id, command)

@@ -10,7 +10,7 @@ from litestar import MediaType, Response, get
 
 from roomcast import __version__
 from roomcast.domain.errors import ServiceUnavailable
-from roomcast.outbox.store import EventStore
+from roomcast.http.deps import Store
 
 __all__ = ["health"]
 
@@ -28,7 +28,7 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
 
 
 @get("/health", tags=["operations"], summary="Liveness and dependencies; 503 when degraded")
-async def health(store: EventStore) -> Response[Any]:
+async def health(store: Store) -> Response[Any]:
     started = time.perf_counter()
     try:
         await store.ping()

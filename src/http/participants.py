@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, patch, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 
 from roomcast.domain import commands
-from roomcast.domain.state import UserRef
 from roomcast.http.bodies import RoleBody
 from roomcast.http.commands import run_command, take
-from roomcast.service.rooms import RoomService
-from roomcast.service.sources import Sources
+from roomcast.http.deps import Caller, Clock, Service
 
 __all__ = ["ParticipantController"]
 
@@ -28,9 +26,9 @@ class ParticipantController(Controller):
         self,
         request: Request[Any, Any, Any],
         room_id: Id,
-        service: RoomService,
-        caller: UserRef,
-        sources: Sources,
+        service: Service,
+        caller: Caller,
+        sources: Clock,
     ) -> Response[bytes]:
         command = commands.JoinRoom(
             actor=caller, at=sources.now(), participant_id=sources.new_id("part")
@@ -45,9 +43,9 @@ class ParticipantController(Controller):
         self,
         request: Request[Any, Any, Any],
         room_id: Id,
-        service: RoomService,
-        caller: UserRef,
-        sources: Sources,
+        service: Service,
+        caller: Caller,
+        sources: Clock,
     ) -> Response[bytes]:
         command = commands.LeaveRoom(actor=caller, at=sources.now())
         return await run_command(request, service, caller, room_id, command)
@@ -58,9 +56,9 @@ class ParticipantController(Controller):
         request: Request[Any, Any, Any],
         room_id: Id,
         participant_id: Id,
-        service: RoomService,
-        caller: UserRef,
-        sources: Sources,
+        service: Service,
+        caller: Caller,
+        sources: Clock,
     ) -> Response[bytes]:
         command = commands.RemoveParticipant(
             actor=caller, at=sources.now(), participant_id=participant_id
@@ -73,10 +71,10 @@ class ParticipantController(Controller):
         request: Request[Any, Any, Any],
         room_id: Id,
         participant_id: Id,
-        data: RoleBody,
-        service: RoomService,
-        caller: UserRef,
-        sources: Sources,
+        data: JSONBody[RoleBody],
+        service: Service,
+        caller: Caller,
+        sources: Clock,
     ) -> Response[bytes]:
         command = commands.ChangeParticipantRole(
             actor=caller, at=sources.now(), participant_id=participant_id, role=data.role

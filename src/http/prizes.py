@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, patch, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 
 from roomcast.domain import commands
-from roomcast.domain.state import UserRef
 from roomcast.http.bodies import CreatePrizeBody, UpdatePrizeBody
 from roomcast.http.commands import run_command, take
-from roomcast.service.rooms import RoomService
-from roomcast.service.sources import Sources
+from roomcast.http.deps import Caller, Clock, Service
 
 __all__ = ["PrizeController"]
 
@@ -28,10 +26,10 @@ class PrizeController(Controller):
         self,
         request: Request[Any, Any, Any],
         room_id: Id,
-        data: CreatePrizeBody,
-        service: RoomService,
-        caller: UserRef,
-        sources: Sources,
+        data: JSONBody[CreatePrizeBody],
+        service: Service,
+        caller: Caller,
+        sources: Clock,
     ) -> Response[bytes]:
         command = commands.CreatePrize(
             actor=caller,
@@ -53,10 +51,10 @@ class PrizeController(Controller):
         request: Request[Any, Any, Any],
         room_id: Id,
         prize_id: Id,
-        data: UpdatePrizeBody,
-        service: RoomService,
-        caller: UserRef,
-        sources: Sources,
+        data: JSONBody[UpdatePrizeBody],
+        service: Service,
+        caller: Caller,
+        sources: Clock,
     ) -> Response[bytes]:
         command = commands.UpdatePrize(
             actor=caller,
@@ -78,9 +76,9 @@ class PrizeController(Controller):
         request: Request[Any, Any, Any],
         room_id: Id,
         prize_id: Id,
-        service: RoomService,
-        caller: UserRef,
-        sources: Sources,
+        service: Service,
+        caller: Caller,
+        sources: Clock,
     ) -> Response[bytes]:
         command = commands.DeletePrize(actor=caller, at=sources.now(), prize_id=prize_id)
         return await run_command(request, service, caller, room_id, command)

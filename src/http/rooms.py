@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, MediaType, Request, Response, delete, get, patch, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 
 from roomcast import wire
 from roomcast.domain import commands
@@ -14,10 +14,9 @@ from roomcast.domain.errors import PermissionDenied, RoomNotFound
 from roomcast.domain.state import Participant, Prize, Room, RoomInfo, UserRef, Winner
 from roomcast.http.bodies import CreateRoomBody, StatusBody, UpdateRoomBody
 from roomcast.http.commands import run_command, take
+from roomcast.http.deps import Caller, Clock, Service, Store
 from roomcast.outbox.codec import Envelope
-from roomcast.outbox.store import EventStore
 from roomcast.service.rooms import RoomService
-from roomcast.service.sources import Sources
 
 __all__ = ["RoomController", "readable_room"]
 
@@ -67,10 +66,10 @@ class RoomController(Controller):
     async def create(
         self,
         request: Request[Any, Any, Any],
-        data: CreateRoomBody,
-        service: RoomService,
-        caller: UserRef,
-        sources: Sources,
+        data: JSONBody[CreateRoomBody],
+        service: Service,
+        caller: Caller,
+        sources: Clock,
     ) -> Response[bytes]:
         room_id = sources.new_id("room")
         command = commands.CreateRoom(
@@ -87,7 +86,7 @@ class RoomController(Controller):
         )  # fmt: skip
 
     @get("/{room_id:str}", summary="The room's current state and version")
-    async def read(self, room_id: RoomId, service: RoomService, caller: UserRef) -> Response[bytes]:
+    async def read(self, room_id: RoomId, service: Service, caller: Caller) -> Response[bytes]:
         state, version = await readable_room(service, room_id, caller)
         view = RoomView(
             room=state.info,
@@ -103,10 +102,10 @@ class RoomController(Controller):
         self,
         request: Request[Any, Any, Any],
         room_id: RoomId,
-        data: UpdateRoomBody,
-        service: RoomService,
-        caller: UserRef,
-        sources: Sources,
+        data: JSONBody[UpdateRoomBody],
+        service: Service,
+        caller: Caller,
+        sources: Clock,
     ) -> Response[bytes]:
         command = commands.UpdateRoom(
             actor=caller,
@@ -122,10 +121,10 @@ class RoomController(Controller):
         self,
         request: Request[Any, Any, Any],
         room_id: RoomId,
-        data: StatusBody,
-        service: RoomService,
-        caller: UserRef,
-        sources: Sources,
+        data: JSONBody[StatusBody],
+        service: Service,
+        caller: Caller,
+        sources: Clock,
     ) -> Response[bytes]:
         command = commands.ChangeRoomStatus(actor=caller, at=sources.now(), status=data.status)
         return await run_command(request, service, caller, room_id, command)
@@ -135,9 +134,9 @@ class RoomController(Controller):
         self,
         request: Request[Any, Any, Any],
         room_id: RoomId,
-        service: RoomService,
-        caller: UserRef,
-        sources: Sources,
+        service: Service,
+        caller: Caller,
+        sources: Clock,
     ) -> Response[bytes]:
         command = commands.DeleteRoom(actor=caller, at=sources.now())
         return await run_command(request, service, caller, room_id, command)
@@ -146,11 +145,11 @@ class RoomController(Controller):
     async def log(
         self,
         room_id: RoomId,
-        service: RoomService,
-        store: EventStore,
-        caller: UserRef,
-        after: Annotated[int, Parameter(ge=0, default=0)] = 0,
-        limit: Annotated[int, Parameter(ge=1, le=1000, default=100)] = 100,
+        service: Service,
+        store: Store,
+        caller: Caller,
+        after: Annotated[int, Parameter(ge=0)] = 0,
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
     ) -> Response[bytes]:
         _, version = await readable_room(service, room_id, caller)
         events = await store.read(room_id, after, limit)

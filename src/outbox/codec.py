@@ -18,10 +18,11 @@ from roomcast.domain.events import Event
 __all__ = [
     "ZERO_HASH",
     "Envelope",
-    "chain_hash",
     "canonical_bytes",
+    "chain_hash",
     "decode_event",
     "encode_event",
+    "envelope",
     "wire_payload",
 ]
 
@@ -49,7 +50,8 @@ def encode_event(event: Event) -> bytes:
 
 
 def decode_event(data: str | bytes) -> Event:
-    return _event_decoder.decode(data)
+    event: Event = _event_decoder.decode(data)
+    return event
 
 
 def canonical_bytes(
@@ -91,3 +93,7 @@ def wire_payload(event_id: uuid.UUID | str, seq: int, data: bytes) -> bytes:
     holds ``roomId``, ``timestamp`` and ``type`` (the event name).
     """
     return b'{"eventId":"%s","seq":%d,%s' % (str(event_id).encode(), seq, data[1:])
+
+
+def envelope(type_: str, event_id: uuid.UUID | str, seq: int, data: bytes) -> Envelope:
+    return Envelope(event=type_, payload=msgspec.Raw(wire_payload(event_id, seq, data)))

@@ -116,9 +116,7 @@ def prepare(
         recorded_ats.append(event.timestamp)
         prev_hashes.append(prev)
         hashes.append(digest)
-        envelopes.append(
-            codec.Envelope(event=type_, payload=msgspec.Raw(codec.wire_payload(event_id, seq, data)))
-        )
+        envelopes.append(codec.envelope(type_, event_id, seq, data))
         state = room.evolve(state, event)
         prev = digest
     return PendingAppend(
@@ -208,11 +206,7 @@ class EventStore:
         with map_db_errors():
             rows = await self._pool.fetch(sql.READ, stream_id, after, limit)
         return [
-            codec.Envelope(
-                event=r["type"],
-                payload=msgspec.Raw(codec.wire_payload(r["event_id"], r["seq"], r["data"].encode())),
-            )
-            for r in rows
+            codec.envelope(r["type"], r["event_id"], r["seq"], r["data"].encode()) for r in rows
         ]
 
     async def find_remembered(self, principal: str, key: str) -> tuple[bytes, str, bytes] | None:

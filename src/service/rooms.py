@@ -119,6 +119,13 @@ class RoomService:
                     raise _conflict(room_id, loaded.version, expected_version)
                 events = room.decide(command, loaded.state)
                 if not events:
+                    if idempotency is not None:
+                        # A twin may have committed between our key check and our
+                        # load (we then see its effect, hence nothing to do): its
+                        # key row committed with it, so look once more.
+                        earlier = await self._remembered(idempotency)
+                        if earlier is not None:
+                            return Outcome(result=earlier, replayed=True)
                     return Outcome(
                         result=CommandResult(version=loaded.version, events=[]), replayed=False
                     )

@@ -1,0 +1,158 @@
+"""Shared fixtures: a real PostgreSQL (DATABASE_URL or embedded) and the app on uvicorn.
+
+With ``CI=true`` a test that needs PostgreSQL fails when none can be had; on a
+developer machine it is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+import uvicorn
+
+from roomcast.bootstrap import build_app
+from roomcast.config import Settings
+from roomcast.outbox.database import connect, migrate
+from roomcast.outbox.embedded import EmbeddedPostgres, EmbeddedPostgresError
+from roomcast.outbox.store import EventStore
+from roomcast.tokens import mint
+
+JWT_SECRET = "test-secret-not-for-production-0123456789"
+
+
+def unavailable(reason: str) -> None:
+    """Fail under CI (a green run must mean the tests ran), skip elsewhere."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: failing instead of skipping)")
+    pytest.skip(reason)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests by folder: unit, integration, e2e."""
+    for item in items:
+        for kind in ("unit", "integration", "e2e"):
+            if f"{os.sep}tests{os.sep}{kind}{os.sep}" in str(item.path):
+                item.add_marker(getattr(pytest.mark, kind))
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        try:
+            asyncio.run(_check(url))
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            unavailable(f"DATABASE_URL is set but PostgreSQL is unreachable: {exc}")
+        yield url
+        return
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("roomcast-data"))
+    try:
+        dsn = server.start()
+    except EmbeddedPostgresError as exc:
+        unavailable(f"cannot start the embedded PostgreSQL: {exc}")
+    try:
+        yield dsn
+    finally:
+        server.stop()
+
+
+async def _check(url: str) -> None:
+    conn = await asyncpg.connect(url, timeout=10)
+    await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await connect(database_url, max_size=20)
+    await migrate(pool)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+def store(pool: asyncpg.Pool) -> EventStore:
+    return EventStore(pool, snapshot_every=100)
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    url: str
+    settings: Settings
+
+    def token(self, sub: str, name: str | None = None, ttl: int = 3600) -> str:
+        return mint(
+            secret=JWT_SECRET,
+            sub=sub,
+            name=name,
+            issuer=self.settings.jwt_issuer,
+            audience=self.settings.jwt_audience,
+            ttl_seconds=ttl,
+        )
+
+    def auth(self, sub: str, name: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(sub, name)}"}
+
+
+@pytest.fixture(scope="session")
+def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    settings = Settings(
+        database_url=database_url,
+        jwt_secret=JWT_SECRET,
+        data_dir=Path(tmp_path_factory.mktemp("server-data")),
+        max_body_bytes=16 * 1024,
+    )
+    with run_server(settings) as running:
+        yield running
+
+
+class run_server:  # noqa: N801 - used as a context manager, reads like a function
+    """Run the real app on uvicorn in a thread, on a socket bound before it starts.
+
+    Binding first means the port is known and connections queue in the backlog;
+    ``ready`` fires once the services (pool, migrations) are open.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._ready = threading.Event()
+        self._failed: BaseException | None = None
+
+    def __enter__(self) -> RunningServer:
+        app = build_app(self.settings, ready=self._ready.set)
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(512)
+        port = self._sock.getsockname()[1]
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._run, name="uvicorn", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout=60) or self._failed is not None:
+            self.__exit__()
+            raise RuntimeError(f"the server did not start: {self._failed!r}")
+        return RunningServer(url=f"http://127.0.0.1:{port}", settings=self.settings)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._server.serve(sockets=[self._sock]))
+        except BaseException as exc:
+            self._failed = exc
+        if not self._ready.is_set():  # start-up failed: wake the waiting test at once
+            self._failed = self._failed or RuntimeError("uvicorn exited during start-up")
+            self._ready.set()
+
+    def __exit__(self, *_: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=30)
+        self._sock.close()

@@ -1,0 +1,30 @@
+"""Test helpers: unique ids, actors, and commands applied through the real service."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from roomcast.domain import commands
+from roomcast.domain.state import UserRef
+
+
+def unique(prefix: str) -> str:
+    """An id no other test uses, so tests share one database without truncating it."""
+    return f"{prefix}_{uuid.uuid4().hex[:16]}"
+
+
+def user(name: str) -> UserRef:
+    return UserRef(id=f"usr_{name}", name=name.title())
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_room(room_id: str, organizer: UserRef, name: str = "Lottery") -> commands.CreateRoom:
+    return commands.CreateRoom(actor=organizer, at=now(), room_id=room_id, name=name)
+
+
+def rename(organizer: UserRef, name: str) -> commands.UpdateRoom:
+    return commands.UpdateRoom(actor=organizer, at=now(), name=name)
