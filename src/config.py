@@ -94,6 +94,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             continue
         if field == "cors_origins":
             raw[field] = [o.strip() for o in value.split(",") if o.strip()]
+        elif field == "data_dir":
+            raw[field] = Path(value)  # msgspec.convert does not build a Path from a str
         else:
             raw[field] = value
     raw.update({k: v for k, v in overrides.items() if v is not None})

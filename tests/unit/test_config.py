@@ -1,0 +1,60 @@
+"""Settings come from the environment once, typed; production refuses unsafe defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from roomcast.config import ENVIRONMENT, ConfigError, Settings, load_settings, resolve_jwt_secret
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
+
+
+def test_defaults_need_no_configuration():
+    settings = load_settings({})
+    assert settings.database_url is None
+    assert settings.data_dir == Path(".roomcast")
+    assert settings.port == 8000
+
+
+def test_values_are_typed_and_lists_split():
+    settings = load_settings(
+        {"ROOMCAST_PORT": "9001", "ROOMCAST_CORS_ORIGINS": "https://a.example, https://b.example"}
+    )
+    assert settings.port == 9001
+    assert settings.cors_origins == ("https://a.example", "https://b.example")
+
+
+def test_a_wrong_type_names_the_variable():
+    with pytest.raises(ConfigError, match="ROOMCAST_PORT"):
+        load_settings({"ROOMCAST_PORT": "eighty"})
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"ROOMCAST_ENV": "production", "ROOMCAST_JWT_SECRET": "s"},
+        {"ROOMCAST_ENV": "production", "DATABASE_URL": "postgresql://db/x"},
+    ],
+)
+def test_production_refuses_to_start_without_a_database_url_and_a_secret(environ):
+    with pytest.raises(ConfigError, match="production"):
+        load_settings(environ)
+
+
+def test_the_development_secret_is_generated_once_and_reused(tmp_path):
+    settings = load_settings({"ROOMCAST_DATA_DIR": str(tmp_path)})
+    first = resolve_jwt_secret(settings)
+    assert first is not None and len(first) >= 32
+    assert resolve_jwt_secret(settings) == first
+    assert (tmp_path / "jwt-secret").stat().st_mode & 0o777 == 0o600
+
+
+def test_every_setting_has_a_variable_and_every_variable_is_documented():
+    assert set(ENVIRONMENT.values()) == set(msgspec.structs.fields(Settings)[i].name
+                                            for i in range(len(msgspec.structs.fields(Settings))))  # fmt: skip
+    documented = DOCS.read_text()
+    missing = [name for name in ENVIRONMENT if f"`{name}`" not in documented]
+    assert missing == []
