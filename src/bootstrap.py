@@ -2,6 +2,10 @@
 
 The only module (with ``cli``) that reads ``Settings``. Nothing here runs at
 import time: resources open in the app's lifespan and close in ``finally``.
+
+One ASGI app serves both edges: Socket.IO under ``/socket.io/``, Litestar for
+everything else. The lifespan (Litestar's) opens the database, the services,
+and, unless disabled, the relay that publishes the outbox into the gateway.
 """
 
 from __future__ import annotations
@@ -9,20 +13,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
+import socketio
 import structlog
-from litestar import Litestar
 
 from roomcast.config import Settings, resolve_jwt_secret
+from roomcast.gateway.server import Gateway, GatewayServices
 from roomcast.http.app import Services, create_app
 from roomcast.outbox.database import connect, migrate
 from roomcast.outbox.embedded import EmbeddedPostgres
+from roomcast.outbox.notify import CommitSignal
+from roomcast.outbox.relay import Publish, Relay
 from roomcast.outbox.store import EventStore
 from roomcast.service.rooms import RoomService
 from roomcast.service.sources import Sources
 from roomcast.tokens import TokenVerifier
 
-__all__ = ["build_app", "database", "open_services", "verifier"]
+__all__ = ["build_app", "database", "redis_publisher", "running_relay", "verifier"]
 
 log = structlog.get_logger("roomcast")
 
@@ -54,34 +62,65 @@ def verifier(settings: Settings) -> TokenVerifier:
 
 
 @contextlib.asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[Services]:
-    async with database(settings) as dsn:
-        pool = await connect(dsn, max_size=settings.db_pool_size)
-        try:
-            await migrate(pool)
-            store = EventStore(pool, snapshot_every=settings.snapshot_every)
-            yield Services(
-                store=store,
-                rooms=RoomService(store),
-                verifier=verifier(settings),
-                sources=Sources(),
-            )
-        finally:
-            await pool.close()
+async def running_relay(dsn: str, publish: Publish, settings: Settings) -> AsyncIterator[Relay]:
+    relay = Relay(dsn, publish, poll_interval=settings.relay_poll_seconds)
+    task = asyncio.create_task(relay.run(), name="relay")
+    try:
+        yield relay
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
-def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) -> Litestar:
+def redis_publisher(redis_url: str) -> Publish:
+    """Publish into the gateways of every node through Redis (for ``roomcast relay``)."""
+    from roomcast.gateway import jsoncodec
+    from roomcast.gateway.delivery import room_name
+
+    socketio.packet.Packet.json = jsoncodec
+    manager = socketio.AsyncRedisManager(redis_url, channel="roomcast", write_only=True)
+
+    async def publish(room_id: str, event: str, payload: Any) -> None:
+        await manager.emit(event, payload, namespace="/", room=room_name(room_id))
+
+    return publish
+
+
+def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) -> Any:
     """The ASGI app. ``ready`` is called once its services are open (tests await it)."""
+    gateway = Gateway(
+        cors_origins=settings.cors_origins,
+        ping_interval=settings.ping_interval_seconds,
+        ping_timeout=settings.ping_timeout_seconds,
+        redis_url=settings.redis_url,
+        max_message_bytes=settings.max_body_bytes,
+    )
 
     @contextlib.asynccontextmanager
     async def services() -> AsyncIterator[Services]:
-        async with open_services(settings) as opened:
+        async with contextlib.AsyncExitStack() as stack:
+            dsn = await stack.enter_async_context(database(settings))
+            pool = await connect(dsn, max_size=settings.db_pool_size)
+            stack.push_async_callback(pool.close)
+            await migrate(pool)
+            relay = None
+            if settings.relay:
+                relay = await stack.enter_async_context(
+                    running_relay(dsn, gateway.publish, settings)
+                )
+            signal = CommitSignal(pool, local=relay.wake if relay else None)
+            stack.push_async_callback(signal.close)
+            store = EventStore(pool, snapshot_every=settings.snapshot_every)
+            rooms = RoomService(store, on_commit=signal)
+            tokens = verifier(settings)
+            gateway.services = GatewayServices(store=store, rooms=rooms, verifier=tokens)
             if ready is not None:
                 ready()
-            yield opened
+            yield Services(store=store, rooms=rooms, verifier=tokens, sources=Sources())
 
-    return create_app(
+    app = create_app(
         open_services=services,
         max_body_bytes=settings.max_body_bytes,
         cors_origins=settings.cors_origins,
     )
+    return socketio.ASGIApp(gateway.sio, other_asgi_app=app, socketio_path="socket.io")

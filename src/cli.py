@@ -31,6 +31,12 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("migrate", help="apply schema.sql to the database (idempotent)")
 
+    sub.add_parser(
+        "relay",
+        help="publish the outbox to the gateways through Redis (REDIS_URL); "
+        "one relay publishes at a time, others stand by",
+    )
+
     token = sub.add_parser("token", help="mint a development token with the configured secret")
     token.add_argument("--sub", required=True, help="the user id (JWT subject)")
     token.add_argument("--name", help="display name (default: the user id)")
@@ -48,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _serve(settings)
             case "migrate":
                 return asyncio.run(_migrate(settings))
+            case "relay":
+                return asyncio.run(_relay(settings))
             case "token":
                 return _token(settings, args.sub, args.name, args.ttl)
     except ConfigError as exc:
@@ -95,6 +103,29 @@ async def _migrate(settings: Settings) -> int:
         finally:
             await pool.close()
     print("roomcast: schema is up to date")
+    return 0
+
+
+async def _relay(settings: Settings) -> int:
+    from roomcast.bootstrap import database, redis_publisher, running_relay
+
+    if not settings.redis_url:
+        print(
+            "roomcast: `roomcast relay` needs REDIS_URL to reach the gateways; "
+            "without Redis the relay runs inside `roomcast serve`",
+            file=sys.stderr,
+        )
+        return 2
+    configure_logging(
+        level=settings.log_level,
+        fmt=settings.log_format,
+        production=settings.env == "production",
+    )
+    async with (
+        database(settings) as dsn,
+        running_relay(dsn, redis_publisher(settings.redis_url), settings) as relay,
+    ):
+        await relay.wait_forever()
     return 0
 
 

@@ -51,6 +51,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     max_body_bytes: int = 64 * 1024
     db_pool_size: int = 10
     snapshot_every: int = 100
+    relay: bool = True
+    """Run the outbox relay inside ``roomcast serve`` (one publishes at a time)."""
+    relay_poll_seconds: float = 0.25
     cors_origins: tuple[str, ...] = ()
     ping_interval_seconds: int = 25
     ping_timeout_seconds: int = 20
@@ -73,6 +76,8 @@ ENVIRONMENT: Mapping[str, str] = {
     "ROOMCAST_MAX_BODY_BYTES": "max_body_bytes",
     "ROOMCAST_DB_POOL_SIZE": "db_pool_size",
     "ROOMCAST_SNAPSHOT_EVERY": "snapshot_every",
+    "ROOMCAST_RELAY": "relay",
+    "ROOMCAST_RELAY_POLL": "relay_poll_seconds",
     "ROOMCAST_CORS_ORIGINS": "cors_origins",
     "ROOMCAST_PING_INTERVAL": "ping_interval_seconds",
     "ROOMCAST_PING_TIMEOUT": "ping_timeout_seconds",

@@ -115,7 +115,7 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield running
 
 
-class run_server:  # noqa: N801 - used as a context manager, reads like a function
+class run_server:
     """Run the real app on uvicorn in a thread, on a socket bound before it starts.
 
     Binding first means the port is known and connections queue in the backlog;

@@ -85,3 +85,24 @@ FIND_IDEMPOTENT = """
 """
 
 PING = "SELECT 1"
+
+# The relay's batch: committed outbox rows, oldest first. No cursor: a row whose
+# transaction commits late is simply found by a later batch, because rows leave
+# the outbox only when they have been published. Within a room `global_id`
+# order is seq order (a room's appends are serialised by its head row lock, and
+# each takes its identities while holding it).
+RELAY_BATCH = """
+    SELECT o.global_id, o.stream_id, o.seq, e.event_id, e.type, e.data::text AS data,
+           extract(epoch FROM clock_timestamp() - o.enqueued_at) AS lag_seconds
+    FROM outbox o JOIN events e ON e.global_id = o.global_id
+    ORDER BY o.global_id
+    LIMIT $1
+"""
+
+RELAY_DONE = "DELETE FROM outbox WHERE global_id = ANY($1::bigint[])"
+
+OUTBOX_DEPTH = "SELECT count(*) FROM outbox"
+
+# Wakes a relay in another process; sent after a commit, never inside the append
+# (a NOTIFY in the append would take a database-wide lock at every commit).
+NOTIFY_CHANNEL = "roomcast_outbox"

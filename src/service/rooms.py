@@ -89,6 +89,7 @@ class RoomService:
         new_event_id: Callable[[], uuid.UUID] = uuid7,
         cache_size: int = 10_000,
         max_attempts: int = 50,
+        on_commit: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
         self._new_event_id = new_event_id
@@ -96,6 +97,7 @@ class RoomService:
         self._cache_size = cache_size
         self._max_attempts = max_attempts
         self._locks = KeyedLock()
+        self._on_commit = on_commit
 
     async def execute(
         self,
@@ -160,6 +162,8 @@ class RoomService:
                     continue
                 except DuplicateIdempotencyKey:
                     continue  # a twin request committed first: answer with its result
+                if self._on_commit is not None:
+                    self._on_commit()
                 self._remember(
                     Loaded(
                         stream_id=room_id,

@@ -25,9 +25,7 @@ class Api:
         self.http = http
         self.server = server
 
-    async def call(
-        self, method: str, path: str, who: str, status: int = 200, **kwargs: Any
-    ) -> Any:
+    async def call(self, method: str, path: str, who: str, status: int = 200, **kwargs: Any) -> Any:
         headers = {**self.server.auth(who, who.title()), **kwargs.pop("headers", {})}
         response = await self.http.request(method, path, headers=headers, **kwargs)
         assert response.status_code == status, response.text

@@ -85,10 +85,7 @@ class TestDenseSequence:
             services = [RoomService(EventStore(p)) for p in pools]
             room_id = await _new_room(services[0])
             results = await asyncio.gather(
-                *(
-                    services[i % 4].execute(room_id, rename(alice, f"name {i}"))
-                    for i in range(60)
-                )
+                *(services[i % 4].execute(room_id, rename(alice, f"name {i}")) for i in range(60))
             )
             seqs, outbox = await _rows(pools[0], room_id)
             versions = sorted(r.result.version for r in results)

@@ -19,8 +19,10 @@ SRC = Path(roomcast.__file__).resolve().parent
 
 def test_stdlib_http_is_not_shadowed():
     importlib.import_module("roomcast.http.app")
-    assert Path(http.__file__).resolve().is_relative_to(
-        Path(sysconfig.get_paths()["stdlib"]).resolve()
+    assert (
+        Path(http.__file__)
+        .resolve()
+        .is_relative_to(Path(sysconfig.get_paths()["stdlib"]).resolve())
     )
     assert importlib.import_module("roomcast.http").__name__ == "roomcast.http"
     assert "src" not in sys.modules

@@ -1,0 +1,151 @@
+"""The relay: publish committed outbox rows to Socket.IO rooms, in per-room seq order.
+
+Design (docs/decisions/0004-relay-cursor.md):
+
+* **No cursor.** Rows are published, then deleted. A transaction that took its
+  ids early and commits late is found by the next batch; nothing can be skipped.
+* **At-least-once.** If the relay dies between publishing and deleting, the rows
+  are published again by whoever takes over; clients drop duplicates by seq.
+* **One publisher.** A session-level advisory lock on a dedicated connection; a
+  standby blocks on it and takes over the moment the holder's session ends.
+* **Wake-ups** come from an in-process signal (``wake()``, called after each
+  commit in this process) and from LISTEN/NOTIFY (other processes), and a short
+  poll backs both up, so a lost notification only delays, never loses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import asyncpg
+import msgspec
+import structlog
+
+from roomcast.outbox import codec, sql
+
+__all__ = ["RELAY_LOCK", "Publish", "Relay", "RelayStats"]
+
+log = structlog.get_logger("roomcast.relay")
+
+RELAY_LOCK = 0x726F6F6D72656C79  # "roomrely"
+
+Publish = Callable[[str, str, msgspec.Raw], Awaitable[None]]
+"""``publish(room_id, event_name, payload)``: broadcast one event to the room."""
+
+
+@dataclass
+class RelayStats:
+    published: int = 0
+    batches: int = 0
+    active: bool = False
+    last_lag_seconds: float = 0.0
+    last_batch_at: float = field(default_factory=time.monotonic)
+
+
+class Relay:
+    """Publishes the outbox. ``run()`` until cancelled; safe to run on several nodes."""
+
+    def __init__(
+        self,
+        dsn: str,
+        publish: Publish,
+        *,
+        batch_size: int = 500,
+        poll_interval: float = 0.25,
+    ) -> None:
+        self._dsn = dsn
+        self._publish = publish
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._wake = asyncio.Event()
+        self.stats = RelayStats()
+        self.became_active = asyncio.Event()
+
+    async def wait_forever(self) -> None:
+        """For a process whose only job is relaying: park until cancelled."""
+        await asyncio.Event().wait()
+
+    def wake(self) -> None:
+        """Something was committed: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Hold the publisher lock and drain the outbox; reconnect after failures."""
+        backoff = 0.1
+        while True:
+            try:
+                await self._run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database, Redis, a bug: keep relaying after a pause
+                self.stats.active = False
+                log.warning("relay_failed", error=repr(exc), retry_in=backoff, exc_info=exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            else:
+                backoff = 0.1
+
+    async def _run_once(self) -> None:
+        # statement_timeout=0: this session waits on the lock for as long as the
+        # active relay lives, and holds it for as long as we do.
+        conn: asyncpg.Connection = await asyncpg.connect(
+            self._dsn,
+            server_settings={
+                "statement_timeout": "0",
+                # Another session holding outbox row locks (it should not) makes our
+                # DELETE fail after this, and we publish again, rather than wait forever.
+                "lock_timeout": "5000",
+                "application_name": "roomcast-relay",
+            },
+        )
+        try:
+            # lock_timeout must not apply to the publisher lock: a standby waits.
+            await conn.execute("SET lock_timeout = 0")
+            await conn.execute("SELECT pg_advisory_lock($1)", RELAY_LOCK)
+            await conn.execute("SET lock_timeout = 5000")
+            self.stats.active = True
+            self.became_active.set()
+            log.info("relay_active")
+            await conn.add_listener(sql.NOTIFY_CHANNEL, self._on_notify)
+            await self._drain_forever(conn)
+        finally:
+            self.stats.active = False
+            self.became_active.clear()
+            with contextlib.suppress(Exception):
+                await asyncio.shield(conn.close(timeout=2))
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _drain_forever(self, conn: asyncpg.Connection) -> None:
+        while True:
+            if conn.is_closed():
+                raise asyncpg.InterfaceError("relay lock connection closed")
+            published = await self.drain_once(conn)
+            if published < self._batch_size:
+                # Caught up: sleep until woken or the poll interval passes.
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+
+    async def drain_once(self, conn: asyncpg.Connection) -> int:
+        """Publish one batch, then delete it. Returns how many rows were published."""
+        rows = await conn.fetch(sql.RELAY_BATCH, self._batch_size)
+        if not rows:
+            return 0
+        for row in rows:
+            payload = msgspec.Raw(
+                codec.wire_payload(row["event_id"], row["seq"], row["data"].encode())
+            )
+            await self._publish(row["stream_id"], row["type"], payload)
+        await conn.execute(sql.RELAY_DONE, [r["global_id"] for r in rows])
+        self.stats.published += len(rows)
+        self.stats.batches += 1
+        self.stats.last_lag_seconds = float(rows[0]["lag_seconds"])  # the oldest row
+        self.stats.last_batch_at = time.monotonic()
+        log.debug("relay_batch_published", rows=len(rows))
+        return len(rows)

@@ -1,0 +1,260 @@
+"""Realtime delivery end to end: relay → Socket.IO → clients, with real parts only."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import socketio
+
+from roomcast.client import RoomcastClient, SubscriptionError
+
+from ..conftest import RunningServer
+
+
+def user_id() -> str:
+    return f"usr_{uuid.uuid4().hex[:10]}"
+
+
+class Recorder:
+    """Collects a client's room events; lets a test await "seq N has arrived"."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self._changed = asyncio.Condition()
+
+    async def __call__(self, event: str, payload: dict[str, Any]) -> None:
+        if "eventId" not in payload:
+            return  # room:subscribed and other notices
+        async with self._changed:
+            self.events.append((event, payload))
+            self._changed.notify_all()
+
+    @property
+    def seqs(self) -> list[int]:
+        return [p["seq"] for _, p in self.events if "seq" in p]
+
+    async def wait_for_seq(self, seq: int, timeout: float = 60) -> None:
+        async def reached() -> None:
+            async with self._changed:
+                await self._changed.wait_for(lambda: bool(self.seqs) and self.seqs[-1] >= seq)
+
+        await asyncio.wait_for(reached(), timeout)
+
+
+@pytest.fixture
+async def http(server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        yield client
+
+
+async def create_room(http: httpx.AsyncClient, server: RunningServer, org: str) -> str:
+    response = await http.post("/api/rooms", json={"name": "Live"}, headers=server.auth(org))
+    assert response.status_code == 201, response.text
+    return str(response.json()["data"]["room"]["id"])
+
+
+async def rename_many(
+    http: httpx.AsyncClient, server: RunningServer, org: str, room_id: str, count: int,
+    concurrency: int = 8,
+) -> None:  # fmt: skip
+    headers = server.auth(org)
+    queue = iter(range(count))
+
+    async def worker() -> None:
+        for i in queue:
+            response = await http.patch(
+                f"/api/rooms/{room_id}", json={"name": f"name {i}"}, headers=headers
+            )
+            assert response.status_code == 200, response.text
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+@pytest.fixture
+async def connected(server: RunningServer) -> AsyncIterator[Any]:
+    clients: list[RoomcastClient] = []
+
+    async def make(sub: str) -> tuple[RoomcastClient, Recorder]:
+        client = RoomcastClient(server.url, server.token(sub))
+        recorder = Recorder()
+        client.on("*", recorder)
+        await client.connect()
+        clients.append(client)
+        return client, recorder
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+class TestLiveDelivery:
+    async def test_a_subscriber_receives_1000_commands_once_each_in_order(
+        self, server, http, connected
+    ):
+        org = user_id()
+        room_id = await create_room(http, server, org)
+        client, recorder = await connected(org)
+        ack = await client.subscribe(room_id, last_seq=0)
+        assert ack["headSeq"] >= 1
+        await rename_many(http, server, org, room_id, 999)
+        await recorder.wait_for_seq(1000)
+        assert recorder.seqs == list(range(1, 1001))
+        assert len({p["eventId"] for _, p in recorder.events}) == 1000
+        assert recorder.events[0][0] == "room:created"
+        assert all(p["roomId"] == room_id for _, p in recorder.events)
+
+    async def test_a_client_that_lost_its_transport_gets_what_it_missed(
+        self, server, http, connected
+    ):
+        org = user_id()
+        room_id = await create_room(http, server, org)
+        client, recorder = await connected(org)
+        await client.subscribe(room_id, last_seq=0)
+        await rename_many(http, server, org, room_id, 20, concurrency=1)
+        await recorder.wait_for_seq(21)
+
+        # Kill the websocket under the client (no disconnect packet), write while it
+        # is gone, and let python-socketio reconnect on its own.
+        await client.sio.eio.ws.close()
+        await rename_many(http, server, org, room_id, 50)
+        await recorder.wait_for_seq(71)
+        assert client.reconnects >= 1
+        assert recorder.seqs == list(range(1, 72))
+
+    async def test_the_subscribe_ack_carries_the_room_and_head(self, server, http, connected):
+        org = user_id()
+        room_id = await create_room(http, server, org)
+        client, recorder = await connected(org)
+        ack = await client.subscribe(room_id)
+        assert ack["roomId"] == room_id
+        assert ack["room"]["id"] == room_id
+        assert ack["headSeq"] == 1
+        await rename_many(http, server, org, room_id, 3, concurrency=1)
+        await recorder.wait_for_seq(4)
+        assert recorder.seqs == [2, 3, 4]  # live only: no replay without lastSeq
+
+    async def test_replay_returns_events_in_seq_order(self, server, http, connected):
+        org = user_id()
+        room_id = await create_room(http, server, org)
+        await rename_many(http, server, org, room_id, 9, concurrency=1)
+        client, _ = await connected(org)
+        data = await client.replay(room_id, after_seq=3, limit=4)
+        assert [e["payload"]["seq"] for e in data["events"]] == [4, 5, 6, 7]
+        assert [e["event"] for e in data["events"]] == ["room:updated"] * 4
+        assert data["headSeq"] == 10
+
+
+class TestAuthorisation:
+    @pytest.mark.parametrize("auth", [{"token": "garbage"}, None, {"token": 5}, "token"])
+    async def test_a_bad_or_missing_token_gets_connect_error_authentication_failed(
+        self, server, auth
+    ):
+        client = socketio.AsyncClient(reconnection=False)
+        errors: asyncio.Queue[Any] = asyncio.Queue()
+        client.on("connect_error", errors.put)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await client.connect(server.url, auth=auth, transports=["websocket"])
+        error = await asyncio.wait_for(errors.get(), 10)
+        assert error["message"].startswith("AUTHENTICATION_FAILED: ")
+        assert error["data"]["code"] == "AUTHENTICATION_FAILED"
+
+    async def test_an_expired_token_is_refused(self, server):
+        client = socketio.AsyncClient(reconnection=False)
+        errors: asyncio.Queue[Any] = asyncio.Queue()
+        client.on("connect_error", errors.put)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await client.connect(server.url, auth={"token": server.token("u", ttl=-60)},
+                                 transports=["websocket"])  # fmt: skip
+        error = await asyncio.wait_for(errors.get(), 10)
+        assert "expired" in error["message"]
+
+    async def test_a_non_member_cannot_subscribe_or_replay(self, server, http, connected):
+        room_id = await create_room(http, server, user_id())
+        stranger, _ = await connected(user_id())
+        with pytest.raises(SubscriptionError) as refused:
+            await stranger.subscribe(room_id)
+        assert refused.value.code == "PERMISSION_DENIED"
+        with pytest.raises(SubscriptionError) as refused:
+            await stranger.replay(room_id, after_seq=0)
+        assert refused.value.code == "PERMISSION_DENIED"
+
+    async def test_an_unknown_room_is_room_not_found(self, server, connected):
+        client, _ = await connected(user_id())
+        with pytest.raises(SubscriptionError) as refused:
+            await client.subscribe("room_does_not_exist")
+        assert refused.value.code == "ROOM_NOT_FOUND"
+
+    async def test_a_removed_participant_receives_nothing_after_the_removal(
+        self, server, http, connected
+    ):
+        org, ann = user_id(), user_id()
+        room_id = await create_room(http, server, org)
+        joined = await http.post(f"/api/rooms/{room_id}/participants", headers=server.auth(ann))
+        part_id = joined.json()["data"]["participant"]["id"]
+        client, recorder = await connected(ann)
+        await client.subscribe(room_id, last_seq=0)
+        await recorder.wait_for_seq(2)
+        removed = await http.delete(
+            f"/api/rooms/{room_id}/participants/{part_id}", headers=server.auth(org)
+        )
+        assert removed.status_code == 200
+        await rename_many(http, server, org, room_id, 5, concurrency=1)
+        # The organizer's own subscription proves the later events were broadcast.
+        watcher, watched = await connected(org)
+        await watcher.subscribe(room_id, last_seq=0)
+        await watched.wait_for_seq(8)
+        assert recorder.seqs == [1, 2, 3]
+        assert recorder.events[-1][0] == "participant:left"
+        with pytest.raises(SubscriptionError) as refused:
+            await client.replay(room_id, after_seq=3)
+        assert refused.value.code == "PERMISSION_DENIED"
+
+
+class TestMalformedPayloads:
+    @pytest.mark.parametrize(
+        ("event", "payload"),
+        [
+            ("room:subscribe", "room_1"),
+            ("room:subscribe", {"roomId": 5}),
+            ("room:subscribe", {"roomId": "r", "lastSeq": -1}),
+            ("room:replay", {"roomId": "r"}),
+            ("room:replay", {"roomId": "r", "afterSeq": 0, "limit": 100000}),
+            ("room:unsubscribe", None),
+            ("no:such_event", {"a": 1}),
+        ],
+    )
+    async def test_garbage_gets_invalid_payload_and_the_socket_stays_usable(
+        self, server, http, event, payload
+    ):
+        org = user_id()
+        room_id = await create_room(http, server, org)
+        client = socketio.AsyncClient(reconnection=False)
+        await client.connect(server.url, auth={"token": server.token(org)},
+                             transports=["websocket"])  # fmt: skip
+        try:
+            ack = await client.call(event, payload, timeout=10)
+            assert ack["success"] is False
+            assert ack["error"]["code"] == "INVALID_PAYLOAD"
+            ok = await client.call("room:subscribe", {"roomId": room_id}, timeout=10)
+            assert ok["success"] is True
+        finally:
+            await client.disconnect()
+
+    async def test_a_refusal_without_an_ack_comes_as_an_error_event(self, server):
+        client = socketio.AsyncClient(reconnection=False)
+        errors: asyncio.Queue[Any] = asyncio.Queue()
+        client.on("error", errors.put)
+        await client.connect(server.url, auth={"token": server.token(user_id())},
+                             transports=["websocket"])  # fmt: skip
+        try:
+            await client.emit("room:subscribe", {"roomId": 42})
+            error = await asyncio.wait_for(errors.get(), 10)
+            assert error["code"] == "INVALID_PAYLOAD"
+            assert "message" in error
+        finally:
+            await client.disconnect()
