@@ -74,13 +74,13 @@ def _free_port() -> int:
         return port
 
 
-def _client(port: int, connect_timeout: float) -> redis.Redis:
+def _client(port: int, timeout: float) -> redis.Redis:
     """A client that fails at once: redis-py's default retries back off for seconds."""
     return redis.Redis(
         host=HOST,
         port=port,
-        socket_connect_timeout=connect_timeout,
-        socket_timeout=2.0,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
     )
 
@@ -113,14 +113,26 @@ class EmbeddedRedis:
 
     def __init__(self, workdir: pathlib.Path) -> None:
         self.workdir = pathlib.Path(workdir)
-        self.port: int | None = None
-        self.url: str | None = None
+        self._port: int | None = None
         self.log_path: pathlib.Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
     @property
+    def port(self) -> int:
+        """The TCP port on 127.0.0.1 (kept after stop)."""
+        if self._port is None:
+            raise EmbeddedRedisError("not started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """``redis://127.0.0.1:<port>/0`` (kept after stop)."""
+        return f"redis://{HOST}:{self.port}/0"
+
+    @property
     def pid(self) -> int | None:
+        """The server's pid while it runs."""
         return self._process.pid if self._process is not None else None
 
     def start(self) -> str:
@@ -134,8 +146,7 @@ class EmbeddedRedis:
             port = _free_port()
             reason = self._try_start(binary, port)
             if reason is None:
-                self.port = port
-                self.url = f"redis://{HOST}:{port}/0"
+                self._port = port
                 atexit.register(self.stop)
                 return self.url
             failures.append(f"port {port}: {reason}")
@@ -163,7 +174,6 @@ class EmbeddedRedis:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            cwd=self.workdir,
             start_new_session=True,  # no terminal Ctrl-C before teardown runs
             preexec_fn=_die_with_parent(),
         )
@@ -175,7 +185,8 @@ class EmbeddedRedis:
 
     def _wait_ready(self, process: subprocess.Popen[bytes], port: int) -> str | None:
         deadline = time.monotonic() + START_TIMEOUT
-        client = _client(port, connect_timeout=0.5)
+        # Short: a listener that is not (yet) ours may accept and never answer.
+        client = _client(port, timeout=0.25)
         try:
             while True:
                 if process.poll() is not None:
@@ -227,9 +238,9 @@ class EmbeddedRedis:
         SHUTDOWN NOSAVE first (immediate); SIGTERM, then SIGKILL, if that fails.
         """
         atexit.unregister(self.stop)
-        process, port = self._process, self.port
+        process, port = self._process, self._port
         if process is not None and port is not None and process.poll() is None:
-            client = _client(port, connect_timeout=1.0)
+            client = _client(port, timeout=2.0)
             with contextlib.suppress(redis.RedisError, OSError):
                 client.shutdown(nosave=True)
             client.close()
@@ -245,4 +256,4 @@ class EmbeddedRedis:
         self.stop()
 
     def __repr__(self) -> str:
-        return f"EmbeddedRedis(url={self.url!r}, pid={self.pid})"
+        return f"EmbeddedRedis(workdir={self.workdir!r}, port={self._port}, pid={self.pid})"

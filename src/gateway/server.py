@@ -214,8 +214,12 @@ class Gateway:
         visibility = Visibility(user.id)
         visible: list[Envelope] = [e for e in page if visibility.admit(e.event, e.payload)]
         next_after = seq_of(page[-1].payload) if page else request.after_seq
-        return {"roomId": request.room_id, "events": visible, "headSeq": head,
-                "nextAfter": next_after}  # fmt: skip
+        return {
+            "roomId": request.room_id,
+            "events": visible,
+            "headSeq": head,
+            "nextAfter": next_after,
+        }
 
     # ---------------------------------------------------------------- relay side
 

@@ -39,9 +39,14 @@ class DrawController(Controller):
             entropy=sources.entropy(),
         )
         return await run_command(
-            request, service, caller, room_id, command,
-            render=take("winner:selected", "winner", "winner"), status_code=201,
-        )  # fmt: skip
+            request,
+            service,
+            caller,
+            room_id,
+            command,
+            render=take("winner:selected", "winner", "winner"),
+            status_code=201,
+        )
 
     @delete("/winners/{winner_id:str}", status_code=200, summary="Remove a winner")
     async def remove_winner(

@@ -34,9 +34,14 @@ class ParticipantController(Controller):
             actor=caller, at=sources.now(), participant_id=sources.new_id("part")
         )
         return await run_command(
-            request, service, caller, room_id, command,
-            render=take("participant:joined", "participant", "participant"), status_code=201,
-        )  # fmt: skip
+            request,
+            service,
+            caller,
+            room_id,
+            command,
+            render=take("participant:joined", "participant", "participant"),
+            status_code=201,
+        )
 
     @delete("/me", status_code=200, summary="The caller leaves the room")
     async def leave(
@@ -80,6 +85,10 @@ class ParticipantController(Controller):
             actor=caller, at=sources.now(), participant_id=participant_id, role=data.role
         )
         return await run_command(
-            request, service, caller, room_id, command,
+            request,
+            service,
+            caller,
+            room_id,
+            command,
             render=take("participant:updated", "participant", "participant"),
-        )  # fmt: skip
+        )

@@ -41,9 +41,14 @@ class PrizeController(Controller):
             image_url=data.image_url,
         )
         return await run_command(
-            request, service, caller, room_id, command,
-            render=take("prize:created", "prize", "prize"), status_code=201,
-        )  # fmt: skip
+            request,
+            service,
+            caller,
+            room_id,
+            command,
+            render=take("prize:created", "prize", "prize"),
+            status_code=201,
+        )
 
     @patch("/{prize_id:str}", summary="Update a prize")
     async def update(
@@ -66,9 +71,13 @@ class PrizeController(Controller):
             quantity=data.quantity,
         )
         return await run_command(
-            request, service, caller, room_id, command,
+            request,
+            service,
+            caller,
+            room_id,
+            command,
             render=take("prize:updated", "prize", "prize"),
-        )  # fmt: skip
+        )
 
     @delete("/{prize_id:str}", status_code=200, summary="Delete a prize (soft)")
     async def remove(

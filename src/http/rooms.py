@@ -81,9 +81,14 @@ class RoomController(Controller):
             settings=data.settings,
         )
         return await run_command(
-            request, service, caller, room_id, command,
-            render=take("room:created", "room", "room"), status_code=201,
-        )  # fmt: skip
+            request,
+            service,
+            caller,
+            room_id,
+            command,
+            render=take("room:created", "room", "room"),
+            status_code=201,
+        )
 
     @get("/{room_id:str}", summary="The room's current state and version")
     async def read(self, room_id: RoomId, service: Service, caller: Caller) -> Response[bytes]:

@@ -138,10 +138,10 @@ class Relay:
         if not rows:
             return 0
         for row in rows:
-            payload = msgspec.Raw(
-                codec.wire_payload(row["event_id"], row["seq"], row["data"].encode())
+            envelope = codec.envelope(
+                row["type"], row["event_id"], row["seq"], row["data"].encode()
             )
-            await self._publish(row["stream_id"], row["type"], payload)
+            await self._publish(row["stream_id"], envelope.event, envelope.payload)
         await conn.execute(sql.RELAY_DONE, [r["global_id"] for r in rows])
         self.stats.published += len(rows)
         self.stats.batches += 1

@@ -22,7 +22,15 @@ from roomcast.domain.state import Room
 from roomcast.outbox import codec, sql
 from roomcast.outbox.errors import StaleVersion, map_db_errors
 
-__all__ = ["Appended", "EventStore", "Loaded", "PendingAppend", "Remembered", "prepare"]
+__all__ = [
+    "Appended",
+    "EventStore",
+    "Loaded",
+    "PendingAppend",
+    "Remembered",
+    "append_statement",
+    "prepare",
+]
 
 _room_decoder = msgspec.json.Decoder(Room)
 
@@ -137,6 +145,33 @@ def prepare(
     )
 
 
+def append_statement(
+    pending: PendingAppend, remember: Remembered | None = None, snapshot: str | None = None
+) -> tuple[object, ...]:
+    """The append as ``(sql, *parameters)``: one statement, one implicit transaction."""
+    statement = sql.APPEND_NEW if pending.expected_version == 0 else sql.APPEND_EXISTING
+    return (
+        statement,
+        pending.stream_id,
+        pending.expected_version,
+        pending.new_version,
+        pending.last_hash,
+        pending.actor_id,
+        pending.seqs,
+        pending.event_ids,
+        pending.types,
+        pending.datas,
+        pending.recorded_ats,
+        pending.prev_hashes,
+        pending.hashes,
+        None if remember is None else remember.principal,
+        None if remember is None else remember.key,
+        None if remember is None else remember.fingerprint,
+        None if remember is None else remember.result.decode(),
+        snapshot,
+    )
+
+
 class EventStore:
     """asyncpg adapter for streams, events, outbox rows, idempotency keys and snapshots.
 
@@ -175,28 +210,8 @@ class EventStore:
             pending.expected_version // self._snapshot_every
         ):
             snapshot = msgspec.json.encode(pending.state).decode()
-        statement = sql.APPEND_NEW if pending.expected_version == 0 else sql.APPEND_EXISTING
         with map_db_errors():
-            version = await self._pool.fetchval(
-                statement,
-                pending.stream_id,
-                pending.expected_version,
-                pending.new_version,
-                pending.last_hash,
-                pending.actor_id,
-                pending.seqs,
-                pending.event_ids,
-                pending.types,
-                pending.datas,
-                pending.recorded_ats,
-                pending.prev_hashes,
-                pending.hashes,
-                None if remember is None else remember.principal,
-                None if remember is None else remember.key,
-                None if remember is None else remember.fingerprint,
-                None if remember is None else remember.result.decode(),
-                snapshot,
-            )
+            version = await self._pool.fetchval(*append_statement(pending, remember, snapshot))
         if version is None:
             raise StaleVersion(f"{pending.stream_id} is not at version {pending.expected_version}")
         return Appended(version=version, envelopes=pending.envelopes)

@@ -38,12 +38,9 @@ class Recorder:
     def seqs(self) -> list[int]:
         return [p["seq"] for _, p in self.events if "seq" in p]
 
-    async def wait_for_seq(self, seq: int, timeout: float = 60) -> None:
-        async def reached() -> None:
-            async with self._changed:
-                await self._changed.wait_for(lambda: bool(self.seqs) and self.seqs[-1] >= seq)
-
-        await asyncio.wait_for(reached(), timeout)
+    async def wait_for_seq(self, seq: int, within: float = 60) -> None:
+        async with asyncio.timeout(within), self._changed:
+            await self._changed.wait_for(lambda: bool(self.seqs) and self.seqs[-1] >= seq)
 
 
 @pytest.fixture
@@ -59,9 +56,13 @@ async def create_room(http: httpx.AsyncClient, server: RunningServer, org: str) 
 
 
 async def rename_many(
-    http: httpx.AsyncClient, server: RunningServer, org: str, room_id: str, count: int,
+    http: httpx.AsyncClient,
+    server: RunningServer,
+    org: str,
+    room_id: str,
+    count: int,
     concurrency: int = 8,
-) -> None:  # fmt: skip
+) -> None:
     headers = server.auth(org)
     queue = iter(range(count))
 
@@ -168,8 +169,9 @@ class TestAuthorisation:
         errors: asyncio.Queue[Any] = asyncio.Queue()
         client.on("connect_error", errors.put)
         with pytest.raises(socketio.exceptions.ConnectionError):
-            await client.connect(server.url, auth={"token": server.token("u", ttl=-60)},
-                                 transports=["websocket"])  # fmt: skip
+            await client.connect(
+                server.url, auth={"token": server.token("u", ttl=-60)}, transports=["websocket"]
+            )
         error = await asyncio.wait_for(errors.get(), 10)
         assert "expired" in error["message"]
 
@@ -234,8 +236,9 @@ class TestMalformedPayloads:
         org = user_id()
         room_id = await create_room(http, server, org)
         client = socketio.AsyncClient(reconnection=False)
-        await client.connect(server.url, auth={"token": server.token(org)},
-                             transports=["websocket"])  # fmt: skip
+        await client.connect(
+            server.url, auth={"token": server.token(org)}, transports=["websocket"]
+        )
         try:
             ack = await client.call(event, payload, timeout=10)
             assert ack["success"] is False
@@ -249,8 +252,9 @@ class TestMalformedPayloads:
         client = socketio.AsyncClient(reconnection=False)
         errors: asyncio.Queue[Any] = asyncio.Queue()
         client.on("error", errors.put)
-        await client.connect(server.url, auth={"token": server.token(user_id())},
-                             transports=["websocket"])  # fmt: skip
+        await client.connect(
+            server.url, auth={"token": server.token(user_id())}, transports=["websocket"]
+        )
         try:
             await client.emit("room:subscribe", {"roomId": 42})
             error = await asyncio.wait_for(errors.get(), 10)

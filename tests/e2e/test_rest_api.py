@@ -57,9 +57,14 @@ class TestRoomLifecycle:
         room_id = created["room"]["id"]
         assert room_id.startswith("room_")
         assert created["room"] == {
-            "id": room_id, "name": "New Year", "description": "d", "status": "draft",
-            "settings": {}, "organizerId": org, "createdAt": created["room"]["createdAt"],
-        }  # fmt: skip
+            "id": room_id,
+            "name": "New Year",
+            "description": "d",
+            "status": "draft",
+            "settings": {},
+            "organizerId": org,
+            "createdAt": created["room"]["createdAt"],
+        }
         assert created["version"] == 1
         assert created["events"][0]["event"] == "room:created"
         assert created["events"][0]["payload"]["seq"] == 1
@@ -69,9 +74,12 @@ class TestRoomLifecycle:
         assert joined["participant"]["id"].startswith("part_")
         await api.call("POST", f"/api/rooms/{room_id}/participants", bob, 201)
         prize = await api.call(
-            "POST", f"/api/rooms/{room_id}/prizes", org, 201,
+            "POST",
+            f"/api/rooms/{room_id}/prizes",
+            org,
+            201,
             json={"name": "iPhone", "quantity": 1, "imageUrl": "https://x/y.png"},
-        )  # fmt: skip
+        )
         prize_id = prize["prize"]["id"]
         assert prize["prize"]["quantityRemaining"] == 1
         await api.call("POST", f"/api/rooms/{room_id}/status", org, json={"status": "active"})
@@ -94,9 +102,14 @@ class TestRoomLifecycle:
 
         log = await api.call("GET", f"/api/rooms/{room_id}/events?after=0&limit=100", ann)
         assert [e["event"] for e in log["events"]] == [
-            "room:created", "participant:joined", "participant:joined", "prize:created",
-            "room:status_changed", "winner:selected", "winner:removed",
-        ]  # fmt: skip
+            "room:created",
+            "participant:joined",
+            "participant:joined",
+            "prize:created",
+            "room:status_changed",
+            "winner:selected",
+            "winner:removed",
+        ]
         assert [e["payload"]["seq"] for e in log["events"]] == list(range(1, 8))
         assert log["headSeq"] == 7
         assert all(e["payload"]["roomId"] == room_id for e in log["events"])
@@ -119,9 +132,11 @@ class TestRoomLifecycle:
             "participant"
         ]["id"]
         updated = await api.call(
-            "PATCH", f"/api/rooms/{room_id}/participants/{bob_part}", org,
+            "PATCH",
+            f"/api/rooms/{room_id}/participants/{bob_part}",
+            org,
             json={"role": "moderator"},
-        )  # fmt: skip
+        )
         assert updated["participant"]["role"] == "moderator"
         left = await api.call("DELETE", f"/api/rooms/{room_id}/participants/me", ann)
         assert left["events"][0]["event"] == "participant:left"
@@ -149,9 +164,13 @@ class TestConcurrencyHeaders:
         )
         assert ok["version"] == 2
         error = await api.call(
-            "PATCH", f"/api/rooms/{room_id}", org, 409, json={"name": "c"},
+            "PATCH",
+            f"/api/rooms/{room_id}",
+            org,
+            409,
+            json={"name": "c"},
             headers={"If-Match": '"1"'},
-        )  # fmt: skip
+        )
         assert error["code"] == "CONFLICT"
         assert error["details"]["currentVersion"] == 2
 
@@ -195,11 +214,15 @@ class TestErrorEnvelope:
     async def test_no_token_a_bad_token_and_an_expired_token_are_401(self, http, server):
         _error(await http.post("/api/rooms", json={"name": "x"}), 401, "AUTHENTICATION_FAILED")
         bad = {"Authorization": "Bearer not.a.jwt"}
-        _error(await http.post("/api/rooms", json={"name": "x"}, headers=bad), 401,
-               "AUTHENTICATION_FAILED")  # fmt: skip
+        _error(
+            await http.post("/api/rooms", json={"name": "x"}, headers=bad),
+            401,
+            "AUTHENTICATION_FAILED",
+        )
         expired = {"Authorization": f"Bearer {server.token('usr_x', ttl=-60)}"}
-        error = _error(await http.get("/api/rooms/room_x", headers=expired), 401,
-                       "AUTHENTICATION_FAILED")  # fmt: skip
+        error = _error(
+            await http.get("/api/rooms/room_x", headers=expired), 401, "AUTHENTICATION_FAILED"
+        )
         assert "expired" in error["message"]
 
     async def test_a_token_for_another_audience_is_401(self, http, server):
@@ -207,8 +230,14 @@ class TestErrorEnvelope:
 
         from ..conftest import JWT_SECRET
 
-        token = mint(secret=JWT_SECRET, sub="u", name=None, issuer="roomcast",
-                     audience="someone-else", ttl_seconds=60)  # fmt: skip
+        token = mint(
+            secret=JWT_SECRET,
+            sub="u",
+            name=None,
+            issuer="roomcast",
+            audience="someone-else",
+            ttl_seconds=60,
+        )
         response = await http.get("/api/rooms/r", headers={"Authorization": f"Bearer {token}"})
         _error(response, 401, "AUTHENTICATION_FAILED")
 
@@ -234,41 +263,82 @@ class TestErrorEnvelope:
         room_id = await new_room(api, org)
         auth = server.auth(org)
         _error(await http.get("/api/rooms/room_nope", headers=auth), 404, "ROOM_NOT_FOUND")
-        _error(await http.patch(f"/api/rooms/{room_id}/prizes/prize_nope", json={"name": "x"},
-                                headers=auth), 404, "PRIZE_NOT_FOUND")  # fmt: skip
-        _error(await http.delete(f"/api/rooms/{room_id}/participants/part_nope", headers=auth),
-               404, "PARTICIPANT_NOT_FOUND")  # fmt: skip
-        _error(await http.delete(f"/api/rooms/{room_id}/winners/winner_nope", headers=auth),
-               404, "WINNER_NOT_FOUND")  # fmt: skip
+        _error(
+            await http.patch(
+                f"/api/rooms/{room_id}/prizes/prize_nope", json={"name": "x"}, headers=auth
+            ),
+            404,
+            "PRIZE_NOT_FOUND",
+        )
+        _error(
+            await http.delete(f"/api/rooms/{room_id}/participants/part_nope", headers=auth),
+            404,
+            "PARTICIPANT_NOT_FOUND",
+        )
+        _error(
+            await http.delete(f"/api/rooms/{room_id}/winners/winner_nope", headers=auth),
+            404,
+            "WINNER_NOT_FOUND",
+        )
         _error(await http.get("/api/nothing-here", headers=auth), 404, "NOT_FOUND")
 
     async def test_rules_refused_by_the_domain_carry_their_codes(self, http, server, api: Api):
         org, stranger = user_id(), user_id()
         room_id = await new_room(api, org)
-        _error(await http.get(f"/api/rooms/{room_id}", headers=server.auth(stranger)),
-               403, "PERMISSION_DENIED")  # fmt: skip
-        _error(await http.post(f"/api/rooms/{room_id}/prizes", json={"name": "p"},
-                               headers=server.auth(stranger)), 403, "PERMISSION_DENIED")  # fmt: skip
-        _error(await http.post(f"/api/rooms/{room_id}/status", json={"status": "draft"},
-                               headers=server.auth(org)), 409, "INVALID_STATUS_TRANSITION")  # fmt: skip
-        _error(await http.post(f"/api/rooms/{room_id}/status", json={"status": "paused"},
-                               headers=server.auth(org)), 400, "INVALID_PAYLOAD")  # fmt: skip
-        _error(await http.post(f"/api/rooms/{room_id}/draws", json={"prizeId": "prize_x"},
-                               headers=server.auth(org)), 409, "ROOM_NOT_ACTIVE")  # fmt: skip
+        _error(
+            await http.get(f"/api/rooms/{room_id}", headers=server.auth(stranger)),
+            403,
+            "PERMISSION_DENIED",
+        )
+        _error(
+            await http.post(
+                f"/api/rooms/{room_id}/prizes", json={"name": "p"}, headers=server.auth(stranger)
+            ),
+            403,
+            "PERMISSION_DENIED",
+        )
+        _error(
+            await http.post(
+                f"/api/rooms/{room_id}/status", json={"status": "draft"}, headers=server.auth(org)
+            ),
+            409,
+            "INVALID_STATUS_TRANSITION",
+        )
+        _error(
+            await http.post(
+                f"/api/rooms/{room_id}/status", json={"status": "paused"}, headers=server.auth(org)
+            ),
+            400,
+            "INVALID_PAYLOAD",
+        )
+        _error(
+            await http.post(
+                f"/api/rooms/{room_id}/draws", json={"prizeId": "prize_x"}, headers=server.auth(org)
+            ),
+            409,
+            "ROOM_NOT_ACTIVE",
+        )
 
     async def test_a_malformed_if_match_or_idempotency_key_is_400(self, http, server, api: Api):
         org = user_id()
         room_id = await new_room(api, org)
         headers = {**server.auth(org), "If-Match": "soon"}
-        _error(await http.patch(f"/api/rooms/{room_id}", json={"name": "x"}, headers=headers),
-               400, "INVALID_PAYLOAD")  # fmt: skip
+        _error(
+            await http.patch(f"/api/rooms/{room_id}", json={"name": "x"}, headers=headers),
+            400,
+            "INVALID_PAYLOAD",
+        )
         headers = {**server.auth(org), "Idempotency-Key": "k" * 300}
-        _error(await http.patch(f"/api/rooms/{room_id}", json={"name": "x"}, headers=headers),
-               400, "INVALID_PAYLOAD")  # fmt: skip
+        _error(
+            await http.patch(f"/api/rooms/{room_id}", json={"name": "x"}, headers=headers),
+            400,
+            "INVALID_PAYLOAD",
+        )
 
     async def test_a_wrong_method_is_405_in_the_envelope(self, http, server):
-        _error(await http.put("/api/rooms", headers=server.auth(user_id())), 405,
-               "METHOD_NOT_ALLOWED")  # fmt: skip
+        _error(
+            await http.put("/api/rooms", headers=server.auth(user_id())), 405, "METHOD_NOT_ALLOWED"
+        )
 
 
 class TestOperations:

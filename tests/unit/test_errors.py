@@ -36,6 +36,12 @@ def test_every_refusal_has_a_code_and_keeps_its_details(cls):
 
 
 def test_seed_003_codes_are_all_present():
-    seed = {"AUTHENTICATION_FAILED", "PERMISSION_DENIED", "ROOM_NOT_FOUND", "INVALID_PAYLOAD",
-            "RATE_LIMIT_EXCEEDED", "APP_PERMISSION_DENIED"}  # fmt: skip
+    seed = {
+        "AUTHENTICATION_FAILED",
+        "PERMISSION_DENIED",
+        "ROOM_NOT_FOUND",
+        "INVALID_PAYLOAD",
+        "RATE_LIMIT_EXCEEDED",
+        "APP_PERMISSION_DENIED",
+    }
     assert seed <= {c.value for c in ErrorCode}

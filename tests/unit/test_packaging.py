@@ -37,10 +37,22 @@ def test_every_module_imports():
 
 
 _FORBIDDEN_IN_DOMAIN = {
-    "asyncio", "asyncpg", "time", "random", "secrets", "os", "socket", "uuid",
-    "litestar", "socketio", "structlog", "roomcast.outbox", "roomcast.http",
-    "roomcast.gateway", "roomcast.service",
-}  # fmt: skip
+    "asyncio",
+    "asyncpg",
+    "time",
+    "random",
+    "secrets",
+    "os",
+    "socket",
+    "uuid",
+    "litestar",
+    "socketio",
+    "structlog",
+    "roomcast.outbox",
+    "roomcast.http",
+    "roomcast.gateway",
+    "roomcast.service",
+}
 
 
 def test_the_domain_imports_nothing_with_io_clock_or_randomness():
