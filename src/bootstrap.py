@@ -77,8 +77,9 @@ def redis_publisher(redis_url: str) -> Publish:
     from roomcast.gateway import jsoncodec
     from roomcast.gateway.delivery import room_name
 
-    socketio.packet.Packet.json = jsoncodec
-    manager = socketio.AsyncRedisManager(redis_url, channel="roomcast", write_only=True)
+    manager = socketio.AsyncRedisManager(
+        redis_url, channel="roomcast", write_only=True, json=jsoncodec
+    )
 
     async def publish(room_id: str, event: str, payload: Any) -> None:
         await manager.emit(event, payload, namespace="/", room=room_name(room_id))

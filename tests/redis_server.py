@@ -169,16 +169,24 @@ class EmbeddedRedis:
             "--logfile", "",
             "--loglevel", "notice",
         ]  # fmt: skip
-        process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # no terminal Ctrl-C before teardown runs
-            preexec_fn=_die_with_parent(),
-        )
+        try:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # no terminal Ctrl-C before teardown runs
+                preexec_fn=_die_with_parent(),
+            )
+        except BaseException:
+            log.close()
+            raise
         self._process, self._log = process, log
-        reason = self._wait_ready(process, port)
+        try:
+            reason = self._wait_ready(process, port)
+        except BaseException:  # e.g. KeyboardInterrupt: leave no server behind
+            self._terminate()
+            raise
         if reason is not None:
             self._terminate()
         return reason

@@ -79,7 +79,9 @@ class Gateway:
     ) -> None:
         self.registry = Registry()
         manager: LocalDelivery = (
-            RedisDelivery(redis_url, channel="roomcast") if redis_url else LocalDelivery()
+            RedisDelivery(redis_url, channel="roomcast", json=jsoncodec)
+            if redis_url
+            else LocalDelivery()
         )
         manager.bind(self.registry)
         self.services: GatewayServices | None = None

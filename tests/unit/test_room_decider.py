@@ -1,4 +1,4 @@
-"""The room decider, command by command: given some history, when a command, then events or a refusal."""
+"""The room decider, command by command: given history, when a command, then events or a refusal."""
 
 from __future__ import annotations
 

@@ -19,7 +19,13 @@ import msgspec
 import pytest
 from hypothesis import event, note, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 from msgspec import UNSET, structs
 
 from roomcast.domain import room
@@ -46,20 +52,24 @@ from tests.unit.builders import AT, ROOM_ID, user
 
 ORGANIZER = user("alice")
 USERS = [ORGANIZER, *(user(name) for name in ("bob", "carol", "dave", "erin"))]
+LATE = 25
+"""Steps before a run may close or delete its room."""
 RANK = {RoomStatus.DRAFT: 0, RoomStatus.ACTIVE: 1, RoomStatus.CLOSED: 2}
 
 FRESH = "<fresh>"
 """Placeholder for the id of a new entity; becomes one never used before."""
 
 REF = "<ref>"
-"""Prefix of a placeholder for a reference: ``<ref>3`` becomes the 4th id seen (cyclically)."""
+"""Prefix of a reference placeholder: ``<ref>3`` becomes the 4th id seen (cyclically), and
+the last of the ``REFS`` (or any when none was seen) one that never existed."""
+REFS = 8
 
 actors = st.sampled_from([ORGANIZER, *USERS])  # the organizer may do the most: twice as likely
 organizer_mostly = st.sampled_from([ORGANIZER, ORGANIZER, ORGANIZER, USERS[1]])
 """For what only the organizer may do: draws and removing winners."""
 at = st.just(AT)  # the machine gives every command its own time
 fresh = st.just(FRESH)
-refs = st.integers(min_value=0, max_value=7).map(lambda i: f"{REF}{i}")
+refs = st.integers(min_value=0, max_value=REFS - 1).map(lambda i: f"{REF}{i}")
 names = st.sampled_from(["Lottery", "Raffle", "TV", " "])
 descriptions = st.sampled_from([None, "first", "second"])
 room_settings = st.sampled_from([{}, {"theme": "dark"}, {"max": 3}])
@@ -117,23 +127,43 @@ class RoomMachine(RuleBasedStateMachine):
     @initialize(
         start=st.sampled_from([RoomStatus.DRAFT, RoomStatus.ACTIVE, RoomStatus.ACTIVE]),
         crowd=st.integers(min_value=0, max_value=3),
-        quantity=st.integers(min_value=0, max_value=3),
+        quantity=st.integers(min_value=1, max_value=3),
     )
     def create_the_room(self, start: RoomStatus, crowd: int, quantity: int) -> None:
-        """Alice creates the room; most runs start with people, a prize and an open room."""
+        """Alice creates the room with a prize; most runs start with people in an open room."""
         seeds: list[Command] = [CreateRoom(actor=ORGANIZER, at=AT, room_id=ROOM_ID, name="Room")]
         seeds += [JoinRoom(actor=u, at=AT, participant_id=FRESH) for u in USERS[1 : 1 + crowd]]
-        if quantity:
-            seeds.append(
-                CreatePrize(actor=ORGANIZER, at=AT, prize_id=FRESH, name="TV", quantity=quantity)
-            )
+        seeds.append(
+            CreatePrize(actor=ORGANIZER, at=AT, prize_id=FRESH, name="TV", quantity=quantity)
+        )
         if start is RoomStatus.ACTIVE:
             seeds.append(ChangeRoomStatus(actor=ORGANIZER, at=AT, status=start))
         for seed in seeds:
             assert self.apply(seed), seed
 
-    @rule(command=st.builds(CreateRoom, actor=actors, at=at, room_id=st.just(ROOM_ID), name=names))
-    def create_room(self, command: CreateRoom) -> None:
+    @rule(
+        command=st.one_of(
+            st.builds(CreateRoom, actor=actors, at=at, room_id=st.just(ROOM_ID), name=names),
+            st.builds(
+                ChangeRoomStatus,
+                actor=actors,
+                at=at,
+                status=st.sampled_from([RoomStatus.DRAFT, RoomStatus.ACTIVE]),
+            ),
+        )
+    )
+    def create_or_open_the_room(self, command: Command) -> None:
+        self.apply(command)
+
+    @precondition(lambda self: self.step >= LATE)
+    @rule(
+        command=st.one_of(
+            st.builds(ChangeRoomStatus, actor=actors, at=at, status=st.just(RoomStatus.CLOSED)),
+            st.builds(DeleteRoom, actor=actors, at=at),
+        )
+    )
+    def close_or_delete_the_room(self, command: Command) -> None:
+        """Only late in a run: there is no way back, and most steps should meet an open room."""
         self.apply(command)
 
     @rule(
@@ -147,16 +177,6 @@ class RoomMachine(RuleBasedStateMachine):
         )
     )
     def update_room(self, command: UpdateRoom) -> None:
-        self.apply(command)
-
-    @rule(
-        command=st.builds(ChangeRoomStatus, actor=actors, at=at, status=st.sampled_from(RoomStatus))
-    )
-    def change_room_status(self, command: ChangeRoomStatus) -> None:
-        self.apply(command)
-
-    @rule(command=st.builds(DeleteRoom, actor=actors, at=at))
-    def delete_room(self, command: DeleteRoom) -> None:
         self.apply(command)
 
     @rule(command=st.builds(JoinRoom, actor=actors, at=at, participant_id=fresh))
@@ -209,12 +229,17 @@ class RoomMachine(RuleBasedStateMachine):
     def delete_prize(self, command: DeletePrize) -> None:
         self.apply(command)
 
-    @rule(
-        command=st.builds(
-            DrawWinner, actor=organizer_mostly, at=at, prize_id=refs, winner_id=fresh, entropy=entropies
-        )
+    draws = st.builds(
+        DrawWinner, actor=organizer_mostly, at=at, prize_id=refs, winner_id=fresh, entropy=entropies
     )
+
+    @rule(command=draws)
     def draw_winner(self, command: DrawWinner) -> None:
+        self.apply(command)
+
+    @rule(command=draws)
+    def draw_another_winner(self, command: DrawWinner) -> None:
+        """Draws are what most invariants are about: a second rule makes them twice as likely."""
         self.apply(command)
 
     @rule(command=st.builds(RemoveWinner, actor=organizer_mostly, at=at, winner_id=refs))
@@ -233,15 +258,15 @@ class RoomMachine(RuleBasedStateMachine):
             if value == FRESH:
                 fields[field] = f"{prefix}_{self.step:03}"
             elif isinstance(value, str) and value.startswith(REF):
-                pool = [*seen, f"{prefix}_never"]
-                fields[field] = pool[int(value.removeprefix(REF)) % len(pool)]
+                index = int(value.removeprefix(REF))
+                known = seen and index < REFS - 1
+                fields[field] = seen[index % len(seen)] if known else f"{prefix}_never"
         return structs.replace(template, **fields)
 
     def apply(self, template: Command) -> bool:
         """Decide the command, fold its events and check the per-step rules; True if accepted."""
         command = self.resolve(template)
         note(repr(command))
-        event(f"tried {type(command).__name__}")
         before = self.state
         snapshot = encode(before)
         refusal: Rejected | None = None
@@ -348,10 +373,3 @@ class RoomMachine(RuleBasedStateMachine):
 
 RoomMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=40, deadline=None)
 TestRoomMachine = RoomMachine.TestCase
-
-
-def _teardown(self):
-    event(f"steps>={(self.step // 10) * 10}")
-
-
-RoomMachine.teardown = _teardown
