@@ -62,7 +62,8 @@ class RelayProcess:
         return self
 
     async def _read(self) -> None:
-        assert self.process is not None and self.process.stderr is not None
+        assert self.process is not None
+        assert self.process.stderr is not None
         async for line in self.process.stderr:
             if b'"relay_active"' in line:
                 self.active.set()
