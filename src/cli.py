@@ -16,6 +16,7 @@ from roomcast import __version__
 from roomcast.config import ConfigError, Settings, load_settings, resolve_jwt_secret
 from roomcast.domain.errors import ServiceUnavailable
 from roomcast.logconfig import configure_logging
+from roomcast.outbox.embedded import EmbeddedPostgresError
 
 __all__ = ["main"]
 
@@ -64,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ServiceUnavailable as exc:
         print(f"roomcast: {exc.message}", file=sys.stderr)
         return 1
+    except EmbeddedPostgresError as exc:
+        print(f"roomcast: cannot start the embedded PostgreSQL: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return 2  # pragma: no cover - argparse enforces a known command
@@ -73,6 +77,10 @@ def _serve(settings: Settings) -> int:
     import uvicorn
 
     from roomcast.bootstrap import build_app
+
+    if settings.database_url:
+        # Fail with one line now rather than a start-up traceback from the lifespan.
+        asyncio.run(_reachable(settings.database_url))
 
     configure_logging(
         level=settings.log_level,
@@ -90,6 +98,13 @@ def _serve(settings: Settings) -> int:
         ws_ping_timeout=settings.ping_timeout_seconds,
     )
     return 0
+
+
+async def _reachable(dsn: str) -> None:
+    from roomcast.outbox.database import connect
+
+    pool = await connect(dsn, min_size=1, max_size=1)
+    await pool.close()
 
 
 async def _migrate(settings: Settings) -> int:

@@ -117,7 +117,14 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             raise ConfigError(
                 "ROOMCAST_ENV=production needs ROOMCAST_JWT_SECRET or ROOMCAST_JWT_PUBLIC_KEY"
             )
-    positive = {"ROOMCAST_PORT": settings.port, "ROOMCAST_DB_POOL_SIZE": settings.db_pool_size}
+    positive = {
+        "ROOMCAST_PORT": settings.port,
+        "ROOMCAST_DB_POOL_SIZE": settings.db_pool_size,
+        "ROOMCAST_SNAPSHOT_EVERY": settings.snapshot_every,
+        "ROOMCAST_MAX_BODY_BYTES": settings.max_body_bytes,
+        "ROOMCAST_PING_INTERVAL": settings.ping_interval_seconds,
+        "ROOMCAST_PING_TIMEOUT": settings.ping_timeout_seconds,
+    }
     for variable, number in positive.items():
         if number < 1:
             raise ConfigError(f"{variable} must be positive")

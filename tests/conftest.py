@@ -10,9 +10,11 @@ import asyncio
 import os
 import socket
 import threading
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -62,6 +64,33 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield dsn
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+async def own_database_url(database_url: str) -> AsyncIterator[str]:
+    """A fresh database on the same server, for tests that run their own relays.
+
+    Advisory locks and the outbox are per database, so the session server's
+    relay and a test's relays never compete for the publisher lock or the rows.
+    """
+    name = f"roomcast_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(database_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = urlunsplit(urlsplit(database_url)._replace(path=f"/{name}"))
+    pool = await connect(url, min_size=1, max_size=1)
+    try:
+        await migrate(pool)
+    finally:
+        await pool.close()
+    yield url
+    admin = await asyncpg.connect(database_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
 
 
 @pytest.fixture(scope="session")

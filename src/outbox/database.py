@@ -12,9 +12,10 @@ __all__ = ["SCHEMA_LOCK", "connect", "migrate", "schema_sql"]
 
 SCHEMA_LOCK = 0x726F6F6D63617374  # "roomcast": serialises concurrent migrations
 
-# Session settings for every pooled connection. The relay must never be held up
-# forever by a client that opened a transaction and went away, and no statement
-# of ours should run for long: both bound how long a row lock can be held.
+# Session settings for every connection of our pool: none of our sessions may
+# sit in an open transaction (holding a room's head row lock) after its client
+# went away, nor run a statement for long. Other clients of the same database
+# are not covered by these; see docs/operations.md.
 _SERVER_SETTINGS = {
     "idle_in_transaction_session_timeout": "5000",
     "statement_timeout": "15000",
@@ -32,7 +33,7 @@ async def connect(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg
     with map_db_errors():
         pool = await asyncpg.create_pool(
             dsn,
-            min_size=min_size,
+            min_size=min(min_size, max_size),
             max_size=max_size,
             server_settings=_SERVER_SETTINGS,
             command_timeout=30,

@@ -25,10 +25,10 @@ from .test_realtime import Recorder, create_room, rename_many, user_id
 
 @pytest.fixture(scope="module")
 def redis_server(
-    database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+    own_database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
     settings = Settings(
-        database_url=database_url,
+        database_url=own_database_url,
         redis_url=redis_url,
         jwt_secret=JWT_SECRET,
         data_dir=Path(tmp_path_factory.mktemp("redis-node")),
@@ -41,10 +41,10 @@ def redis_server(
 class RelayProcess:
     """``roomcast relay`` in a subprocess; knows when it became the active publisher."""
 
-    def __init__(self, database_url: str, redis_url: str) -> None:
+    def __init__(self, own_database_url: str, redis_url: str) -> None:
         self.env = {
             **os.environ,
-            "DATABASE_URL": database_url,
+            "DATABASE_URL": own_database_url,
             "REDIS_URL": redis_url,
             "ROOMCAST_LOG_FORMAT": "json",
             "ROOMCAST_RELAY_POLL": "0.05",
@@ -78,15 +78,15 @@ class RelayProcess:
 
 
 @pytest.fixture
-async def relays(database_url: str, redis_url: str) -> AsyncIterator[list[RelayProcess]]:
+async def relays(own_database_url: str, redis_url: str) -> AsyncIterator[list[RelayProcess]]:
     started: list[RelayProcess] = []
     yield started
     for relay in started:
         await relay.kill()
 
 
-async def start_relay(relays: list[RelayProcess], database_url: str, redis_url: str):
-    relay = await RelayProcess(database_url, redis_url).start()
+async def start_relay(relays: list[RelayProcess], own_database_url: str, redis_url: str):
+    relay = await RelayProcess(own_database_url, redis_url).start()
     relays.append(relay)
     return relay
 
@@ -103,7 +103,9 @@ async def subscribed_clients(server: RunningServer, org: str, room_id: str, coun
     return pairs
 
 
-async def test_relays_killed_mid_batch_lose_nothing(redis_server, relays, database_url, redis_url):
+async def test_relays_killed_mid_batch_lose_nothing(
+    redis_server, relays, own_database_url, redis_url
+):
     """SIGKILL the publishing relay again and again while 300 commands run: every client
     ends with seq 1..301, each once, in order (duplicates dropped by the client)."""
     org = user_id()
@@ -114,7 +116,7 @@ async def test_relays_killed_mid_batch_lose_nothing(redis_server, relays, databa
         kills = 0
         try:
             while not writing.done() or kills < 3:
-                relay = await start_relay(relays, database_url, redis_url)
+                relay = await start_relay(relays, own_database_url, redis_url)
                 async with asyncio.timeout(30):
                     await relay.active.wait()
                 # Let it publish a little, then kill it wherever it is.
@@ -122,7 +124,7 @@ async def test_relays_killed_mid_batch_lose_nothing(redis_server, relays, databa
                 await relay.kill()
                 kills += 1
             await writing
-            final = await start_relay(relays, database_url, redis_url)
+            final = await start_relay(relays, own_database_url, redis_url)
             async with asyncio.timeout(30):
                 await final.active.wait()
             for _, recorder in clients:
@@ -136,17 +138,17 @@ async def test_relays_killed_mid_batch_lose_nothing(redis_server, relays, databa
 
 
 async def test_two_relays_one_publishes_and_the_other_takes_over(
-    redis_server, relays, database_url, redis_url
+    redis_server, relays, own_database_url, redis_url
 ):
     org = user_id()
     async with httpx.AsyncClient(base_url=redis_server.url, timeout=30) as http:
         room_id = await create_room(http, redis_server, org)
         [(client, recorder)] = await subscribed_clients(redis_server, org, room_id, 1)
         try:
-            first = await start_relay(relays, database_url, redis_url)
+            first = await start_relay(relays, own_database_url, redis_url)
             async with asyncio.timeout(30):
                 await first.active.wait()
-            second = await start_relay(relays, database_url, redis_url)
+            second = await start_relay(relays, own_database_url, redis_url)
             await rename_many(http, redis_server, org, room_id, 10, 1)
             await recorder.wait_for_seq(11)
             assert not second.active.is_set()  # it waits on the publisher lock

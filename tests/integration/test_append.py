@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -20,6 +21,16 @@ from roomcast.service.rooms import Idempotency, RoomService
 from ..helpers import create_room, rename, unique, user
 
 alice = user("alice")
+
+
+@pytest.fixture(scope="module")
+async def pool(own_database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """This module's own database: no relay deletes the outbox rows it inspects."""
+    pool = await connect(own_database_url, max_size=10)
+    try:
+        yield pool
+    finally:
+        await pool.close()
 
 
 async def _rows(pool: asyncpg.Pool, room_id: str) -> tuple[list[int], list[int]]:
@@ -87,10 +98,10 @@ class TestOneTransaction:
 
 
 class TestDenseSequence:
-    async def test_concurrent_commands_from_several_nodes_get_seq_1_to_n(self, database_url):
+    async def test_concurrent_commands_from_several_nodes_get_seq_1_to_n(self, own_database_url):
         """60 commands on one room from 4 independent services (own pool, own cache, like 4
         nodes) racing: each is applied once, seqs are exactly 1..61, none lost."""
-        pools = [await connect(database_url, max_size=4) for _ in range(4)]
+        pools = [await connect(own_database_url, max_size=4) for _ in range(4)]
         try:
             services = [RoomService(EventStore(p)) for p in pools]
             room_id = await _new_room(services[0])
@@ -165,9 +176,9 @@ class TestIdempotency:
         assert again.result == first.result
         assert await _rows(pool, room_id) == ([1, 2], [1, 2])
 
-    async def test_concurrent_twins_append_once(self, database_url, pool):
+    async def test_concurrent_twins_append_once(self, own_database_url, pool):
         """Two nodes receive the same request at once: one appends, both answer the same."""
-        pools = [await connect(database_url, max_size=2) for _ in range(2)]
+        pools = [await connect(own_database_url, max_size=2) for _ in range(2)]
         try:
             a, b = (RoomService(EventStore(p)) for p in pools)
             room_id = await _new_room(a)
@@ -210,9 +221,9 @@ class TestOptimisticConcurrency:
         assert refused.value.code is ErrorCode.CONFLICT
         assert refused.value.details["currentVersion"] == 2
 
-    async def test_a_conflict_from_another_node_is_reported_not_retried(self, database_url):
+    async def test_a_conflict_from_another_node_is_reported_not_retried(self, own_database_url):
         """With If-Match the caller asked for that exact version: no silent retry."""
-        pools = [await connect(database_url, max_size=2) for _ in range(2)]
+        pools = [await connect(own_database_url, max_size=2) for _ in range(2)]
         try:
             a, b = (RoomService(EventStore(p)) for p in pools)
             room_id = await _new_room(a)

@@ -13,6 +13,7 @@ import pytest
 
 from roomcast.domain import room
 from roomcast.ids import uuid7
+from roomcast.outbox.database import connect
 from roomcast.outbox.relay import Relay
 from roomcast.outbox.store import append_statement, prepare
 from roomcast.service.rooms import RoomService
@@ -59,6 +60,16 @@ async def new_room(service: RoomService) -> str:
     return room_id
 
 
+@pytest.fixture(scope="module")
+async def pool(own_database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """This module's own database: its relays must not compete with the test server's."""
+    pool = await connect(own_database_url, max_size=10)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
 @pytest.fixture
 async def quiet_outbox(pool: asyncpg.Pool) -> None:
     """Earlier tests leave rows nobody relayed; they would only slow these tests down."""
@@ -68,17 +79,17 @@ async def quiet_outbox(pool: asyncpg.Pool) -> None:
 @pytest.mark.usefixtures("quiet_outbox")
 class TestNoSkips:
     async def test_a_transaction_that_commits_last_is_still_published(
-        self, database_url, pool, store
+        self, own_database_url, pool, store
     ):
         """Room A's append takes its ids first and commits last; room B commits in between.
         A cursor on ids would have moved past A's row: the relay still publishes it."""
         service = RoomService(store)
         room_a, room_b = await new_room(service), await new_room(service)
         published = Published()
-        async with relaying(database_url, published):
+        async with relaying(own_database_url, published):
             await published.wait(room_a, 1)
             await published.wait(room_b, 1)
-            held = await asyncpg.connect(database_url)
+            held = await asyncpg.connect(own_database_url)
             try:
                 loaded = await store.load(room_a)
                 pending = prepare(
@@ -107,13 +118,13 @@ class TestNoSkips:
         assert published.by_room[room_a] == [1, 2]
 
     async def test_a_rolled_back_append_leaves_no_hole_in_what_is_published(
-        self, database_url, store
+        self, own_database_url, store
     ):
         service = RoomService(store)
         room_id = await new_room(service)
         published = Published()
-        async with relaying(database_url, published):
-            held = await asyncpg.connect(database_url)
+        async with relaying(own_database_url, published):
+            held = await asyncpg.connect(own_database_url)
             try:
                 loaded = await store.load(room_id)
                 pending = prepare(
@@ -133,16 +144,16 @@ class TestNoSkips:
         assert published.by_room[room_id] == [1, 2]
 
     async def test_an_idle_transaction_does_not_stall_the_relay_and_is_ended(
-        self, database_url, pool, store
+        self, own_database_url, pool, store
     ):
         """A session appends to room A, then idles inside its transaction. Room B's events
         still flow; the idle session is ended by its timeout and A's seq stays dense."""
         service = RoomService(store)
         room_a, room_b = await new_room(service), await new_room(service)
         published = Published()
-        async with relaying(database_url, published):
+        async with relaying(own_database_url, published):
             idle = await asyncpg.connect(
-                database_url, server_settings={"idle_in_transaction_session_timeout": "500"}
+                own_database_url, server_settings={"idle_in_transaction_session_timeout": "500"}
             )
             loaded = await store.load(room_a)
             pending = prepare(
@@ -169,12 +180,12 @@ class TestNoSkips:
 
 @pytest.mark.usefixtures("quiet_outbox")
 class TestSinglePublisher:
-    async def test_only_one_relay_publishes_and_a_standby_takes_over(self, database_url, store):
+    async def test_only_one_relay_publishes_and_a_standby_takes_over(self, own_database_url, store):
         service = RoomService(store)
         room_id = await new_room(service)
         first, second = Published(), Published()
-        relay_a = Relay(database_url, first, poll_interval=0.05)
-        relay_b = Relay(database_url, second, poll_interval=0.05)
+        relay_a = Relay(own_database_url, first, poll_interval=0.05)
+        relay_b = Relay(own_database_url, second, poll_interval=0.05)
         task_a = asyncio.create_task(relay_a.run())
         async with asyncio.timeout(30):
             await relay_a.became_active.wait()

@@ -126,13 +126,25 @@ class RoomMachine(RuleBasedStateMachine):
 
     @initialize(
         start=st.sampled_from([RoomStatus.DRAFT, RoomStatus.ACTIVE, RoomStatus.ACTIVE]),
-        crowd=st.integers(min_value=0, max_value=3),
+        crowd=st.integers(min_value=0, max_value=4),
+        moderator=st.booleans(),
         quantity=st.integers(min_value=1, max_value=3),
     )
-    def create_the_room(self, start: RoomStatus, crowd: int, quantity: int) -> None:
-        """Alice creates the room with a prize; most runs start with people in an open room."""
+    def create_the_room(
+        self, start: RoomStatus, crowd: int, moderator: bool, quantity: int
+    ) -> None:
+        """Alice creates the room with a prize; most runs start with people in an open room.
+
+        With ``moderator`` the first to join (bob) is promoted: draws must pass over him.
+        """
         seeds: list[Command] = [CreateRoom(actor=ORGANIZER, at=AT, room_id=ROOM_ID, name="Room")]
         seeds += [JoinRoom(actor=u, at=AT, participant_id=FRESH) for u in USERS[1 : 1 + crowd]]
+        if crowd and moderator:
+            seeds.append(
+                ChangeParticipantRole(
+                    actor=ORGANIZER, at=AT, participant_id=f"{REF}0", role=Role.MODERATOR
+                )
+            )
         seeds.append(
             CreatePrize(actor=ORGANIZER, at=AT, prize_id=FRESH, name="TV", quantity=quantity)
         )
