@@ -232,6 +232,7 @@ def _join(command: JoinRoom, room: Room) -> list[Event]:
         raise AlreadyParticipant("the organizer is a member of the room already")
     if user.id in room.members:
         raise AlreadyParticipant("already a participant", {"participantId": room.members[user.id]})
+    _require_new_id(room.participants, command.participant_id)
     participant = Participant(
         id=command.participant_id,
         user_id=user.id,
@@ -303,6 +304,7 @@ def _create_prize(command: CreatePrize, room: Room) -> list[Event]:
     _require_name(command.name)
     if command.quantity < 1:
         raise InvalidPayload("quantity must be at least 1", {"field": "quantity"})
+    _require_new_id(room.prizes, command.prize_id)
     prize = Prize(
         id=command.prize_id,
         name=command.name,
@@ -449,6 +451,12 @@ def _require_manager(room: Room, user_id: str, action: str) -> None:
 def _require_name(name: str) -> None:
     if not name.strip():
         raise InvalidPayload("name must not be blank", {"field": "name"})
+
+
+def _require_new_id(existing: Mapping[str, object], new_id: str) -> None:
+    """Ids come from the caller; one already in use would overwrite an entity."""
+    if new_id in existing:
+        raise VersionConflict("id already in use", {"id": new_id})
 
 
 def _participant(room: Room, participant_id: str) -> Participant:

@@ -60,8 +60,8 @@ FRESH = "<fresh>"
 """Placeholder for the id of a new entity; becomes one never used before."""
 
 REF = "<ref>"
-"""Prefix of a reference placeholder: ``<ref>3`` becomes the 4th id seen (cyclically), and
-the last of the ``REFS`` (or any when none was seen) one that never existed."""
+"""A reference placeholder's prefix: ``<ref>i`` becomes the i-th id seen so far (cyclically);
+``<ref>7`` (or any, while none was seen) becomes an id that never existed."""
 REFS = 8
 
 actors = st.sampled_from([ORGANIZER, *USERS])  # the organizer may do the most: twice as likely
@@ -267,8 +267,8 @@ class RoomMachine(RuleBasedStateMachine):
         for field, seen in self.seen.items():
             value = getattr(template, field, None)
             prefix = field.removesuffix("_id")
-            if value == FRESH:
-                fields[field] = f"{prefix}_{self.step:03}"
+            if value == FRESH:  # unique, but not in creation order: draws sort by id
+                fields[field] = f"{prefix}_{self.step * 7919 % 1000:03}"
             elif isinstance(value, str) and value.startswith(REF):
                 index = int(value.removeprefix(REF))
                 known = seen and index < REFS - 1
@@ -291,7 +291,7 @@ class RoomMachine(RuleBasedStateMachine):
             assert encode(before) == snapshot, "a refused command changed the state"
             if self.deleted:
                 expected = VersionConflict if isinstance(command, CreateRoom) else RoomNotFound
-                assert isinstance(refusal, expected), refusal
+                assert type(refusal) is expected, refusal
             return False
         event(f"accepted: {type(command).__name__} -> {len(events)} event(s)")
         assert not self.deleted, f"a deleted room accepted {command!r}"
