@@ -173,7 +173,7 @@ class Gateway:
             # Read the head after joining: everything after it reaches the gate.
             head = await store.head(request.room_id)
             after = head if request.last_seq is None else min(request.last_seq, head)
-            while after < head:
+            while after < head and sid in self.registry.users:  # stop if the socket left
                 page = await store.read(request.room_id, after, min(_REPLAY_PAGE, head - after))
                 if not page:
                     break
