@@ -172,7 +172,13 @@ class Gateway:
             await self.sio.enter_room(sid, room)
             # Read the head after joining: everything after it reaches the gate.
             head = await store.head(request.room_id)
-            after = head if request.last_seq is None else min(request.last_seq, head)
+            if request.last_seq is not None and request.last_seq > head:
+                # A seq this room never reached: the client's history is not this log's.
+                raise InvalidPayload(
+                    f"lastSeq {request.last_seq} is ahead of the room's head {head}",
+                    {"roomId": request.room_id, "headSeq": head},
+                )
+            after = head if request.last_seq is None else request.last_seq
             while after < head and sid in self.registry.users:  # stop if the socket left
                 page = await store.read(request.room_id, after, min(_REPLAY_PAGE, head - after))
                 if not page:

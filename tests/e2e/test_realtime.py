@@ -224,6 +224,7 @@ class TestMalformedPayloads:
             ("room:subscribe", "room_1"),
             ("room:subscribe", {"roomId": 5}),
             ("room:subscribe", {"roomId": "r", "lastSeq": -1}),
+            ("room:subscribe", {"roomId": "{room}", "lastSeq": 999}),
             ("room:replay", {"roomId": "r"}),
             ("room:replay", {"roomId": "r", "afterSeq": 0, "limit": 100000}),
             ("room:unsubscribe", None),
@@ -240,6 +241,8 @@ class TestMalformedPayloads:
             server.url, auth={"token": server.token(org)}, transports=["websocket"]
         )
         try:
+            if isinstance(payload, dict) and payload.get("roomId") == "{room}":
+                payload = {**payload, "roomId": room_id}  # a real room, a seq it never reached
             ack = await client.call(event, payload, timeout=10)
             assert ack["success"] is False
             assert ack["error"]["code"] == "INVALID_PAYLOAD"
