@@ -114,7 +114,8 @@ class RoomcastClient:
         await self.sio.wait()
 
     def on(self, event: str, handler: Handler) -> None:
-        """Call ``handler`` for ``event`` (``"*"``: every room event), in seq order."""
+        """Call ``handler`` for ``event``; ``"*"`` gets every event (room events in seq
+        order, plus notices such as ``room:subscribed`` and ``error``)."""
         self._handlers.setdefault(event, []).append(handler)
 
     def last_seq(self, room_id: str) -> int | None:

@@ -79,11 +79,15 @@ class Visibility:
     A user who is a member now sees the log, except what happened between their
     leaving (or removal) and their next joining: they get the ``participant:left``
     that ended their membership, then nothing until their ``participant:joined``.
+    History before their first join is the room's record and stays visible. The
+    starting point comes from the log (``EventStore.member_after``), so the same
+    events are hidden whatever ``afterSeq`` a replay starts from.
     """
 
-    def __init__(self, user_id: str) -> None:
+    def __init__(self, user_id: str, *, member: bool) -> None:
         self.user_id = user_id
-        self.member = True
+        self.member = member
+        """Whether the user was a member at the point the replay starts from."""
 
     def admit(self, event: str, data: Any) -> bool:
         if event == "participant:joined" and joined_user(data) == self.user_id:
@@ -174,8 +178,9 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
         if event == "participant:left":
             user_id = left_user(data)
             for sid in list(self.registry.sids_of_user.get(user_id or "", ())):
+                # A gate stays: a subscribe still replaying flushes the held
+                # participant:left to the socket, then refuses (server._subscribe).
                 await self.leave_room(sid, namespace, room)
-                self.registry.close_gate(room, sid)
         elif event == "room:deleted":
             for sid, _ in list(self.get_participants(namespace, room)):
                 await self.leave_room(sid, namespace, room)

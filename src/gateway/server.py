@@ -89,7 +89,8 @@ class Gateway:
             async_mode="asgi",
             client_manager=manager,
             json=jsoncodec,
-            cors_allowed_origins=list(cors_origins) if cors_origins else [],
+            # None = same origin only; [] would switch the Origin check off entirely.
+            cors_allowed_origins=list(cors_origins) if cors_origins else None,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
             max_http_buffer_size=max_message_bytes,
@@ -149,15 +150,17 @@ class Gateway:
 
     # ---------------------------------------------------------------- handlers
 
-    async def _readable(self, room_id: str, user: UserRef) -> tuple[Room, int]:
+    async def _readable(
+        self, room_id: str, user: UserRef, action: str = "room:subscribe"
+    ) -> tuple[Room, int]:
         loaded = await self._svc().rooms.current(room_id)
         state = loaded.state
         if state is None or state.deleted:
             raise RoomNotFoundError("room not found", {"roomId": room_id})
         if not state.can_read(user.id):
             raise PermissionDenied(
-                "only the organizer and participants may subscribe to this room",
-                {"action": "room:subscribe", "roomId": room_id},
+                "only the organizer and participants may read this room",
+                {"action": action, "roomId": room_id},
             )
         return state, loaded.version
 
@@ -166,7 +169,6 @@ class Gateway:
         state, _ = await self._readable(request.room_id, user)
         room = room_name(request.room_id)
         store = self._svc().store
-        visibility = Visibility(user.id)
         self.registry.open_gate(room, sid)
         try:
             await self.sio.enter_room(sid, room)
@@ -179,6 +181,9 @@ class Gateway:
                     {"roomId": request.room_id, "headSeq": head},
                 )
             after = head if request.last_seq is None else request.last_seq
+            visibility = Visibility(
+                user.id, member=await store.member_after(request.room_id, user.id, after)
+            )
             while after < head and sid in self.registry.users:  # stop if the socket left
                 page = await store.read(request.room_id, after, min(_REPLAY_PAGE, head - after))
                 if not page:
@@ -217,9 +222,12 @@ class Gateway:
 
     async def _replay(self, sid: str, user: UserRef, args: tuple[Any, ...]) -> Any:
         request = parse(ReplayRequest, args)
-        _, head = await self._readable(request.room_id, user)
-        page = await self._svc().store.read(request.room_id, request.after_seq, request.limit)
-        visibility = Visibility(user.id)
+        _, head = await self._readable(request.room_id, user, "room:replay")
+        store = self._svc().store
+        page = await store.read(request.room_id, request.after_seq, request.limit)
+        visibility = Visibility(
+            user.id, member=await store.member_after(request.room_id, user.id, request.after_seq)
+        )
         visible: list[Envelope] = [e for e in page if visibility.admit(e.event, e.payload)]
         next_after = seq_of(page[-1].payload) if page else request.after_seq
         return {

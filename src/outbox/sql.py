@@ -101,8 +101,18 @@ RELAY_BATCH = """
 
 RELAY_DONE = "DELETE FROM outbox WHERE global_id = ANY($1::bigint[])"
 
-OUTBOX_DEPTH = "SELECT count(*) FROM outbox"
-
 # Wakes a relay in another process; sent after a commit, never inside the append
 # (a NOTIFY in the append would take a database-wide lock at every commit).
 NOTIFY_CHANNEL = "roomcast_outbox"
+
+# Was the user a member of the room right after `seq`? Only their own
+# joined/left events matter: the last one up to `seq` decides (none: history
+# before their first join is the room's record, visible to members).
+LAST_MEMBERSHIP_EVENT = """
+    SELECT type FROM events
+    WHERE stream_id = $1 AND seq <= $2
+      AND type IN ('participant:joined', 'participant:left')
+      AND coalesce(data->'participant'->>'userId', data->>'userId') = $3
+    ORDER BY seq DESC
+    LIMIT 1
+"""

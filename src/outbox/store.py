@@ -232,6 +232,12 @@ class EventStore:
             return None
         return bytes(row["fingerprint"]), row["stream_id"], row["result"].encode()
 
+    async def member_after(self, stream_id: str, user_id: str, seq: int) -> bool:
+        """Whether ``user_id`` was a member right after ``seq`` (not since left or removed)."""
+        with map_db_errors():
+            last = await self._pool.fetchval(sql.LAST_MEMBERSHIP_EVENT, stream_id, seq, user_id)
+        return bool(last != "participant:left")
+
     async def ping(self) -> None:
         with map_db_errors():
             await self._pool.fetchval(sql.PING)

@@ -265,3 +265,33 @@ class TestMalformedPayloads:
             assert "message" in error
         finally:
             await client.disconnect()
+
+
+class TestRejoinedMember:
+    async def test_what_a_rejoined_member_missed_stays_hidden_from_any_starting_point(
+        self, server, http, connected
+    ):
+        """Join (2), leave (3), room renamed twice (4, 5), rejoin (6): seqs 4 and 5 are
+        hidden from them whether the replay starts at 0 or at 3."""
+        org, ann = user_id(), user_id()
+        room_id = await create_room(http, server, org)
+        participants = f"/api/rooms/{room_id}/participants"
+        assert (await http.post(participants, headers=server.auth(ann))).status_code == 201
+        assert (
+            await http.delete(f"{participants}/me", headers=server.auth(ann))
+        ).status_code == 200
+        await rename_many(http, server, org, room_id, 2, concurrency=1)
+        assert (await http.post(participants, headers=server.auth(ann))).status_code == 201
+
+        client, _ = await connected(ann)
+        from_start = await client.replay(room_id, after_seq=0)
+        from_three = await client.replay(room_id, after_seq=3)
+        assert [e["payload"]["seq"] for e in from_start["events"]] == [1, 2, 3, 6]
+        assert [e["payload"]["seq"] for e in from_three["events"]] == [6]
+        assert from_three["nextAfter"] == 6
+
+        recorder = Recorder()
+        client.on("*", recorder)
+        await client.subscribe(room_id, last_seq=0)
+        await recorder.wait_for_seq(6)
+        assert recorder.seqs == [1, 2, 3, 6]
