@@ -81,3 +81,15 @@ CREATE TABLE IF NOT EXISTS snapshots (
     version     bigint NOT NULL,
     state       json NOT NULL
 );
+
+-- Secret draw seeds (docs/audit.md), one per room, NOT part of the log: the
+-- log holds only sha256(seed), recorded when the room becomes active, until
+-- closing the room reveals the seed itself. Written (INSERT … ON CONFLICT DO
+-- NOTHING, then read back) before the activating append, so a retried or
+-- concurrent activation commits to the same seed. Grant it to the service's
+-- role only: whoever reads it can predict the room's draws until it closes.
+CREATE TABLE IF NOT EXISTS room_secrets (
+    stream_id   text PRIMARY KEY REFERENCES streams (stream_id),
+    seed        bytea NOT NULL CHECK (octet_length(seed) = 32),
+    created_at  timestamptz NOT NULL DEFAULT now()
+);

@@ -26,6 +26,7 @@ from roomcast.outbox.embedded import EmbeddedPostgres
 from roomcast.outbox.notify import CommitSignal
 from roomcast.outbox.relay import Publish, Relay
 from roomcast.outbox.store import EventStore
+from roomcast.service.draws import RoomSeeds
 from roomcast.service.rooms import RoomService
 from roomcast.service.sources import Sources
 from roomcast.tokens import TokenVerifier
@@ -117,7 +118,13 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
             gateway.services = GatewayServices(store=store, rooms=rooms, verifier=tokens)
             if ready is not None:
                 ready()
-            yield Services(store=store, rooms=rooms, verifier=tokens, sources=Sources())
+            yield Services(
+                store=store,
+                rooms=rooms,
+                verifier=tokens,
+                sources=Sources(),
+                seeds=RoomSeeds(pool),
+            )
 
     app = create_app(
         open_services=services,

@@ -1,4 +1,4 @@
-"""The ``roomcast`` command: serve, migrate, token.
+"""The ``roomcast`` command: serve, migrate, relay, token, audit.
 
 Every failure a user can cause (bad configuration, unreachable database, bad
 arguments) ends in one readable line on stderr and a non-zero exit, never a
@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from roomcast import __version__
+from roomcast.audit import cli as audit_cli
 from roomcast.config import ConfigError, Settings, load_settings, resolve_jwt_secret
 from roomcast.domain.errors import ServiceUnavailable
 from roomcast.logconfig import configure_logging
@@ -42,6 +43,14 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--sub", required=True, help="the user id (JWT subject)")
     token.add_argument("--name", help="display name (default: the user id)")
     token.add_argument("--ttl", type=int, help="lifetime in seconds (ROOMCAST_TOKEN_TTL)")
+
+    audit = sub.add_parser(
+        "audit",
+        help="read, follow and verify the event log (reads PostgreSQL directly)",
+        description="Read, follow and verify the event log: the hash chain and every draw "
+        "(docs/audit.md). Uses DATABASE_URL, or the embedded database of ROOMCAST_DATA_DIR.",
+    )
+    audit_cli.configure(audit)
     return parser
 
 
@@ -59,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return asyncio.run(_relay(settings))
             case "token":
                 return _token(settings, args.sub, args.name, args.ttl)
+            case "audit":
+                return audit_cli.run(args, settings)
     except ConfigError as exc:
         print(f"roomcast: configuration error: {exc}", file=sys.stderr)
         return 2

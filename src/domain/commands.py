@@ -1,7 +1,8 @@
 """Commands: what a caller asks of a room. Imperative names; all inputs injected.
 
 Every command carries who asks (``actor``) and when (``at``, from the caller's
-clock), and any id or entropy its events will need, so ``decide`` stays pure.
+clock), and any id or secret its events will need (a room's draw seed comes
+from the server's secret store), so ``decide`` stays pure.
 Partial updates use ``msgspec.UNSET`` for "leave as it is".
 """
 
@@ -53,10 +54,14 @@ class UpdateRoom(_Command, frozen=True, kw_only=True, tag="update_room"):
 
 class ChangeRoomStatus(_Command, frozen=True, kw_only=True, tag="change_room_status"):
     status: RoomStatus
+    seed: bytes | None = None
+    """The room's secret draw seed (``draw.SEED_BYTES`` long): activating commits to it,
+    closing an active room reveals it. Unused for draft → closed."""
 
 
 class DeleteRoom(_Command, frozen=True, kw_only=True, tag="delete_room"):
-    pass
+    seed: bytes | None = None
+    """The room's secret draw seed: deleting an active room reveals it, as closing does."""
 
 
 class JoinRoom(_Command, frozen=True, kw_only=True, tag="join_room"):
@@ -100,8 +105,9 @@ class DeletePrize(_Command, frozen=True, kw_only=True, tag="delete_prize"):
 class DrawWinner(_Command, frozen=True, kw_only=True, tag="draw_winner"):
     prize_id: str
     winner_id: str
-    entropy: int
-    """Non-negative; picks ``eligible[entropy % len(eligible)]`` (see ``draw.pick``)."""
+    seed: bytes | None = None
+    """The room's secret seed; it must match the room's commitment. The draw picks
+    ``eligible[draw.entropy(seed, draw_number) % len(eligible)]`` (see ``draw``)."""
 
 
 class RemoveWinner(_Command, frozen=True, kw_only=True, tag="remove_winner"):

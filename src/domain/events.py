@@ -72,13 +72,21 @@ class RoomUpdated(_Event, frozen=True, kw_only=True, tag="room:updated"):
     room: RoomInfo
 
 
-class RoomStatusChanged(_Event, frozen=True, kw_only=True, tag="room:status_changed"):
+class RoomStatusChanged(
+    _Event, frozen=True, kw_only=True, tag="room:status_changed", omit_defaults=True
+):
     old_status: RoomStatus
     new_status: RoomStatus
+    seed_commitment: str | None = None
+    """Our extension, on draft → active: ``sha256(seed)`` in hex (``draw.commitment``)."""
+    seed_reveal: str | None = None
+    """Our extension, on active → closed: the seed itself in hex, checkable against the
+    commitment. Both are absent (not null) on the wire when unset."""
 
 
-class RoomDeleted(_Event, frozen=True, kw_only=True, tag="room:deleted"):
-    pass
+class RoomDeleted(_Event, frozen=True, kw_only=True, tag="room:deleted", omit_defaults=True):
+    seed_reveal: str | None = None
+    """Our extension, when an active room is deleted: its seed in hex, as on closing."""
 
 
 class ParticipantJoined(_Event, frozen=True, kw_only=True, tag="participant:joined"):

@@ -2,8 +2,8 @@
 
 A room is one stream and the consistency boundary: every rule below reads only
 that room's state. Both functions are pure (no I/O, clock or randomness: the
-command brings ids, time and entropy), so the store can replay, cache and retry
-them freely. Refusals are raised as ``roomcast.domain.errors.Rejected``.
+command brings ids, time and the draw seed), so the store can replay, cache and
+retry them freely. Refusals are raised as ``roomcast.domain.errors.Rejected``.
 
 Who may do what:
 
@@ -140,7 +140,8 @@ def decide(command: Command, state: State) -> list[Event]:
             return _change_status(command, room)
         case DeleteRoom():
             _require_organizer(room, command.actor.id, "room:delete")
-            return [RoomDeleted(room_id=room.info.id, timestamp=command.at)]
+            reveal = _reveal(room, command.seed) if room.info.status is RoomStatus.ACTIVE else None
+            return [RoomDeleted(room_id=room.info.id, timestamp=command.at, seed_reveal=reveal)]
         case JoinRoom():
             return _join(command, room)
         case LeaveRoom():
@@ -218,11 +219,37 @@ def _change_status(command: ChangeRoomStatus, room: Room) -> list[Event]:
             f"cannot change status from {old} to {command.status}",
             {"from": str(old), "to": str(command.status)},
         )
+    commitment: str | None = None
+    reveal: str | None = None
+    if command.status is RoomStatus.ACTIVE:
+        # The commitment is fixed before any draw: sha256 of the secret seed.
+        if command.seed is None or len(command.seed) != draw.SEED_BYTES:
+            raise draw.SeedMismatch(
+                f"activating {room.info.id} needs a {draw.SEED_BYTES}-byte seed"
+            )
+        commitment = draw.commitment(command.seed)
+    elif old is RoomStatus.ACTIVE:
+        reveal = _reveal(room, command.seed)
     return [
         RoomStatusChanged(
-            room_id=room.info.id, timestamp=command.at, old_status=old, new_status=command.status
+            room_id=room.info.id,
+            timestamp=command.at,
+            old_status=old,
+            new_status=command.status,
+            seed_commitment=commitment,
+            seed_reveal=reveal,
         )
     ]
+
+
+def _reveal(room: Room, seed: bytes | None) -> str | None:
+    """The seed in hex, for an active room leaving that status (closed or deleted), so
+    anyone holding the log can recompute every draw. ``None`` if it never committed."""
+    if room.seed_commitment is None:
+        return None
+    if not draw.seed_matches(seed, room.seed_commitment):
+        raise draw.SeedMismatch(f"the seed for {room.info.id} does not match its commitment")
+    return seed.hex()
 
 
 def _join(command: JoinRoom, room: Room) -> list[Event]:
@@ -374,12 +401,19 @@ def _draw(command: DrawWinner, room: Room) -> list[Event]:
     prize = _prize(room, command.prize_id)
     if prize.quantity_remaining < 1:
         raise PrizeExhausted("no quantity left for this prize", {"prizeId": prize.id})
-    if command.entropy < 0:
-        raise InvalidPayload("entropy must be non-negative")
     eligible = room.eligible()
     if not eligible:
         raise NoEligibleParticipants("no participant can win this draw")
-    chosen = draw.pick(eligible, command.entropy)
+    if room.seed_commitment is None:
+        raise RoomNotActive(
+            "this room became active before draws were verifiable (no seed commitment); "
+            "draws need a room activated since",
+            {"status": str(room.info.status)},
+        )
+    if not draw.seed_matches(command.seed, room.seed_commitment):
+        raise draw.SeedMismatch(f"the seed for {room.info.id} does not match its commitment")
+    draw_number = room.draws + 1
+    chosen = draw.pick(eligible, draw.entropy(command.seed, draw_number))
     winner = Winner(
         id=command.winner_id,
         participant_id=chosen.id,
@@ -393,7 +427,7 @@ def _draw(command: DrawWinner, room: Room) -> list[Event]:
             room_id=room.info.id,
             timestamp=command.at,
             winner=winner,
-            draw_number=room.draws + 1,
+            draw_number=draw_number,
             eligible_count=len(eligible),
         )
     ]
@@ -493,7 +527,10 @@ def evolve(state: State, event: Event) -> State:
         case RoomUpdated():
             return structs.replace(room, info=event.room)
         case RoomStatusChanged():
-            return structs.replace(room, info=structs.replace(room.info, status=event.new_status))
+            info = structs.replace(room.info, status=event.new_status)
+            if event.seed_commitment is None:
+                return structs.replace(room, info=info)
+            return structs.replace(room, info=info, seed_commitment=event.seed_commitment)
         case RoomDeleted():
             return structs.replace(room, deleted=True)
         case ParticipantJoined():

@@ -117,6 +117,8 @@ class Room(_Wire, frozen=True, kw_only=True):
     winners: dict[str, Winner] = msgspec.field(default_factory=dict)
     draws: int = 0
     """How many draws this room has made; numbers each draw for verification."""
+    seed_commitment: str | None = None
+    """``sha256(seed)`` in hex, recorded when the room became active; draws need it."""
 
     def member(self, user_id: str) -> Participant | None:
         """The user's current participation, if any."""

@@ -24,6 +24,7 @@ from roomcast.http.participants import ParticipantController
 from roomcast.http.prizes import PrizeController
 from roomcast.http.rooms import RoomController
 from roomcast.outbox.store import EventStore
+from roomcast.service.draws import RoomSeeds
 from roomcast.service.rooms import RoomService
 from roomcast.service.sources import Sources
 from roomcast.tokens import TokenVerifier
@@ -39,6 +40,7 @@ class Services:
     rooms: RoomService
     verifier: TokenVerifier
     sources: Sources
+    seeds: RoomSeeds
 
 
 def _services(request: Request[Any, Any, Any]) -> Services:
@@ -67,6 +69,9 @@ def create_app(
     async def sources(request: Request[Any, Any, Any]) -> Sources:
         return _services(request).sources
 
+    async def seeds(request: Request[Any, Any, Any]) -> RoomSeeds:
+        return _services(request).seeds
+
     async def caller(request: Request[Any, Any, Any]) -> UserRef:
         return caller_from(request, _services(request).verifier)
 
@@ -82,6 +87,7 @@ def create_app(
             "store": Provide(store),
             "service": Provide(rooms),
             "sources": Provide(sources),
+            "seeds": Provide(seeds),
             "caller": Provide(caller),
         },
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

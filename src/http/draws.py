@@ -10,7 +10,7 @@ from litestar.params import JSONBody, Parameter
 from roomcast.domain import commands
 from roomcast.http.bodies import DrawBody
 from roomcast.http.commands import run_command, take
-from roomcast.http.deps import Caller, Clock, Service
+from roomcast.http.deps import Caller, Clock, Seeds, Service
 
 __all__ = ["DrawController"]
 
@@ -30,13 +30,16 @@ class DrawController(Controller):
         service: Service,
         caller: Caller,
         sources: Clock,
+        seeds: Seeds,
     ) -> Response[bytes]:
+        # The winner follows from the room's committed seed and the draw number
+        # (src/domain/draw.py, docs/audit.md); decide checks the seed.
         command = commands.DrawWinner(
             actor=caller,
             at=sources.now(),
             prize_id=data.prize_id,
             winner_id=sources.new_id("winner"),
-            entropy=sources.entropy(),
+            seed=await seeds.get(room_id),
         )
         return await run_command(
             request,

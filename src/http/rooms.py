@@ -11,10 +11,10 @@ from litestar.params import JSONBody, Parameter
 from roomcast import wire
 from roomcast.domain import commands
 from roomcast.domain.errors import PermissionDenied, RoomNotFound
-from roomcast.domain.state import Participant, Prize, Room, RoomInfo, UserRef, Winner
+from roomcast.domain.state import Participant, Prize, Room, RoomInfo, RoomStatus, UserRef, Winner
 from roomcast.http.bodies import CreateRoomBody, StatusBody, UpdateRoomBody
 from roomcast.http.commands import run_command, take
-from roomcast.http.deps import Caller, Clock, Service, Store
+from roomcast.http.deps import Caller, Clock, Seeds, Service, Store
 from roomcast.outbox.codec import Envelope
 from roomcast.service.rooms import RoomService
 
@@ -130,8 +130,18 @@ class RoomController(Controller):
         service: Service,
         caller: Caller,
         sources: Clock,
+        seeds: Seeds,
     ) -> Response[bytes]:
-        command = commands.ChangeRoomStatus(actor=caller, at=sources.now(), status=data.status)
+        # Activating commits to the room's secret draw seed (created here, before
+        # the append, and reused by retries); closing reveals it. docs/audit.md.
+        seed: bytes | None = None
+        if data.status is RoomStatus.ACTIVE:
+            seed = await seeds.ensure(room_id)
+        elif data.status is RoomStatus.CLOSED:
+            seed = await seeds.get(room_id)
+        command = commands.ChangeRoomStatus(
+            actor=caller, at=sources.now(), status=data.status, seed=seed
+        )
         return await run_command(request, service, caller, room_id, command)
 
     @delete("/{room_id:str}", status_code=200, summary="Delete the room (soft: the log stays)")
@@ -142,8 +152,10 @@ class RoomController(Controller):
         service: Service,
         caller: Caller,
         sources: Clock,
+        seeds: Seeds,
     ) -> Response[bytes]:
-        command = commands.DeleteRoom(actor=caller, at=sources.now())
+        # Deleting an active room reveals its draw seed, as closing does.
+        command = commands.DeleteRoom(actor=caller, at=sources.now(), seed=await seeds.get(room_id))
         return await run_command(request, service, caller, room_id, command)
 
     @get("/{room_id:str}/events", summary="The room's log, in seq order, a page at a time")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -67,13 +67,18 @@ def canonical_bytes(
     """The bytes an event's hash covers: one JSON object, keys sorted, no spaces.
 
     ``data`` is embedded verbatim (it is already JSON); see docs/audit.md.
+    ``recordedAt`` is rendered in UTC (``…Z``, microseconds only when non-zero),
+    exactly as the ``timestamptz`` read back from PostgreSQL renders, so a
+    verifier recomputes the same bytes from the stored row.
     """
+    if recorded_at.utcoffset() is None:
+        raise ValueError("recorded_at must be timezone-aware")
     return _sorted_encoder.encode(
         {
             "actorId": actor_id,
             "data": msgspec.Raw(data),
             "eventId": str(event_id),
-            "recordedAt": recorded_at,
+            "recordedAt": recorded_at.astimezone(UTC),
             "seq": seq,
             "streamId": stream_id,
             "type": type_,

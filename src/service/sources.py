@@ -1,8 +1,11 @@
-"""The non-determinism commands need (time, new ids, entropy), injected so tests can pin it."""
+"""The non-determinism commands need (time, new ids), injected so tests can pin it.
+
+Draw entropy is not here: it is derived from the room's committed seed
+(``service/draws.py``, ``domain/draw.py``) so every draw can be verified.
+"""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,12 +19,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _entropy() -> int:
-    return secrets.randbits(256)
-
-
 @dataclass(frozen=True, slots=True)
 class Sources:
     now: Callable[[], datetime] = field(default=_now)
     new_id: Callable[[str], str] = field(default=new_id)
-    entropy: Callable[[], int] = field(default=_entropy)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from roomcast.domain import room
+from roomcast.domain import draw, room
 from roomcast.domain.events import (
     Event,
     ParticipantChanges,
@@ -34,6 +34,11 @@ AT = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
 ROOM_ID = "room_1"
 PRIZE_ID = "prz_tv"
+
+SEED = (1497).to_bytes(draw.SEED_BYTES, "big")
+"""The room's secret draw seed: ``status`` commits to it on activation and reveals it on
+closing. Chosen so that draws 1 to 3 have ``entropy ≡ 0 (mod 12)``: each picks the FIRST
+eligible participant whenever 1, 2, 3, 4 or 6 are eligible (test_draw_seed.py checks it)."""
 
 
 def user(name: str) -> UserRef:
@@ -84,7 +89,15 @@ def created(organizer: UserRef = ALICE, name: str = "Lottery") -> RoomCreated:
 
 
 def status(old: RoomStatus, new: RoomStatus) -> RoomStatusChanged:
-    return RoomStatusChanged(room_id=ROOM_ID, timestamp=AT, old_status=old, new_status=new)
+    """Activating commits to ``SEED``; closing an active room reveals it."""
+    return RoomStatusChanged(
+        room_id=ROOM_ID,
+        timestamp=AT,
+        old_status=old,
+        new_status=new,
+        seed_commitment=draw.commitment(SEED) if new is RoomStatus.ACTIVE else None,
+        seed_reveal=SEED.hex() if (old, new) == (RoomStatus.ACTIVE, RoomStatus.CLOSED) else None,
+    )
 
 
 def participant(who: UserRef, participant_id: str, role: Role = Role.PARTICIPANT) -> Participant:

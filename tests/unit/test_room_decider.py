@@ -24,6 +24,7 @@ from roomcast.domain.commands import (
     UpdatePrize,
     UpdateRoom,
 )
+from roomcast.domain.draw import commitment, entropy
 from roomcast.domain.errors import (
     AlreadyParticipant,
     ErrorCode,
@@ -55,7 +56,6 @@ from roomcast.domain.events import (
     RoomChanges,
     RoomCreated,
     RoomDeleted,
-    RoomStatusChanged,
     RoomUpdated,
     WinnerRemoved,
     WinnerSelected,
@@ -79,6 +79,7 @@ from tests.unit.builders import (
     MIA,
     PRIZE_ID,
     ROOM_ID,
+    SEED,
     ZED,
     active_room,
     closed_room,
@@ -99,13 +100,21 @@ from tests.unit.builders import (
 WINNER_ID = "win_1"
 
 
-def draw(actor: UserRef = ALICE, entropy: int = 0, winner_id: str = WINNER_ID) -> DrawWinner:
-    return DrawWinner(actor=actor, at=AT, prize_id=PRIZE_ID, winner_id=winner_id, entropy=entropy)
+def draw(actor: UserRef = ALICE, winner_id: str = WINNER_ID, seed: bytes = SEED) -> DrawWinner:
+    return DrawWinner(actor=actor, at=AT, prize_id=PRIZE_ID, winner_id=winner_id, seed=seed)
 
 
-def with_winner(state: Room, entropy: int = 0, winner_id: str = WINNER_ID) -> Room:
-    """``state`` after alice draws ``prz_tv`` with ``entropy``."""
-    return then(state, *room.decide(draw(entropy=entropy, winner_id=winner_id), state))
+def with_winner(state: Room, winner_id: str = WINNER_ID) -> Room:
+    """``state`` after alice draws ``prz_tv`` (``SEED`` picks the first eligible)."""
+    return then(state, *room.decide(draw(winner_id=winner_id), state))
+
+
+def committed_to(state: Room, seed: bytes) -> Room:
+    """``state`` as if it had been activated with ``seed`` instead of ``SEED``."""
+    return structs.replace(state, seed_commitment=commitment(seed))
+
+
+OTHER_SEEDS = [k.to_bytes(32, "big") for k in range(20)]
 
 
 def refused(command: Command, state: room.State, expected: type[Rejected]) -> Rejected:
@@ -122,8 +131,8 @@ def every_command(actor: UserRef) -> list[Command]:
     """One command of each kind but CreateRoom, aimed at the entities of ``active_room``."""
     return [
         UpdateRoom(actor=actor, at=AT, name="Renamed"),
-        ChangeRoomStatus(actor=actor, at=AT, status=RoomStatus.CLOSED),
-        DeleteRoom(actor=actor, at=AT),
+        ChangeRoomStatus(actor=actor, at=AT, status=RoomStatus.CLOSED, seed=SEED),
+        DeleteRoom(actor=actor, at=AT, seed=SEED),
         JoinRoom(actor=actor, at=AT, participant_id="part_new"),
         LeaveRoom(actor=actor, at=AT),
         RemoveParticipant(actor=actor, at=AT, participant_id=pid("carol")),
@@ -294,11 +303,9 @@ class TestChangeRoomStatus:
     def test_the_organizer_moves_the_status_forward(self, old: RoomStatus, new: RoomStatus) -> None:
         state = room_in(old)
 
-        events = room.decide(ChangeRoomStatus(actor=ALICE, at=AT, status=new), state)
+        events = room.decide(ChangeRoomStatus(actor=ALICE, at=AT, status=new, seed=SEED), state)
 
-        assert events == [
-            RoomStatusChanged(room_id=ROOM_ID, timestamp=AT, old_status=old, new_status=new)
-        ]
+        assert events == [status(old, new)]  # commits to SEED / reveals it (test_draw_seed.py)
         assert then(state, *events).info.status is new
 
     @pytest.mark.parametrize(("old", "new"), FORBIDDEN_TRANSITIONS)
@@ -321,9 +328,11 @@ class TestChangeRoomStatus:
 class TestDeleteRoom:
     @pytest.mark.parametrize("state", [draft_room(), active_room(), closed_room()])
     def test_the_organizer_deletes_the_room_in_any_status(self, state: Room) -> None:
-        events = room.decide(DeleteRoom(actor=ALICE, at=AT), state)
+        events = room.decide(DeleteRoom(actor=ALICE, at=AT, seed=SEED), state)
 
-        assert events == [RoomDeleted(room_id=ROOM_ID, timestamp=AT)]
+        # Deleting an active room reveals its seed, as closing does (test_draw_seed.py).
+        reveal = SEED.hex() if state.info.status is RoomStatus.ACTIVE else None
+        assert events == [RoomDeleted(room_id=ROOM_ID, timestamp=AT, seed_reveal=reveal)]
         assert room.is_terminal(then(state, *events))
 
     @pytest.mark.parametrize("actor", [MIA, BOB, ZED], ids=["moderator", "participant", "other"])
@@ -665,7 +674,7 @@ class TestUpdatePrize:
         assert (event.prize.quantity, event.prize.quantity_remaining) == (1, 0)
 
     def test_the_quantity_cannot_drop_below_the_awarded_count(self) -> None:
-        state = with_winner(with_winner(active_room(quantity=3)), entropy=0, winner_id="win_2")
+        state = with_winner(with_winner(active_room(quantity=3)), winner_id="win_2")
         command = UpdatePrize(actor=ALICE, at=AT, prize_id=PRIZE_ID, quantity=1)
 
         error = refused(command, state, PrizeQuantityTooLow)
@@ -739,11 +748,11 @@ class TestDeletePrize:
 
 
 class TestDrawWinner:
-    def test_the_organizer_draws_the_first_eligible_participant_with_entropy_zero(self) -> None:
+    def test_the_organizer_draws_the_first_eligible_participant_with_the_test_seed(self) -> None:
         """Eligible, sorted by participant id: part_bob, part_carol, part_dave (mia moderates)."""
         state = active_room()
 
-        events = room.decide(draw(entropy=0), state)
+        events = room.decide(draw(), state)
 
         assert events == [
             WinnerSelected(
@@ -762,27 +771,26 @@ class TestDrawWinner:
             )
         ]
 
-    @pytest.mark.parametrize(
-        ("entropy", "winner"),
-        [(1, "carol"), (2, "dave"), (3, "bob"), (2**256, "carol")],  # 2**256 % 3 == 1
-        ids=["1", "2", "3", "2**256"],
-    )
-    def test_the_pick_is_the_sorted_eligible_list_at_entropy_modulo_its_length(
-        self, entropy: int, winner: str
+    @pytest.mark.parametrize("seed", OTHER_SEEDS[:6], ids=lambda seed: seed.hex()[-2:])
+    def test_the_pick_is_the_sorted_eligible_list_at_the_seeds_entropy_modulo_its_length(
+        self, seed: bytes
     ) -> None:
-        [event] = room.decide(draw(entropy=entropy), active_room())
+        state = committed_to(active_room(), seed)
+
+        [event] = room.decide(draw(seed=seed), state)
 
         assert isinstance(event, WinnerSelected)
-        assert event.winner.participant_id == pid(winner)
+        sorted_eligible = [pid("bob"), pid("carol"), pid("dave")]
+        assert event.winner.participant_id == sorted_eligible[entropy(seed, 1) % 3]
 
-    def test_different_entropies_pick_different_participants(self) -> None:
-        [first] = room.decide(draw(entropy=4), active_room())
-        [second] = room.decide(draw(entropy=5), active_room())
+    def test_different_seeds_pick_different_participants(self) -> None:
+        picks = set()
+        for seed in OTHER_SEEDS:
+            [event] = room.decide(draw(seed=seed), committed_to(active_room(), seed))
+            assert isinstance(event, WinnerSelected)
+            picks.add(event.winner.participant_id)
 
-        assert isinstance(first, WinnerSelected)
-        assert isinstance(second, WinnerSelected)
-        assert first.winner.participant_id == pid("carol")
-        assert second.winner.participant_id == pid("dave")
+        assert picks == {pid("bob"), pid("carol"), pid("dave")}
 
     def test_the_sort_is_by_participant_id_not_by_join_order_or_name(self) -> None:
         state = given(
@@ -794,13 +802,16 @@ class TestDrawWinner:
             status(RoomStatus.DRAFT, RoomStatus.ACTIVE),
         )
 
-        picks = []
-        for entropy in range(3):
-            [event] = room.decide(draw(entropy=entropy), state)
+        picks = set()
+        for seed in OTHER_SEEDS:
+            [event] = room.decide(draw(seed=seed), committed_to(state, seed))
             assert isinstance(event, WinnerSelected)
-            picks.append(event.winner.participant_id)
+            assert (
+                event.winner.participant_id == ["part_a", "part_b", "part_c"][entropy(seed, 1) % 3]
+            )
+            picks.add(event.winner.participant_id)
 
-        assert picks == ["part_a", "part_b", "part_c"]
+        assert picks == {"part_a", "part_b", "part_c"}
 
     def test_a_draw_uses_up_one_of_the_prize_and_counts_the_draw(self) -> None:
         state = with_winner(active_room(quantity=2))
@@ -810,9 +821,9 @@ class TestDrawWinner:
         assert list(state.winners) == [WINNER_ID]
 
     def test_current_winners_are_not_eligible(self) -> None:
-        state = with_winner(active_room(quantity=3), entropy=0)  # bob wins
+        state = with_winner(active_room(quantity=3))  # bob wins
 
-        [event] = room.decide(draw(entropy=0, winner_id="win_2"), state)
+        [event] = room.decide(draw(winner_id="win_2"), state)
 
         assert isinstance(event, WinnerSelected)
         assert event.winner.participant_id == pid("carol")
@@ -821,7 +832,7 @@ class TestDrawWinner:
 
     def test_a_winner_who_left_and_rejoined_is_still_not_eligible(self) -> None:
         """Wins follow the user, not the participation."""
-        state = with_winner(active_room(quantity=3), entropy=0)  # bob wins
+        state = with_winner(active_room(quantity=3))  # bob wins
         state = then(
             state,
             ParticipantLeft(
@@ -830,7 +841,7 @@ class TestDrawWinner:
             joined(BOB, "part_aaa_bob"),
         )
 
-        [event] = room.decide(draw(entropy=0, winner_id="win_2"), state)
+        [event] = room.decide(draw(winner_id="win_2"), state)
 
         assert isinstance(event, WinnerSelected)
         assert event.winner.participant_id == pid("carol")
@@ -846,8 +857,8 @@ class TestDrawWinner:
             status(RoomStatus.DRAFT, RoomStatus.ACTIVE),
         )
 
-        for entropy in range(4):
-            [event] = room.decide(draw(entropy=entropy), state)
+        for seed in OTHER_SEEDS[:4]:
+            [event] = room.decide(draw(seed=seed), committed_to(state, seed))
             assert isinstance(event, WinnerSelected)
             assert event.winner.participant_id == pid("bob")
             assert event.eligible_count == 1
@@ -878,7 +889,7 @@ class TestDrawWinner:
         assert error.code is ErrorCode.ROOM_NOT_ACTIVE
 
     def test_an_unknown_prize_is_not_found(self) -> None:
-        command = DrawWinner(actor=ALICE, at=AT, prize_id="prz_nope", winner_id="w", entropy=0)
+        command = DrawWinner(actor=ALICE, at=AT, prize_id="prz_nope", winner_id="w", seed=SEED)
 
         refused(command, active_room(), PrizeNotFound)
 
@@ -887,9 +898,6 @@ class TestDrawWinner:
 
         error = refused(draw(winner_id="win_2"), state, PrizeExhausted)
         assert error.code is ErrorCode.PRIZE_EXHAUSTED
-
-    def test_negative_entropy_is_invalid(self) -> None:
-        refused(draw(entropy=-1), active_room(), InvalidPayload)
 
     @pytest.mark.parametrize("actor", [MIA, BOB, ZED], ids=["moderator", "participant", "other"])
     def test_only_the_organizer_may_draw(self, actor: UserRef) -> None:
@@ -922,7 +930,7 @@ class TestRemoveWinner:
             state, *room.decide(RemoveWinner(actor=ALICE, at=AT, winner_id=WINNER_ID), state)
         )
 
-        [event] = room.decide(draw(entropy=0, winner_id="win_2"), state)
+        [event] = room.decide(draw(winner_id="win_2"), state)
 
         assert isinstance(event, WinnerSelected)
         assert event.winner.participant_id == pid("bob")
@@ -967,10 +975,10 @@ PERMISSIONS: list[tuple[str, Callable[[UserRef], Command], set[str]]] = [
     ("update room", lambda a: UpdateRoom(actor=a, at=AT, name="New"), {ORGANIZER, MODERATOR}),
     (
         "change status",
-        lambda a: ChangeRoomStatus(actor=a, at=AT, status=RoomStatus.CLOSED),
+        lambda a: ChangeRoomStatus(actor=a, at=AT, status=RoomStatus.CLOSED, seed=SEED),
         {ORGANIZER},
     ),
-    ("delete room", lambda a: DeleteRoom(actor=a, at=AT), {ORGANIZER}),
+    ("delete room", lambda a: DeleteRoom(actor=a, at=AT, seed=SEED), {ORGANIZER}),
     (
         "remove a participant",
         lambda a: RemoveParticipant(actor=a, at=AT, participant_id=pid("carol")),
@@ -998,7 +1006,7 @@ PERMISSIONS: list[tuple[str, Callable[[UserRef], Command], set[str]]] = [
         lambda a: DeletePrize(actor=a, at=AT, prize_id=PRIZE_ID),
         {ORGANIZER, MODERATOR},
     ),
-    ("draw", lambda a: draw(a, entropy=1, winner_id="win_2"), {ORGANIZER}),
+    ("draw", lambda a: draw(a, winner_id="win_2"), {ORGANIZER}),
     (
         "remove a winner",
         lambda a: RemoveWinner(actor=a, at=AT, winner_id=WINNER_ID),

@@ -45,10 +45,11 @@ from roomcast.domain.commands import (
     UpdatePrize,
     UpdateRoom,
 )
+from roomcast.domain.draw import entropy
 from roomcast.domain.errors import Rejected, RoomNotFound, VersionConflict
 from roomcast.domain.events import Event, WinnerSelected
 from roomcast.domain.state import Role, Room, RoomStatus, UserRef
-from tests.unit.builders import AT, ROOM_ID, user
+from tests.unit.builders import AT, ROOM_ID, SEED, user
 
 ORGANIZER = user("alice")
 USERS = [ORGANIZER, *(user(name) for name in ("bob", "carol", "dave", "erin"))]
@@ -74,7 +75,7 @@ names = st.sampled_from(["Lottery", "Raffle", "TV", " "])
 descriptions = st.sampled_from([None, "first", "second"])
 room_settings = st.sampled_from([{}, {"theme": "dark"}, {"max": 3}])
 quantities = st.integers(min_value=-1, max_value=4)
-entropies = st.integers(min_value=-1, max_value=2**256)  # -1 is refused
+seeds = st.just(SEED)  # the room's secret seed, as the HTTP layer brings it
 
 
 def unset_or(strategy: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
@@ -89,8 +90,8 @@ def every_command(actor: UserRef) -> list[Command]:
     """One command of each kind but CreateRoom."""
     return [
         UpdateRoom(actor=actor, at=AT, name="Renamed"),
-        ChangeRoomStatus(actor=actor, at=AT, status=RoomStatus.CLOSED),
-        DeleteRoom(actor=actor, at=AT),
+        ChangeRoomStatus(actor=actor, at=AT, status=RoomStatus.CLOSED, seed=SEED),
+        DeleteRoom(actor=actor, at=AT, seed=SEED),
         JoinRoom(actor=actor, at=AT, participant_id="part_new"),
         LeaveRoom(actor=actor, at=AT),
         RemoveParticipant(actor=actor, at=AT, participant_id="part_new"),
@@ -98,7 +99,7 @@ def every_command(actor: UserRef) -> list[Command]:
         CreatePrize(actor=actor, at=AT, prize_id="prz_new", name="Car"),
         UpdatePrize(actor=actor, at=AT, prize_id="prz_new", name="Big TV"),
         DeletePrize(actor=actor, at=AT, prize_id="prz_new"),
-        DrawWinner(actor=actor, at=AT, prize_id="prz_new", winner_id="w", entropy=0),
+        DrawWinner(actor=actor, at=AT, prize_id="prz_new", winner_id="w", seed=SEED),
         RemoveWinner(actor=actor, at=AT, winner_id="w"),
     ]
 
@@ -149,7 +150,7 @@ class RoomMachine(RuleBasedStateMachine):
             CreatePrize(actor=ORGANIZER, at=AT, prize_id=FRESH, name="TV", quantity=quantity)
         )
         if start is RoomStatus.ACTIVE:
-            seeds.append(ChangeRoomStatus(actor=ORGANIZER, at=AT, status=start))
+            seeds.append(ChangeRoomStatus(actor=ORGANIZER, at=AT, status=start, seed=SEED))
         for seed in seeds:
             assert self.apply(seed), seed
 
@@ -161,6 +162,7 @@ class RoomMachine(RuleBasedStateMachine):
                 actor=actors,
                 at=at,
                 status=st.sampled_from([RoomStatus.DRAFT, RoomStatus.ACTIVE]),
+                seed=seeds,
             ),
         )
     )
@@ -170,8 +172,14 @@ class RoomMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.step >= LATE)
     @rule(
         command=st.one_of(
-            st.builds(ChangeRoomStatus, actor=actors, at=at, status=st.just(RoomStatus.CLOSED)),
-            st.builds(DeleteRoom, actor=actors, at=at),
+            st.builds(
+                ChangeRoomStatus,
+                actor=actors,
+                at=at,
+                status=st.just(RoomStatus.CLOSED),
+                seed=seeds,
+            ),
+            st.builds(DeleteRoom, actor=actors, at=at, seed=seeds),
         )
     )
     def close_or_delete_the_room(self, command: Command) -> None:
@@ -242,7 +250,7 @@ class RoomMachine(RuleBasedStateMachine):
         self.apply(command)
 
     draws = st.builds(
-        DrawWinner, actor=organizer_mostly, at=at, prize_id=refs, winner_id=fresh, entropy=entropies
+        DrawWinner, actor=organizer_mostly, at=at, prize_id=refs, winner_id=fresh, seed=seeds
     )
 
     @rule(command=draws)
@@ -327,7 +335,8 @@ class RoomMachine(RuleBasedStateMachine):
         assert chosen.role is Role.PARTICIPANT
         assert selected.winner.participant.user == chosen.user
         eligible = eligible_before(before)
-        assert chosen.id == eligible[command.entropy % len(eligible)]
+        assert command.seed is not None
+        assert chosen.id == eligible[entropy(command.seed, before.draws + 1) % len(eligible)]
         assert selected.eligible_count == len(eligible)
         assert selected.draw_number == before.draws + 1
 

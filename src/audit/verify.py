@@ -1,0 +1,183 @@
+"""``roomcast audit verify``: the hash chain, the stream heads and every draw, in one pass.
+
+All rooms are read in ONE read-only REPEATABLE READ transaction, so the heads
+and the events are one consistent snapshot even while the service appends.
+Rows stream through a server-side cursor; nothing is held but the current
+room's draw state.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TextIO
+
+import asyncpg
+import msgspec
+
+from roomcast.audit import source
+from roomcast.audit.chain import Chain
+from roomcast.audit.replay import DRAW_TYPES, Draws
+from roomcast.outbox.codec import decode_event
+
+__all__ = ["Progress", "RoomReport", "verify"]
+
+
+@dataclass(frozen=True, slots=True)
+class RoomReport:
+    room_id: str
+    events: int
+    """Events whose chain links were checked (all of them when ``ok``)."""
+    head_seq: int
+    draws: int
+    verified: int
+    pending: int
+    failed_seq: int | None = None
+    """The first broken event; ``None`` with a ``reason`` when the head is what is broken."""
+    failed_type: str | None = None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+    def line(self) -> str:
+        if not self.ok:
+            where = (
+                "" if self.failed_seq is None else f"seq {self.failed_seq} ({self.failed_type}): "
+            )
+            return f"FAIL {self.room_id}: {where}{self.reason}"
+        text = f"OK {self.room_id}: {self.events} events, hash chain intact up to the head"
+        if self.verified:
+            text += f"; {self.verified} draws verified"
+        if self.pending:
+            text += f"; {self.pending} draws not yet verifiable: seed not revealed"
+        elif not self.draws:
+            text += "; no draws"
+        return text
+
+    def json(self) -> str:
+        return msgspec.json.encode(
+            {
+                "room": self.room_id,
+                "ok": self.ok,
+                "events": self.events,
+                "headSeq": self.head_seq,
+                "draws": self.draws,
+                "drawsVerified": self.verified,
+                "drawsPending": self.pending,
+                "failedSeq": self.failed_seq,
+                "reason": self.reason,
+            }
+        ).decode()
+
+
+class Progress:
+    """``verified N/M events`` on stderr, at most ten times a second; silent when disabled."""
+
+    def __init__(self, total: int, *, enabled: bool, out: TextIO | None = None) -> None:
+        self._total = total
+        self._enabled = enabled
+        self._out = sys.stderr if out is None else out
+        self._tty = self._out.isatty()
+        self._done = 0
+        self._next = 0.0
+
+    def advance(self, events: int) -> None:
+        self._done += events
+        if not self._enabled:
+            return
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + (0.1 if self._tty else 1.0)
+        percent = 100 * self._done // self._total if self._total else 100
+        text = f"verified {self._done}/{self._total} events ({percent}%)"
+        if self._tty:
+            self._out.write(f"\r\x1b[K{text}")
+        else:
+            self._out.write(text + "\n")
+        self._out.flush()
+
+    def clear(self) -> None:
+        if self._enabled and self._tty:
+            self._out.write("\r\x1b[K")
+            self._out.flush()
+
+
+_STEP = 2000
+"""Rows between progress updates."""
+
+
+async def verify(
+    conn: asyncpg.Connection,
+    room_id: str | None,
+    *,
+    progress: bool,
+    report: Callable[[RoomReport], None],
+) -> list[RoomReport]:
+    """Verify one room (``AuditError`` if it does not exist) or, with ``None``, every room."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        heads = [await source.head(conn, room_id)] if room_id else await source.heads(conn)
+        meter = Progress(sum(h.version for h in heads), enabled=progress)
+        reports = []
+        try:
+            for head in heads:
+                result = await _room(conn, head, meter)
+                meter.clear()
+                report(result)
+                reports.append(result)
+        finally:
+            meter.clear()
+    return reports
+
+
+async def _room(conn: asyncpg.Connection, head: source.Head, meter: Progress) -> RoomReport:
+    room_id = head.stream_id
+    chain = Chain(room_id)
+    draws = Draws(await source.revealed_seed(conn, room_id))
+
+    def failed(seq: int | None, type_: str | None, reason: str) -> RoomReport:
+        return RoomReport(
+            room_id=room_id,
+            events=chain.count,
+            head_seq=head.version,
+            draws=draws.draws,
+            verified=draws.verified,
+            pending=draws.pending,
+            failed_seq=seq,
+            failed_type=type_,
+            reason=reason,
+        )
+
+    since_tick = 0
+    async for row in source.rows(conn, room_id):
+        reason = chain.add(row)
+        if reason is not None:
+            return failed(row.seq, row.type, reason)
+        if row.type in DRAW_TYPES:
+            try:
+                event = decode_event(row.data)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                return failed(row.seq, row.type, f"the event does not decode: {exc}")
+            reason = draws.apply(event)
+            if reason is not None:
+                return failed(row.seq, row.type, reason)
+        since_tick += 1
+        if since_tick == _STEP:
+            meter.advance(since_tick)
+            since_tick = 0
+    meter.advance(since_tick)
+    reason = chain.check_head(head.version, head.last_hash)
+    if reason is not None:
+        return failed(None, None, reason)
+    return RoomReport(
+        room_id=room_id,
+        events=chain.count,
+        head_seq=head.version,
+        draws=draws.draws,
+        verified=draws.verified,
+        pending=draws.pending,
+    )
