@@ -19,8 +19,7 @@ import structlog
 
 from roomcast import wire
 from roomcast.domain.errors import AuthenticationFailed, InvalidPayload, PermissionDenied
-from roomcast.domain.errors import RoomNotFound as RoomNotFoundError
-from roomcast.domain.state import Room, UserRef
+from roomcast.domain.state import UserRef
 from roomcast.gateway import jsoncodec
 from roomcast.gateway.delivery import (
     LocalDelivery,
@@ -150,23 +149,9 @@ class Gateway:
 
     # ---------------------------------------------------------------- handlers
 
-    async def _readable(
-        self, room_id: str, user: UserRef, action: str = "room:subscribe"
-    ) -> tuple[Room, int]:
-        loaded = await self._svc().rooms.current(room_id)
-        state = loaded.state
-        if state is None or state.deleted:
-            raise RoomNotFoundError("room not found", {"roomId": room_id})
-        if not state.can_read(user.id):
-            raise PermissionDenied(
-                "only the organizer and participants may read this room",
-                {"action": action, "roomId": room_id},
-            )
-        return state, loaded.version
-
     async def _subscribe(self, sid: str, user: UserRef, args: tuple[Any, ...]) -> Any:
         request = parse(SubscribeRequest, args)
-        state, _ = await self._readable(request.room_id, user)
+        state, _ = await self._svc().rooms.readable(request.room_id, user.id, "room:subscribe")
         room = room_name(request.room_id)
         store = self._svc().store
         self.registry.open_gate(room, sid)
@@ -222,7 +207,7 @@ class Gateway:
 
     async def _replay(self, sid: str, user: UserRef, args: tuple[Any, ...]) -> Any:
         request = parse(ReplayRequest, args)
-        _, head = await self._readable(request.room_id, user, "room:replay")
+        _, head = await self._svc().rooms.readable(request.room_id, user.id, "room:replay")
         store = self._svc().store
         page = await store.read(request.room_id, request.after_seq, request.limit)
         visibility = Visibility(

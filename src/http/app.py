@@ -16,6 +16,8 @@ from litestar.openapi import OpenAPIConfig
 from roomcast import __version__
 from roomcast.domain.state import UserRef
 from roomcast.http.auth import caller_from
+from roomcast.http.commands import CommandContext
+from roomcast.http.deps import Caller
 from roomcast.http.draws import DrawController
 from roomcast.http.errors import EXCEPTION_HANDLERS
 from roomcast.http.health import health
@@ -75,6 +77,16 @@ def create_app(
     async def caller(request: Request[Any, Any, Any]) -> UserRef:
         return caller_from(request, _services(request).verifier)
 
+    async def command_context(request: Request[Any, Any, Any], caller: Caller) -> CommandContext:
+        services = _services(request)
+        return CommandContext(
+            request=request,
+            caller=caller,
+            service=services.rooms,
+            sources=services.sources,
+            seeds=services.seeds,
+        )
+
     return Litestar(
         route_handlers=[
             RoomController,
@@ -89,6 +101,7 @@ def create_app(
             "sources": Provide(sources),
             "seeds": Provide(seeds),
             "caller": Provide(caller),
+            "ctx": Provide(command_context),
         },
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],

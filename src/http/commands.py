@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -13,9 +15,11 @@ from roomcast.domain.commands import Command
 from roomcast.domain.errors import InvalidPayload
 from roomcast.domain.state import UserRef
 from roomcast.outbox.codec import Envelope
+from roomcast.service.draws import RoomSeeds
 from roomcast.service.rooms import CommandResult, Idempotency, RoomService, fingerprint
+from roomcast.service.sources import Sources
 
-__all__ = ["Reply", "run_command", "take"]
+__all__ = ["CommandContext", "Reply", "take"]
 
 _MAX_KEY_LENGTH = 255
 
@@ -83,28 +87,47 @@ async def idempotency(request: Request[Any, Any, Any], caller: UserRef) -> Idemp
     )
 
 
-async def run_command(
-    request: Request[Any, Any, Any],
-    service: RoomService,
-    caller: UserRef,
-    room_id: str,
-    command: Command,
-    *,
-    render: Render = plain,
-    status_code: int = 200,
-) -> Response[bytes]:
-    outcome = await service.execute(
-        room_id,
-        command,
-        expected_version=expected_version(request),
-        idempotency=await idempotency(request, caller),
-    )
-    headers = {"ETag": f'"{outcome.result.version}"'}
-    if outcome.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return Response(
-        content=wire.encode(wire.success(render(outcome.result))),
-        status_code=status_code,
-        media_type=MediaType.JSON,
-        headers=headers,
-    )
+@dataclass(frozen=True, slots=True)
+class CommandContext:
+    """Everything a command route needs besides its body: one dependency, not five.
+
+    Built per request by ``roomcast.http.app`` from the caller, the services and
+    the request's headers.
+    """
+
+    request: Request[Any, Any, Any]
+    caller: UserRef
+    service: RoomService
+    sources: Sources
+    seeds: RoomSeeds
+
+    def now(self) -> datetime:
+        return self.sources.now()
+
+    def new_id(self, prefix: str) -> str:
+        return self.sources.new_id(prefix)
+
+    async def run(
+        self,
+        room_id: str,
+        command: Command,
+        *,
+        render: Render = plain,
+        status_code: int = 200,
+    ) -> Response[bytes]:
+        """Execute with the request's If-Match and Idempotency-Key; answer the envelope."""
+        outcome = await self.service.execute(
+            room_id,
+            command,
+            expected_version=expected_version(self.request),
+            idempotency=await idempotency(self.request, self.caller),
+        )
+        headers = {"ETag": f'"{outcome.result.version}"'}
+        if outcome.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return Response(
+            content=wire.encode(wire.success(render(outcome.result))),
+            status_code=status_code,
+            media_type=MediaType.JSON,
+            headers=headers,
+        )

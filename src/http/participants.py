@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-
-from litestar import Controller, Request, Response, delete, patch, post
-from litestar.params import JSONBody, Parameter
+from litestar import Controller, Response, delete, patch, post
+from litestar.params import JSONBody
 
 from roomcast.domain import commands
 from roomcast.http.bodies import RoleBody
-from roomcast.http.commands import run_command, take
-from roomcast.http.deps import Caller, Clock, Service
+from roomcast.http.commands import take
+from roomcast.http.deps import Command, PathId
 
 __all__ = ["ParticipantController"]
-
-Id = Annotated[str, Parameter(max_length=64)]
 
 
 class ParticipantController(Controller):
@@ -22,21 +18,11 @@ class ParticipantController(Controller):
     tags = ["participants"]  # noqa: RUF012 - Litestar reads it as a class attribute
 
     @post("/", status_code=201, summary="The caller joins the room")
-    async def join(
-        self,
-        request: Request[Any, Any, Any],
-        room_id: Id,
-        service: Service,
-        caller: Caller,
-        sources: Clock,
-    ) -> Response[bytes]:
+    async def join(self, room_id: PathId, ctx: Command) -> Response[bytes]:
         command = commands.JoinRoom(
-            actor=caller, at=sources.now(), participant_id=sources.new_id("part")
+            actor=ctx.caller, at=ctx.now(), participant_id=ctx.new_id("part")
         )
-        return await run_command(
-            request,
-            service,
-            caller,
+        return await ctx.run(
             room_id,
             command,
             render=take("participant:joined", "participant", "participant"),
@@ -44,51 +30,25 @@ class ParticipantController(Controller):
         )
 
     @delete("/me", status_code=200, summary="The caller leaves the room")
-    async def leave(
-        self,
-        request: Request[Any, Any, Any],
-        room_id: Id,
-        service: Service,
-        caller: Caller,
-        sources: Clock,
-    ) -> Response[bytes]:
-        command = commands.LeaveRoom(actor=caller, at=sources.now())
-        return await run_command(request, service, caller, room_id, command)
+    async def leave(self, room_id: PathId, ctx: Command) -> Response[bytes]:
+        return await ctx.run(room_id, commands.LeaveRoom(actor=ctx.caller, at=ctx.now()))
 
     @delete("/{participant_id:str}", status_code=200, summary="Remove a participant")
     async def remove(
-        self,
-        request: Request[Any, Any, Any],
-        room_id: Id,
-        participant_id: Id,
-        service: Service,
-        caller: Caller,
-        sources: Clock,
+        self, room_id: PathId, participant_id: PathId, ctx: Command
     ) -> Response[bytes]:
         command = commands.RemoveParticipant(
-            actor=caller, at=sources.now(), participant_id=participant_id
+            actor=ctx.caller, at=ctx.now(), participant_id=participant_id
         )
-        return await run_command(request, service, caller, room_id, command)
+        return await ctx.run(room_id, command)
 
     @patch("/{participant_id:str}", summary="Change a participant's role")
     async def change_role(
-        self,
-        request: Request[Any, Any, Any],
-        room_id: Id,
-        participant_id: Id,
-        data: JSONBody[RoleBody],
-        service: Service,
-        caller: Caller,
-        sources: Clock,
+        self, room_id: PathId, participant_id: PathId, data: JSONBody[RoleBody], ctx: Command
     ) -> Response[bytes]:
         command = commands.ChangeParticipantRole(
-            actor=caller, at=sources.now(), participant_id=participant_id, role=data.role
+            actor=ctx.caller, at=ctx.now(), participant_id=participant_id, role=data.role
         )
-        return await run_command(
-            request,
-            service,
-            caller,
-            room_id,
-            command,
-            render=take("participant:updated", "participant", "participant"),
+        return await ctx.run(
+            room_id, command, render=take("participant:updated", "participant", "participant")
         )

@@ -23,7 +23,14 @@ import structlog
 
 from roomcast.domain import room
 from roomcast.domain.commands import Command
-from roomcast.domain.errors import IdempotencyKeyReused, ServiceUnavailable, VersionConflict
+from roomcast.domain.errors import (
+    IdempotencyKeyReused,
+    PermissionDenied,
+    RoomNotFound,
+    ServiceUnavailable,
+    VersionConflict,
+)
+from roomcast.domain.state import Room
 from roomcast.ids import uuid7
 from roomcast.outbox.codec import Envelope
 from roomcast.outbox.errors import DuplicateIdempotencyKey, StaleVersion
@@ -191,6 +198,20 @@ class RoomService:
             self._cache.move_to_end(room_id)
             return cached
         return await self._load(room_id, fresh=True)
+
+    async def readable(self, room_id: str, user_id: str, action: str) -> tuple[Room, int]:
+        """The room at its head and its version, if it exists and ``user_id`` may read it
+        (its organizer or a current participant); ROOM_NOT_FOUND or PERMISSION_DENIED."""
+        loaded = await self.current(room_id)
+        state = loaded.state
+        if state is None or state.deleted:
+            raise RoomNotFound("room not found", {"roomId": room_id})
+        if not state.can_read(user_id):
+            raise PermissionDenied(
+                "only the organizer and participants may read this room",
+                {"action": action, "roomId": room_id},
+            )
+        return state, loaded.version
 
     async def _load(self, room_id: str, *, fresh: bool) -> Loaded:
         if not fresh:
