@@ -32,6 +32,10 @@ CREATE TABLE IF NOT EXISTS events (
     UNIQUE (stream_id, seq)
 );
 CREATE INDEX IF NOT EXISTS events_recorded_at ON events (stream_id, recorded_at);
+-- A replay asks "was this user a member at seq N?" (EventStore.member_after):
+-- only membership events matter, so the lookup must not scan the whole stream.
+CREATE INDEX IF NOT EXISTS events_membership ON events (stream_id, seq)
+    WHERE type IN ('participant:joined', 'participant:left');
 
 -- Append-only, enforced by the database: UPDATE, DELETE and TRUNCATE raise.
 -- (A superuser can disable triggers; the hash chain makes that detectable.)

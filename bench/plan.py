@@ -1,0 +1,79 @@
+"""How big each scenario is: the full run and ``--quick``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+__all__ = ["FULL", "QUICK", "Plan"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    mode: str
+    repeats: int
+    workers: int
+    """Client processes (clients are spread over them)."""
+    # P1: commands through REST vs the same append statement on raw asyncpg.
+    p1_levels: tuple[int, ...]
+    p1_commands: int
+    # P3: fan-out to one room; (clients, events) pairs.
+    p3_runs: tuple[tuple[int, int], ...]
+    # P2: latency at half the bare emit's P3 capacity, for this many clients.
+    p2_clients: int
+    p2_seconds: float
+    # P4: one client this many events behind.
+    p4_behind: int
+    # P5: reconnect storm; this many clients, each p5_behind events behind.
+    p5_clients: tuple[int, ...]
+    p5_behind: int
+    p5_deadline: float
+    # P6: RSS per idle connection at these connection counts.
+    p6_counts: tuple[int, ...]
+    # P8: load growth: stream lengths, commands timed per length, events replayed.
+    p8_lengths: tuple[int, ...]
+    p8_commands: int
+    p8_replay: int
+    pool_size: int = 10
+    """The app's ROOMCAST_DB_POOL_SIZE (its default); the raw baseline's pool too."""
+
+    def with_repeats(self, repeats: int | None) -> Plan:
+        return self if repeats is None else replace(self, repeats=repeats)
+
+
+FULL = Plan(
+    mode="full",
+    repeats=3,
+    workers=4,
+    p1_levels=(1, 8, 32),
+    p1_commands=2000,
+    p3_runs=((100, 1000), (1000, 100)),
+    p2_clients=1000,
+    p2_seconds=20,
+    p4_behind=10_000,
+    p5_clients=(100, 1000),
+    p5_behind=100,
+    p5_deadline=30,
+    p6_counts=(1000, 5000),
+    p8_lengths=(1_000, 10_000, 100_000),
+    p8_commands=300,
+    p8_replay=1000,
+)
+
+QUICK = Plan(
+    mode="quick",
+    repeats=2,
+    workers=2,
+    p1_levels=(1, 8, 32),
+    p1_commands=200,
+    p3_runs=((50, 200),),
+    p2_clients=50,
+    p2_seconds=2,
+    p4_behind=1000,
+    p5_clients=(50,),
+    p5_behind=100,
+    p5_deadline=15,
+    p6_counts=(100, 300),
+    p8_lengths=(1_000, 10_000),
+    p8_commands=60,
+    p8_replay=200,
+)

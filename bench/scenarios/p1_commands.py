@@ -1,0 +1,122 @@
+"""P1 command throughput: PATCH /api/rooms/{id} vs the same append on raw asyncpg.
+
+At concurrency c, c workers each rename their own room (c rooms: one room's
+commands are serialised by its head row anyway) as fast as they can, for
+``p1_commands`` commands in all. The baseline runs ``append_statement(prepare(…))``
+(the store's exact single-statement append, snapshot every 100 included) for the
+same events through an asyncpg pool of the app's size, with the same c
+concurrent workers, in its own database. Statements are built before the clock
+starts: the baseline is the database's share alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from bench.context import Bench, log
+from bench.httpc import HttpError
+from bench.procs import Workers
+from bench.stats import Scenario, Target, percentile
+
+WARMUP = 5
+
+
+async def _app_round(b: Bench, concurrency: int, total: int) -> tuple[float, list[float]]:
+    shares = Workers.split(total, concurrency)
+    https = [b.http() for _ in range(concurrency)]
+    try:
+        rooms = [await b.create_room(h) for h in https]
+
+        async def warm(i: int) -> None:
+            for j in range(WARMUP):
+                await https[i].json("PATCH", f"/api/rooms/{rooms[i]}", {"name": f"warm {j}"})
+
+        await asyncio.gather(*(warm(i) for i in range(concurrency)))
+        latencies: list[float] = []
+
+        async def run(i: int) -> None:
+            http, path = https[i], f"/api/rooms/{rooms[i]}"
+            for j in range(shares[i]):
+                started = time.perf_counter()
+                status, body = await http.request("PATCH", path, {"name": f"name {j}"})
+                latencies.append(time.perf_counter() - started)
+                if status != 200:
+                    raise HttpError(f"PATCH {path}: HTTP {status}: {body[:200]!r}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(run(i) for i in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    finally:
+        for http in https:
+            await http.close()
+    await b.outbox_drained()
+    return total / elapsed, latencies
+
+
+async def _raw_round(b: Bench, concurrency: int, total: int) -> tuple[float, list[float]]:
+    shares = Workers.split(total, concurrency)
+    rooms = [await b.raw.create_room() for _ in range(concurrency)]
+    plans = [b.raw.statements(rooms[i], WARMUP + shares[i]) for i in range(concurrency)]
+    pool = b.raw_pool
+
+    async def warm(i: int) -> None:
+        for statement in plans[i][:WARMUP]:
+            await pool.fetchval(*statement)
+
+    await asyncio.gather(*(warm(i) for i in range(concurrency)))
+    latencies: list[float] = []
+
+    async def run(i: int) -> None:
+        for statement in plans[i][WARMUP:]:
+            started = time.perf_counter()
+            version = await pool.fetchval(*statement)
+            latencies.append(time.perf_counter() - started)
+            if version is None:
+                raise RuntimeError("raw append hit a version conflict")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(run(i) for i in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    return total / elapsed, latencies
+
+
+async def run(b: Bench) -> Scenario:
+    plan = b.plan
+    s = Scenario("P1", "Command throughput: REST API vs raw asyncpg append")
+    s.note = (
+        f"{plan.p1_commands} renames per round; c rooms at concurrency c; "
+        f"pool of {plan.pool_size} connections in both"
+    )
+    for c in plan.p1_levels:
+        rates = s.figure(
+            f"c{c}",
+            f"commands/s, concurrency {c}",
+            "cmd/s",
+            "raw asyncpg, same append statement",
+            target=Target(">=", 0.8, text="≥ 0.8× raw asyncpg") if c == 32 else None,
+        )
+        p50 = s.figure(
+            f"c{c}.p50",
+            f"command latency p50, concurrency {c}",
+            "ms",
+            "raw asyncpg append",
+            higher_is_better=False,
+        )
+        for r in range(plan.repeats):
+            order = ("app", "raw") if r % 2 == 0 else ("raw", "app")
+            got: dict[str, tuple[float, list[float]]] = {}
+            for which in order:
+                if which == "app":
+                    got[which] = await _app_round(b, c, plan.p1_commands)
+                else:
+                    got[which] = await _raw_round(b, c, plan.p1_commands)
+            rates.ours.append(got["app"][0])
+            rates.base.append(got["raw"][0])
+            p50.ours.append(percentile(got["app"][1], 50) * 1000)
+            p50.base.append(percentile(got["raw"][1], 50) * 1000)
+            log(
+                f"P1 c={c} #{r + 1}: REST {got['app'][0]:.0f}/s, raw {got['raw'][0]:.0f}/s "
+                f"({got['app'][0] / got['raw'][0]:.2f}×)"
+            )
+    return s

@@ -1,0 +1,123 @@
+"""P3 fan-out: delivered messages/s into one room of N clients, relay vs bare emit.
+
+Relay path: E events are committed to the room in one append (as a burst of
+commands would leave them in the outbox) and the relay is woken with NOTIFY, as
+the app does after a commit; it publishes them through the gateway. Baseline:
+the bare python-socketio server emits the same payloads to its room as fast as
+it can, awaiting each emit as the relay does. Both: delivered messages divided
+by the time from the trigger to the last client receiving the last event.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bench.context import Bench, log
+from bench.scenarios.common import arm, connect_clients, finished_at, wait
+from bench.stats import Scenario, Target
+
+
+def _timeout(clients: int, events: int) -> float:
+    return 30 + clients * events / 2000
+
+
+async def relay_round(b: Bench, clients: int, events: int) -> dict[str, Any]:
+    room = await b.create_room()
+    head = await connect_clients(b, b.app, clients, room)
+    loaded = await b.streams.store.load(room)
+    pendings = b.streams.prepare_updates(loaded, events, chunk=events)
+    await arm(b, head + events)
+    cpu = b.app.cpu()
+    started = time.time()
+    await b.streams.append_all(pendings)
+    await b.streams.notify()
+    result = await wait(b, _timeout(clients, events))
+    result["server_cpu"] = b.app.cpu() - cpu
+    result["seconds"] = finished_at(result) - started
+    await b.workers.forget()
+    await b.outbox_drained()
+    return result
+
+
+async def bare_round(b: Bench, clients: int, events: int) -> dict[str, Any]:
+    head = await connect_clients(b, b.bare, clients, "bench")
+    await arm(b, head + events)
+    cpu = b.bare.cpu()
+    started = time.time()
+    await b.emit_bare(events, 0)
+    result = await wait(b, _timeout(clients, events))
+    result["server_cpu"] = b.bare.cpu() - cpu
+    result["seconds"] = finished_at(result) - started
+    await b.workers.forget()
+    return result
+
+
+def _rate(result: dict[str, Any]) -> float:
+    return float(result["received"] / result["seconds"])
+
+
+async def bare_capacity(b: Bench, clients: int) -> float:
+    """The bare emit's delivered msgs/s at ``clients`` (measured in P3, or now)."""
+    known = b.results.get("P3.bare", {}).get(clients)
+    if known:
+        return float(sorted(known)[len(known) // 2])
+    events = max(20, 20_000 // clients)
+    return _rate(await bare_round(b, clients, events))
+
+
+async def run(b: Bench) -> Scenario:
+    plan = b.plan
+    s = Scenario("P3", "Fan-out: delivered msgs/s to 1 room × N clients, relay vs bare emit")
+    s.note = "E events committed at once (relay) or emitted at once (bare); websocket clients"
+    b.results.setdefault("P3.bare", {})
+    for clients, events in plan.p3_runs:
+        fig = s.figure(
+            f"n{clients}",
+            f"delivered msgs/s, 1 room × {clients} clients ({events} events)",
+            "msg/s",
+            "bare python-socketio emit",
+            target=Target(">=", 0.9, text="≥ 0.9× bare emit"),
+        )
+        cpu = s.figure(
+            f"n{clients}.cpu",
+            f"server CPU per delivered message, {clients} clients",
+            "µs",
+            "bare python-socketio emit",
+            higher_is_better=False,
+        )
+        checks: list[dict[str, Any]] = []
+        for r in range(plan.repeats):
+            order = ("relay", "bare") if r % 2 == 0 else ("bare", "relay")
+            got = {}
+            for which in order:
+                runner = relay_round if which == "relay" else bare_round
+                got[which] = await runner(b, clients, events)
+            for which in order:
+                res = got[which]
+                checks.append(
+                    {
+                        "path": which,
+                        "expected": clients * events,
+                        "received": res["received"],
+                        "caught_up": res["caught_up"],
+                        "gaps": res["gaps"],
+                        "dups": res["dups"],
+                        "dropped": res["dropped"],
+                    }
+                )
+            fig.ours.append(_rate(got["relay"]))
+            fig.base.append(_rate(got["bare"]))
+            b.results["P3.bare"].setdefault(clients, []).append(_rate(got["bare"]))
+            for which, series in (("relay", cpu.ours), ("bare", cpu.base)):
+                res = got[which]
+                series.append(res["server_cpu"] / max(1, res["received"]) * 1e6)
+            log(
+                f"P3 n={clients} #{r + 1}: relay {_rate(got['relay']):.0f} msg/s, "
+                f"bare {_rate(got['bare']):.0f} msg/s"
+            )
+        s.details[f"n{clients}"] = checks
+        incomplete = [c for c in checks if c["received"] != c["expected"] or c["gaps"]]
+        if incomplete:
+            fig.note = f"{len(incomplete)} round(s) lost or skipped messages: see details"
+    return s

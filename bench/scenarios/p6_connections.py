@@ -1,0 +1,92 @@
+"""P6 connections: server RSS per idle connection at 1,000 and 5,000 clients.
+
+A fresh server process per round (so earlier scenarios' allocations do not
+hide or inflate the growth), warmed with a few connections, then N clients
+connect, authenticate and subscribe to one room and stay idle. Per connection:
+(RSS with N clients − RSS before any) ÷ N. Baseline: the same against a fresh
+bare python-socketio server (no auth, no database).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from bench.context import Bench, log
+from bench.procs import Server
+from bench.scenarios.common import connect_clients
+from bench.stats import Scenario, Target
+
+SETTLE = 2.0
+WARM = 20
+
+
+async def _measure(b: Bench, server: Server, room: str, counts: tuple[int, ...]) -> dict[int, Any]:
+    await connect_clients(b, server, WARM, room)
+    await b.workers.forget()
+    await asyncio.sleep(SETTLE)
+    before = server.rss()
+    out: dict[int, Any] = {}
+    connected = 0
+    for count in counts:
+        await connect_clients(b, server, count - connected, room, concurrency=25)
+        connected = count
+        await asyncio.sleep(SETTLE)
+        rss = server.rss()
+        out[count] = {"rss_before": before, "rss": rss, "per_connection": (rss - before) / count}
+    await b.workers.forget()
+    return out
+
+
+async def _fresh(b: Bench, which: str, r: int, counts: tuple[int, ...]) -> dict[int, Any]:
+    if which == "app":
+        server = await b.start_app(f"p6-app-{r}")
+        try:
+            async with b.http(server) as http:
+                room = await b.create_room(http)
+            return await _measure(b, server, room, counts)
+        finally:
+            await b.workers.forget()
+            await b.stop(server)
+    server = await b.start_bare(f"p6-bare-{r}")
+    try:
+        return await _measure(b, server, "bench", counts)
+    finally:
+        await b.workers.forget()
+        await b.stop(server)
+
+
+async def run(b: Bench) -> Scenario:
+    plan = b.plan
+    counts = plan.p6_counts
+    s = Scenario("P6", "Connections: server RSS per idle connection")
+    s.note = "fresh server per round; idle = connected, authenticated, subscribed to one room"
+    figs = {
+        n: s.figure(
+            f"n{n}",
+            f"RSS per idle connection at {n} clients",
+            "KB",
+            "bare python-socketio server",
+            higher_is_better=False,
+            target=Target("<=", 50, on="ours", text="≤ 50 KB per connection"),
+        )
+        for n in counts
+    }
+    rounds = []
+    for r in range(plan.repeats):
+        order = ("app", "bare") if r % 2 == 0 else ("bare", "app")
+        got = {which: await _fresh(b, which, r, counts) for which in order}
+        for n, fig in figs.items():
+            fig.ours.append(got["app"][n]["per_connection"] / 1024)
+            fig.base.append(got["bare"][n]["per_connection"] / 1024)
+        rounds.append(got)
+        log(
+            f"P6 #{r + 1}: "
+            + ", ".join(
+                f"{n}: app {got['app'][n]['per_connection'] / 1024:.1f} KB, "
+                f"bare {got['bare'][n]['per_connection'] / 1024:.1f} KB"
+                for n in counts
+            )
+        )
+    s.details["rounds"] = rounds
+    return s
