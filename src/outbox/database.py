@@ -24,6 +24,15 @@ _SERVER_SETTINGS = {
 }
 
 
+async def _reset(conn: asyncpg.Connection) -> None:
+    """Release without asyncpg's default reset (UNLISTEN, RESET ALL, unlock all: one
+    more round trip per query). Our pooled sessions never LISTEN, SET or take
+    session-level locks (migrations use a transaction-level lock); an
+    interrupted transaction is still rolled back."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 def schema_sql() -> str:
     return resources.files("roomcast.outbox").joinpath("schema.sql").read_text("utf-8")
 
@@ -37,6 +46,7 @@ async def connect(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg
             max_size=max_size,
             server_settings=_SERVER_SETTINGS,
             command_timeout=30,
+            reset=_reset,
         )
     assert pool is not None
     return pool
