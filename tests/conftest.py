@@ -119,9 +119,21 @@ async def _check(url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await connect(database_url, max_size=20)
+async def server_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the database the session's `server` uses (for writing behind its back)."""
+    pool = await connect(database_url, max_size=4)
     await migrate(pool)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture(scope="module")
+async def pool(own_database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the module's own database: no relay but the module's own (if any) takes
+    its outbox rows or its publisher lock, and tampering tests harm nobody else."""
+    pool = await connect(own_database_url, max_size=10)
     try:
         yield pool
     finally:

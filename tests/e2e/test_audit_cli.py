@@ -202,7 +202,7 @@ async def test_follow_prints_an_event_committed_after_it_started_woken_by_notify
 
 
 async def test_follow_polls_for_commits_nobody_notified_and_stops_on_sigterm(
-    api: Api, server: RunningServer, pool
+    api: Api, server: RunningServer, server_pool
 ):
     org = user_id()
     room_id = await new_room(api, org)
@@ -210,7 +210,7 @@ async def test_follow_polls_for_commits_nobody_notified_and_stops_on_sigterm(
     try:
         assert (await follower.line())["seq"] == 1
         # Straight through a service without a commit signal: no NOTIFY at all.
-        quiet = RoomService(EventStore(pool))
+        quiet = RoomService(EventStore(server_pool))
         renaming = commands.UpdateRoom(
             actor=UserRef(id=org, name="Org"), at=now(), name="Quietly renamed"
         )

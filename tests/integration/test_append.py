@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -21,16 +20,6 @@ from roomcast.service.rooms import Idempotency, RoomService
 from ..helpers import create_room, rename, unique, user
 
 alice = user("alice")
-
-
-@pytest.fixture(scope="module")
-async def pool(own_database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    """This module's own database: no relay deletes the outbox rows it inspects."""
-    pool = await connect(own_database_url, max_size=10)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 async def _rows(pool: asyncpg.Pool, room_id: str) -> tuple[list[int], list[int]]:

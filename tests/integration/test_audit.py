@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -21,7 +20,6 @@ from roomcast.cli import main
 from roomcast.domain import commands, draw
 from roomcast.domain.state import RoomStatus
 from roomcast.outbox import codec
-from roomcast.outbox.database import connect
 from roomcast.outbox.store import EventStore
 from roomcast.service.draws import RoomSeeds
 from roomcast.service.rooms import RoomService
@@ -30,15 +28,6 @@ from ..helpers import create_room, now, unique, user
 
 alice = user("alice")
 PLAYERS = [user(name) for name in ("bob", "carol", "dave", "erin", "frank")]
-
-
-@pytest.fixture(scope="module")
-async def pool(own_database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await connect(own_database_url, max_size=10)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -18,18 +17,8 @@ import pytest
 
 from roomcast.cli import main
 from roomcast.outbox import codec
-from roomcast.outbox.database import connect
 
 from .test_audit import Lottery, Ran
-
-
-@pytest.fixture(scope="module")
-async def pool(own_database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await connect(own_database_url, max_size=4)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 @pytest.fixture

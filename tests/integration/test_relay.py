@@ -13,7 +13,6 @@ import pytest
 
 from roomcast.domain import room
 from roomcast.ids import uuid7
-from roomcast.outbox.database import connect
 from roomcast.outbox.relay import Relay
 from roomcast.outbox.store import append_statement, prepare
 from roomcast.service.rooms import RoomService
@@ -58,16 +57,6 @@ async def new_room(service: RoomService) -> str:
     room_id = unique("room")
     await service.execute(room_id, create_room(room_id, alice))
     return room_id
-
-
-@pytest.fixture(scope="module")
-async def pool(own_database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    """This module's own database: its relays must not compete with the test server's."""
-    pool = await connect(own_database_url, max_size=10)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 @pytest.fixture
