@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pathlib
 import uuid
 from datetime import UTC, datetime
 
@@ -28,3 +30,18 @@ def create_room(room_id: str, organizer: UserRef, name: str = "Lottery") -> comm
 
 def rename(organizer: UserRef, name: str) -> commands.UpdateRoom:
     return commands.UpdateRoom(actor=organizer, at=now(), name=name)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether pid runs; a zombie (never reaped by some containers' PID 1) counts as gone."""
+    try:
+        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return stat.rpartition(")")[2].split()[0] != "Z"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import pathlib
 import signal
 import sys
@@ -12,6 +11,8 @@ import asyncpg
 import pytest
 
 from roomcast.outbox.embedded import EmbeddedPostgres, EmbeddedPostgresError
+
+from ..helpers import process_alive
 
 pytestmark = pytest.mark.integration
 
@@ -35,22 +36,6 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 def _postmaster_pid(data_dir: pathlib.Path) -> int:
     return int((data_dir / "pg" / "postmaster.pid").read_text().split()[0])
-
-
-def _alive(pid: int) -> bool:
-    # A stopped postmaster is re-parented to PID 1, which in some containers never
-    # reaps it: a zombie counts as gone.
-    try:
-        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 async def _select_one(dsn: str) -> int:
@@ -86,7 +71,7 @@ async def test_start_serves_sql_and_notify_and_stop_shuts_it_down(tmp_path: path
     finally:
         pg.stop()
 
-    assert not _alive(postmaster)
+    assert not process_alive(postmaster)
     # pg_ctl stop removes the socket file (ConnectionRefusedError if it lingered).
     with pytest.raises((FileNotFoundError, ConnectionRefusedError)):
         await asyncpg.connect(dsn, timeout=5)
@@ -102,7 +87,7 @@ async def test_adopts_and_stops_the_server_of_a_crashed_owner(tmp_path: pathlib.
     _, stderr = await asyncio.wait_for(crashed.communicate(), timeout=60)
     assert crashed.returncode == -signal.SIGKILL, stderr.decode()
     orphan = _postmaster_pid(data)
-    assert _alive(orphan), "the crash should have left the server running"
+    assert process_alive(orphan), "the crash should have left the server running"
 
     pg = EmbeddedPostgres(data)
     dsn = pg.start()
@@ -110,7 +95,7 @@ async def test_adopts_and_stops_the_server_of_a_crashed_owner(tmp_path: pathlib.
     assert await _select_one(dsn) == 1
     pg.stop()
 
-    assert not _alive(orphan)
+    assert not process_alive(orphan)
 
 
 async def test_two_holders_in_one_process_last_one_out_stops(tmp_path: pathlib.Path) -> None:
@@ -121,11 +106,11 @@ async def test_two_holders_in_one_process_last_one_out_stops(tmp_path: pathlib.P
     postmaster = _postmaster_pid(data)
 
     a.stop()
-    assert _alive(postmaster)
+    assert process_alive(postmaster)
     assert await _select_one(b.dsn) == 1
 
     b.stop()
-    assert not _alive(postmaster)
+    assert not process_alive(postmaster)
 
     # The process can start it again afterwards (nothing stale is cached).
     with EmbeddedPostgres(data) as again:
@@ -152,7 +137,7 @@ async def test_a_live_holder_in_another_process_keeps_it_running(tmp_path: pathl
         assert await asyncio.wait_for(child.stdout.readline(), timeout=60) == b"started\n"
 
         pg.stop()
-        assert _alive(postmaster)
+        assert process_alive(postmaster)
 
         # The child, now the last holder, stops the server on a normal exit.
         child.stdin.close()
@@ -161,7 +146,7 @@ async def test_a_live_holder_in_another_process_keeps_it_running(tmp_path: pathl
         if child.returncode is None:
             child.kill()
             await child.wait()
-    assert not _alive(postmaster)
+    assert not process_alive(postmaster)
 
 
 def test_stop_is_idempotent_and_safe_before_start(tmp_path: pathlib.Path) -> None:

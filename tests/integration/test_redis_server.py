@@ -18,6 +18,7 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 
 from .. import redis_server
+from ..helpers import process_alive
 from ..redis_server import EmbeddedRedis, EmbeddedRedisError, redis_binary
 
 pytestmark = pytest.mark.integration
@@ -55,21 +56,6 @@ def server(tmp_path: pathlib.Path) -> Iterator[EmbeddedRedis]:
 def _client(url: str) -> redis.asyncio.Redis:
     # No retries: a refused connection must fail now, not after seconds of backoff.
     return redis.asyncio.Redis.from_url(url, retry=AsyncRetry(NoBackoff(), 0))
-
-
-def _alive(pid: int) -> bool:
-    """Whether pid runs; a zombie (never reaped by some containers' PID 1) counts as gone."""
-    try:
-        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def test_binary_is_redislites() -> None:
@@ -124,7 +110,7 @@ async def test_stop_refuses_connections_and_is_idempotent(tmp_path: pathlib.Path
     assert pid is not None
     server.stop()
     server.stop()
-    assert not _alive(pid)
+    assert not process_alive(pid)
     assert server.pid is None
 
     client = _client(url)
@@ -196,7 +182,7 @@ def test_server_dies_with_the_process_that_started_it(tmp_path: pathlib.Path) ->
     try:
         assert holder.stdout is not None
         redis_pid = int(holder.stdout.readline())
-        assert _alive(redis_pid)
+        assert process_alive(redis_pid)
     finally:
         holder.send_signal(signal.SIGKILL)  # no atexit, no cleanup: only the kernel's signal
         holder.wait(timeout=10)
@@ -205,6 +191,6 @@ def test_server_dies_with_the_process_that_started_it(tmp_path: pathlib.Path) ->
         if holder.stdout is not None:
             holder.stdout.close()
     deadline = time.monotonic() + 10
-    while _alive(redis_pid) and time.monotonic() < deadline:
+    while process_alive(redis_pid) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not _alive(redis_pid)
+    assert not process_alive(redis_pid)
