@@ -88,6 +88,25 @@ def redis_publisher(redis_url: str) -> Publish:
     return publish
 
 
+def node_status(relay: Relay | None, gateway: Gateway, settings: Settings) -> dict[str, object]:
+    """This node's realtime side for /health: is its relay the publisher, how far behind."""
+    relay_status: dict[str, object] = {"enabled": relay is not None}
+    if relay is not None:
+        relay_status.update(
+            active=relay.stats.active,  # False on a standby node: another relay publishes
+            published=relay.stats.published,
+            lagSeconds=round(relay.stats.last_lag_seconds, 3),
+        )
+    return {
+        "relay": relay_status,
+        "sockets": {
+            "connected": len(gateway.registry.users),
+            "users": len(gateway.registry.sids_of_user),
+        },
+        "redis": {"configured": settings.redis_url is not None},
+    }
+
+
 def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) -> Any:
     """The ASGI app. ``ready`` is called once its services are open (tests await it)."""
     gateway = Gateway(
@@ -124,6 +143,7 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
                 verifier=tokens,
                 sources=Sources(),
                 seeds=RoomSeeds(pool),
+                status=lambda: node_status(relay, gateway, settings),
             )
 
     app = create_app(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +43,8 @@ class Services:
     verifier: TokenVerifier
     sources: Sources
     seeds: RoomSeeds
+    status: Callable[[], Mapping[str, object]] = dict
+    """This node's realtime side (relay, sockets) for /health; JSON-ready."""
 
 
 def _services(request: Request[Any, Any, Any]) -> Services:
@@ -70,6 +72,9 @@ def create_app(
 
     async def sources(request: Request[Any, Any, Any]) -> Sources:
         return _services(request).sources
+
+    async def node_status(request: Request[Any, Any, Any]) -> Mapping[str, object]:
+        return _services(request).status()
 
     async def seeds(request: Request[Any, Any, Any]) -> RoomSeeds:
         return _services(request).seeds
@@ -100,6 +105,7 @@ def create_app(
             "service": Provide(rooms),
             "sources": Provide(sources),
             "seeds": Provide(seeds),
+            "node": Provide(node_status),
             "caller": Provide(caller),
             "ctx": Provide(command_context),
         },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated
 
 from litestar.di import NamedDependency
@@ -14,7 +15,7 @@ from roomcast.service.draws import RoomSeeds
 from roomcast.service.rooms import RoomService
 from roomcast.service.sources import Sources
 
-__all__ = ["Caller", "Clock", "Command", "PathId", "Seeds", "Service", "Store"]
+__all__ = ["Caller", "Clock", "Command", "Node", "PathId", "Seeds", "Service", "Store"]
 
 PathId = Annotated[str, Parameter(max_length=64)]
 """A room, participant, prize or winner id in a path: unknown ones get their 404."""
@@ -29,3 +30,5 @@ Seeds = NamedDependency[RoomSeeds]
 """Each room's secret draw seed (activation, draws, closing)."""
 Command = NamedDependency[CommandContext]
 """Caller, services and headers of a command route (``ctx.run(room_id, command)``)."""
+Node = NamedDependency[Mapping[str, object]]
+"""This node's realtime status (relay, sockets), for /health."""

@@ -10,7 +10,7 @@ from litestar import MediaType, Response, get
 
 from roomcast import __version__
 from roomcast.domain.errors import ServiceUnavailable
-from roomcast.http.deps import Store
+from roomcast.http.deps import Node, Store
 
 __all__ = ["health"]
 
@@ -25,10 +25,12 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     status: str
     version: str
     checks: dict[str, Check]
+    node: dict[str, object]
+    """This node's relay (active publisher or standby, lag) and sockets."""
 
 
 @get("/health", tags=["operations"], summary="Liveness and dependencies; 503 when degraded")
-async def health(store: Store) -> Response[Any]:
+async def health(store: Store, node: Node) -> Response[Any]:
     started = time.perf_counter()
     try:
         await store.ping()
@@ -39,6 +41,7 @@ async def health(store: Store) -> Response[Any]:
         status="ok" if database.ok else "degraded",
         version=__version__,
         checks={"database": database},
+        node=dict(node),
     )
     return Response(
         content=msgspec.json.encode(body),

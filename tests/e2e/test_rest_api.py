@@ -348,6 +348,10 @@ class TestOperations:
         body = response.json()
         assert body["status"] == "ok"
         assert body["checks"]["database"]["ok"] is True
+        assert body["node"]["relay"]["enabled"] is True
+        assert isinstance(body["node"]["relay"]["active"], bool)  # False on a standby node
+        assert isinstance(body["node"]["relay"]["published"], int)
+        assert isinstance(body["node"]["sockets"]["connected"], int)
 
     async def test_openapi_is_served(self, http):
         response = await http.get("/api/docs/openapi.json")
