@@ -23,6 +23,7 @@ from roomcast.gateway.server import Gateway, GatewayServices
 from roomcast.http.app import Services, create_app
 from roomcast.outbox.database import connect, migrate
 from roomcast.outbox.embedded import EmbeddedPostgres
+from roomcast.outbox.housekeeping import housekeeping
 from roomcast.outbox.notify import CommitSignal
 from roomcast.outbox.relay import Publish, Relay
 from roomcast.outbox.store import EventStore
@@ -124,6 +125,9 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
             pool = await connect(dsn, max_size=settings.db_pool_size)
             stack.push_async_callback(pool.close)
             await migrate(pool)
+            await stack.enter_async_context(
+                housekeeping(pool, ttl_seconds=settings.idempotency_ttl_seconds)
+            )
             relay = None
             if settings.relay:
                 relay = await stack.enter_async_context(

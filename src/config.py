@@ -54,6 +54,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     relay: bool = True
     """Run the outbox relay inside ``roomcast serve`` (one publishes at a time)."""
     relay_poll_seconds: float = 0.25
+    idempotency_ttl_seconds: int = 24 * 3600
+    """How long an Idempotency-Key answers retries; older keys are deleted."""
     cors_origins: tuple[str, ...] = ()
     ping_interval_seconds: int = 25
     ping_timeout_seconds: int = 20
@@ -78,6 +80,7 @@ ENVIRONMENT: Mapping[str, str] = {
     "ROOMCAST_SNAPSHOT_EVERY": "snapshot_every",
     "ROOMCAST_RELAY": "relay",
     "ROOMCAST_RELAY_POLL": "relay_poll_seconds",
+    "ROOMCAST_IDEMPOTENCY_TTL": "idempotency_ttl_seconds",
     "ROOMCAST_CORS_ORIGINS": "cors_origins",
     "ROOMCAST_PING_INTERVAL": "ping_interval_seconds",
     "ROOMCAST_PING_TIMEOUT": "ping_timeout_seconds",
@@ -124,6 +127,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         "ROOMCAST_MAX_BODY_BYTES": settings.max_body_bytes,
         "ROOMCAST_PING_INTERVAL": settings.ping_interval_seconds,
         "ROOMCAST_PING_TIMEOUT": settings.ping_timeout_seconds,
+        "ROOMCAST_IDEMPOTENCY_TTL": settings.idempotency_ttl_seconds,
     }
     for variable, number in positive.items():
         if number < 1:
