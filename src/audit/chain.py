@@ -8,12 +8,11 @@ previous row's hash (the zero hash for seq 1); ``hash`` must be
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from datetime import datetime
 from typing import NamedTuple
 
-from roomcast.outbox.codec import ZERO_HASH, canonical_bytes
+from roomcast.outbox.codec import ZERO_HASH, canonical_bytes, chain_hash
 
 __all__ = ["Chain", "Row"]
 
@@ -56,7 +55,7 @@ class Chain:
             actor_id=row.actor_id,
             recorded_at=row.recorded_at,
         )
-        digest = hashlib.sha256(self.last_hash + canonical).digest()
+        digest = chain_hash(self.last_hash, canonical)
         if digest != bytes(row.hash):
             return (
                 "hash mismatch: the stored event is not the one that was hashed "

@@ -139,7 +139,9 @@ async def _room(conn: asyncpg.Connection, head: source.Head, meter: Progress) ->
     chain = Chain(room_id)
     draws = Draws(await source.revealed_seed(conn, room_id))
 
-    def failed(seq: int | None, type_: str | None, reason: str) -> RoomReport:
+    def report(
+        seq: int | None = None, type_: str | None = None, reason: str | None = None
+    ) -> RoomReport:
         return RoomReport(
             room_id=room_id,
             events=chain.count,
@@ -156,15 +158,15 @@ async def _room(conn: asyncpg.Connection, head: source.Head, meter: Progress) ->
     async for row in source.rows(conn, room_id):
         reason = chain.add(row)
         if reason is not None:
-            return failed(row.seq, row.type, reason)
+            return report(row.seq, row.type, reason)
         if row.type in DRAW_TYPES:
             try:
                 event = decode_event(row.data)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                return failed(row.seq, row.type, f"the event does not decode: {exc}")
+                return report(row.seq, row.type, f"the event does not decode: {exc}")
             reason = draws.apply(event)
             if reason is not None:
-                return failed(row.seq, row.type, reason)
+                return report(row.seq, row.type, reason)
         since_tick += 1
         if since_tick == _STEP:
             meter.advance(since_tick)
@@ -172,12 +174,5 @@ async def _room(conn: asyncpg.Connection, head: source.Head, meter: Progress) ->
     meter.advance(since_tick)
     reason = chain.check_head(head.version, head.last_hash)
     if reason is not None:
-        return failed(None, None, reason)
-    return RoomReport(
-        room_id=room_id,
-        events=chain.count,
-        head_seq=head.version,
-        draws=draws.draws,
-        verified=draws.verified,
-        pending=draws.pending,
-    )
+        return report(None, None, reason)
+    return report()
