@@ -14,11 +14,12 @@ from typing import Any
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from roomcast.domain.state import Role, RoomStatus, UserRef
+from roomcast.domain.state import AppGrant, Role, RoomStatus, UserRef
 
 __all__ = [
     "ChangeParticipantRole",
     "ChangeRoomStatus",
+    "CloseQuestion",
     "Command",
     "CreatePrize",
     "CreateRoom",
@@ -27,8 +28,11 @@ __all__ = [
     "DrawWinner",
     "JoinRoom",
     "LeaveRoom",
+    "PublishAppEvent",
+    "PublishQuestion",
     "RemoveParticipant",
     "RemoveWinner",
+    "SubmitAnswer",
     "UpdatePrize",
     "UpdateRoom",
 ]
@@ -114,6 +118,45 @@ class RemoveWinner(_Command, frozen=True, kw_only=True, tag="remove_winner"):
     winner_id: str
 
 
+class PublishAppEvent(_Command, frozen=True, kw_only=True, tag="publish_app_event"):
+    """An app's own event; ``actor`` is the app (``app:{appId}``), ``app`` its grant."""
+
+    app: AppGrant
+    name: str
+    data: dict[str, Any]
+
+
+class PublishQuestion(_Command, frozen=True, kw_only=True, tag="publish_question"):
+    """Ask a quiz question. ``answer`` and ``salt`` stay on the server: the event
+    carries only ``sha256(salt || answer)`` until the question closes."""
+
+    question_id: str
+    question: str
+    options: list[str]
+    time_limit: float
+    answer: str
+    salt: bytes
+    total_questions: int | None = None
+    app: AppGrant | None = None
+
+
+class SubmitAnswer(_Command, frozen=True, kw_only=True, tag="submit_answer"):
+    """A participant's answer; ``at`` is when the server received it. The server
+    brings the question's secret (``correct_answer``, ``salt``) from its store."""
+
+    question_id: str
+    answer: str
+    correct_answer: str
+    salt: bytes
+
+
+class CloseQuestion(_Command, frozen=True, kw_only=True, tag="close_question"):
+    question_id: str
+    correct_answer: str
+    salt: bytes
+    app: AppGrant | None = None
+
+
 Command = (
     CreateRoom
     | UpdateRoom
@@ -128,4 +171,8 @@ Command = (
     | DeletePrize
     | DrawWinner
     | RemoveWinner
+    | PublishAppEvent
+    | PublishQuestion
+    | SubmitAnswer
+    | CloseQuestion
 )

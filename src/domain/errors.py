@@ -16,7 +16,10 @@ lives in ``roomcast.http.errors`` and the Socket.IO envelope in
     - ParticipantNotFound         PARTICIPANT_NOT_FOUND
     - PrizeNotFound               PRIZE_NOT_FOUND
     - WinnerNotFound              WINNER_NOT_FOUND
+    - QuestionNotFound            QUESTION_NOT_FOUND
+    - NotificationNotFound        NOTIFICATION_NOT_FOUND
   + RuleViolated                  per rule, raised by decide() when the room's state forbids it
+    - (one class per rule: INVALID_STATUS_TRANSITION … QUESTION_CLOSED, ALREADY_ANSWERED)
   + VersionConflict               CONFLICT                 If-Match did not match the stream head
   + IdempotencyKeyReused          IDEMPOTENCY_KEY_REUSED   same key, different request
   + RateLimitExceeded             RATE_LIMIT_EXCEEDED
@@ -30,6 +33,7 @@ from enum import StrEnum
 from typing import ClassVar
 
 __all__ = [
+    "AlreadyAnswered",
     "AlreadyParticipant",
     "AppPermissionDenied",
     "AuthenticationFailed",
@@ -40,12 +44,15 @@ __all__ = [
     "NoEligibleParticipants",
     "NotFound",
     "NotParticipant",
+    "NotificationNotFound",
     "ParticipantNotFound",
     "PayloadTooLarge",
     "PermissionDenied",
     "PrizeExhausted",
     "PrizeNotFound",
     "PrizeQuantityTooLow",
+    "QuestionClosed",
+    "QuestionNotFound",
     "RateLimitExceeded",
     "Rejected",
     "RoomClosed",
@@ -78,6 +85,8 @@ class ErrorCode(StrEnum):
     PARTICIPANT_NOT_FOUND = "PARTICIPANT_NOT_FOUND"
     PRIZE_NOT_FOUND = "PRIZE_NOT_FOUND"
     WINNER_NOT_FOUND = "WINNER_NOT_FOUND"
+    QUESTION_NOT_FOUND = "QUESTION_NOT_FOUND"
+    NOTIFICATION_NOT_FOUND = "NOTIFICATION_NOT_FOUND"
     INVALID_STATUS_TRANSITION = "INVALID_STATUS_TRANSITION"
     ROOM_NOT_ACTIVE = "ROOM_NOT_ACTIVE"
     ROOM_CLOSED = "ROOM_CLOSED"
@@ -86,6 +95,8 @@ class ErrorCode(StrEnum):
     PRIZE_EXHAUSTED = "PRIZE_EXHAUSTED"
     PRIZE_QUANTITY_TOO_LOW = "PRIZE_QUANTITY_TOO_LOW"
     NO_ELIGIBLE_PARTICIPANTS = "NO_ELIGIBLE_PARTICIPANTS"
+    QUESTION_CLOSED = "QUESTION_CLOSED"
+    ALREADY_ANSWERED = "ALREADY_ANSWERED"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
     INTERNAL_ERROR = "INTERNAL_ERROR"
@@ -165,6 +176,18 @@ class WinnerNotFound(NotFound):
     code = ErrorCode.WINNER_NOT_FOUND
 
 
+class QuestionNotFound(NotFound):
+    """No quiz question with that id in this room."""
+
+    code = ErrorCode.QUESTION_NOT_FOUND
+
+
+class NotificationNotFound(NotFound):
+    """No notification with that id in the caller's inbox."""
+
+    code = ErrorCode.NOTIFICATION_NOT_FOUND
+
+
 class RuleViolated(Rejected):
     """The room's current state forbids the command; subclasses name the rule."""
 
@@ -215,6 +238,18 @@ class NoEligibleParticipants(RuleViolated):
     """Nobody can win: no current participant without a prize."""
 
     code = ErrorCode.NO_ELIGIBLE_PARTICIPANTS
+
+
+class QuestionClosed(RuleViolated):
+    """The question was closed or its time limit has passed: answers are no longer taken."""
+
+    code = ErrorCode.QUESTION_CLOSED
+
+
+class AlreadyAnswered(RuleViolated):
+    """One answer per participant per question."""
+
+    code = ErrorCode.ALREADY_ANSWERED
 
 
 class VersionConflict(Rejected):

@@ -14,19 +14,34 @@ from typing import Any, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from roomcast.domain.state import Participant, Prize, Role, RoomInfo, RoomStatus, Winner
+from roomcast.domain.state import (
+    Participant,
+    Prize,
+    Role,
+    RoomInfo,
+    RoomStatus,
+    UserRef,
+    Winner,
+)
 
 __all__ = [
     "EVENT_TYPES",
+    "PLATFORM_NAMES",
+    "AnswerResult",
+    "AppEvent",
     "Event",
     "ParticipantChanges",
     "ParticipantJoined",
     "ParticipantLeft",
     "ParticipantUpdated",
+    "PlatformEvent",
     "PrizeChanges",
     "PrizeCreated",
     "PrizeDeleted",
     "PrizeUpdated",
+    "QuestionClosed",
+    "QuestionPublished",
+    "RankedAnswer",
     "RoomChanges",
     "RoomCreated",
     "RoomDeleted",
@@ -34,6 +49,8 @@ __all__ = [
     "RoomUpdated",
     "WinnerRemoved",
     "WinnerSelected",
+    "decode_event",
+    "event_name",
 ]
 
 
@@ -135,7 +152,69 @@ class WinnerRemoved(_Event, frozen=True, kw_only=True, tag="winner:removed"):
     prize_id: str
 
 
-Event = (
+class QuestionPublished(_Event, frozen=True, kw_only=True, tag="quiz:question_published"):
+    """Seed 003's payload, plus the commitment to the answer (revealed at closing)."""
+
+    question_id: str
+    question_number: int
+    total_questions: int | None = None
+    question: str
+    options: list[str]
+    time_limit: float
+    """Seconds; answers received after ``startTime + timeLimit`` are refused."""
+    start_time: datetime
+    answer_commitment: str
+    """``sha256(salt || normalized answer)`` in hex (``roomcast.domain.quiz``)."""
+
+
+class AnswerResult(_Event, frozen=True, kw_only=True, tag="quiz:answer_result"):
+    question_id: str
+    participant_id: str
+    user: UserRef
+    correct: bool
+    response_time: float
+    """Seconds from ``startTime`` to the server receiving the answer (server clock)."""
+    rank: int | None
+    """Order of this correct answer in the log (1 = first); null when wrong."""
+    answer_hash: str
+    """``sha256(salt || normalized submitted answer)``: after the reveal anyone can
+    check ``correct`` without the answer having been public before."""
+
+
+class RankedAnswer(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    rank: int
+    participant_id: str
+    user: UserRef
+    response_time: float
+
+
+class QuestionClosed(_Event, frozen=True, kw_only=True, tag="quiz:question_closed"):
+    question_id: str
+    correct_answer: str
+    answer_salt: str
+    """Hex; with ``correctAnswer`` it opens ``answerCommitment`` (docs/audit.md)."""
+    answers: int
+    correct_count: int
+    ranking: list[RankedAnswer]
+    """The correct answers in rank order."""
+
+
+class AppEvent(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """An app's own event (seed 003 "Application Events"): ``type`` is its name,
+    ``{appId}:{name}``, and ``data`` what the app sent, verbatim.
+
+    Not part of the tagged union: the name is the app's, not ours. The store
+    logs and relays it like any other event (seq, eventId, hash chain).
+    """
+
+    type: str
+    room_id: str
+    timestamp: datetime
+    app_id: str
+    data: dict[str, Any]
+
+
+PlatformEvent = (
     RoomCreated
     | RoomUpdated
     | RoomStatusChanged
@@ -148,7 +227,12 @@ Event = (
     | PrizeDeleted
     | WinnerSelected
     | WinnerRemoved
+    | QuestionPublished
+    | AnswerResult
+    | QuestionClosed
 )
+
+Event = PlatformEvent | AppEvent
 
 EVENT_TYPES: tuple[type[_Event], ...] = (
     RoomCreated,
@@ -163,4 +247,36 @@ EVENT_TYPES: tuple[type[_Event], ...] = (
     PrizeDeleted,
     WinnerSelected,
     WinnerRemoved,
+    QuestionPublished,
+    AnswerResult,
+    QuestionClosed,
 )
+
+PLATFORM_NAMES: frozenset[str] = frozenset(str(t.__struct_config__.tag) for t in EVENT_TYPES)
+"""The event names the platform owns; an app's names are ``{appId}:…`` outside them."""
+
+
+def event_name(event: Event) -> str:
+    """The Socket.IO event name, also stored as the row's ``type``."""
+    if isinstance(event, AppEvent):
+        return event.type
+    tag = event.__struct_config__.tag
+    assert isinstance(tag, str)
+    return tag
+
+
+class _Named(msgspec.Struct):
+    type: str
+
+
+_name_decoder = msgspec.json.Decoder(_Named)
+_platform_decoder = msgspec.json.Decoder(PlatformEvent)
+_app_decoder = msgspec.json.Decoder(AppEvent)
+
+
+def decode_event(data: str | bytes) -> Event:
+    """An event from its stored JSON: ours by tag, anything else an app's."""
+    if _name_decoder.decode(data).type in PLATFORM_NAMES:
+        event: Event = _platform_decoder.decode(data)
+        return event
+    return _app_decoder.decode(data)

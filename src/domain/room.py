@@ -28,10 +28,11 @@ from typing import Any, TypeVar
 
 from msgspec import UNSET, structs
 
-from roomcast.domain import draw
+from roomcast.domain import apps, draw, quiz
 from roomcast.domain.commands import (
     ChangeParticipantRole,
     ChangeRoomStatus,
+    CloseQuestion,
     Command,
     CreatePrize,
     CreateRoom,
@@ -40,8 +41,11 @@ from roomcast.domain.commands import (
     DrawWinner,
     JoinRoom,
     LeaveRoom,
+    PublishAppEvent,
+    PublishQuestion,
     RemoveParticipant,
     RemoveWinner,
+    SubmitAnswer,
     UpdatePrize,
     UpdateRoom,
 )
@@ -56,13 +60,14 @@ from roomcast.domain.errors import (
     PrizeExhausted,
     PrizeNotFound,
     PrizeQuantityTooLow,
-    RoomClosed,
     RoomNotActive,
     RoomNotFound,
     VersionConflict,
     WinnerNotFound,
 )
 from roomcast.domain.events import (
+    AnswerResult,
+    AppEvent,
     Event,
     ParticipantChanges,
     ParticipantJoined,
@@ -72,6 +77,8 @@ from roomcast.domain.events import (
     PrizeCreated,
     PrizeDeleted,
     PrizeUpdated,
+    QuestionClosed,
+    QuestionPublished,
     RoomChanges,
     RoomCreated,
     RoomDeleted,
@@ -79,6 +86,13 @@ from roomcast.domain.events import (
     RoomUpdated,
     WinnerRemoved,
     WinnerSelected,
+)
+from roomcast.domain.rules import (
+    require_manager,
+    require_name,
+    require_new_id,
+    require_open,
+    require_organizer,
 )
 from roomcast.domain.state import (
     Participant,
@@ -139,7 +153,7 @@ def decide(command: Command, state: State) -> list[Event]:
         case ChangeRoomStatus():
             return _change_status(command, room)
         case DeleteRoom():
-            _require_organizer(room, command.actor.id, "room:delete")
+            require_organizer(room, command.actor.id, "room:delete")
             reveal = _reveal(room, command.seed) if room.info.status is RoomStatus.ACTIVE else None
             return [RoomDeleted(room_id=room.info.id, timestamp=command.at, seed_reveal=reveal)]
         case JoinRoom():
@@ -155,8 +169,8 @@ def decide(command: Command, state: State) -> list[Event]:
         case UpdatePrize():
             return _update_prize(command, room)
         case DeletePrize():
-            _require_manager(room, command.actor.id, "prize:delete")
-            _require_open(room)
+            require_manager(room, command.actor.id, "prize:delete")
+            require_open(room)
             _prize(room, command.prize_id)
             return [
                 PrizeDeleted(room_id=room.info.id, timestamp=command.at, prize_id=command.prize_id)
@@ -165,13 +179,21 @@ def decide(command: Command, state: State) -> list[Event]:
             return _draw(command, room)
         case RemoveWinner():
             return _remove_winner(command, room)
+        case PublishAppEvent():
+            return apps.publish(command, room)
+        case PublishQuestion():
+            return quiz.publish(command, room)
+        case SubmitAnswer():
+            return quiz.submit(command, room)
+        case CloseQuestion():
+            return quiz.close(command, room)
     raise AssertionError(f"unhandled command {command!r}")  # pragma: no cover
 
 
 def _create_room(command: CreateRoom, state: State) -> list[Event]:
     if state is not None:
         raise VersionConflict("room already exists", {"roomId": command.room_id})
-    _require_name(command.name)
+    require_name(command.name)
     info = RoomInfo(
         id=command.room_id,
         name=command.name,
@@ -185,10 +207,10 @@ def _create_room(command: CreateRoom, state: State) -> list[Event]:
 
 
 def _update_room(command: UpdateRoom, room: Room) -> list[Event]:
-    _require_manager(room, command.actor.id, "room:update")
-    _require_open(room)
+    require_manager(room, command.actor.id, "room:update")
+    require_open(room)
     if command.name is not UNSET:
-        _require_name(command.name)
+        require_name(command.name)
     changes = _changed(
         {
             "name": command.name,
@@ -212,7 +234,7 @@ def _update_room(command: UpdateRoom, room: Room) -> list[Event]:
 
 
 def _change_status(command: ChangeRoomStatus, room: Room) -> list[Event]:
-    _require_organizer(room, command.actor.id, "room:status")
+    require_organizer(room, command.actor.id, "room:status")
     old = room.info.status
     if command.status not in _FORWARD[old]:
         raise InvalidStatusTransition(
@@ -253,13 +275,13 @@ def _reveal(room: Room, seed: bytes | None) -> str | None:
 
 
 def _join(command: JoinRoom, room: Room) -> list[Event]:
-    _require_open(room)
+    require_open(room)
     user = command.actor
     if user.id == room.info.organizer_id:
         raise AlreadyParticipant("the organizer is a member of the room already")
     if user.id in room.members:
         raise AlreadyParticipant("already a participant", {"participantId": room.members[user.id]})
-    _require_new_id(room.participants, command.participant_id)
+    require_new_id(room.participants, command.participant_id)
     participant = Participant(
         id=command.participant_id,
         user_id=user.id,
@@ -271,7 +293,7 @@ def _join(command: JoinRoom, room: Room) -> list[Event]:
 
 
 def _leave(command: LeaveRoom, room: Room) -> list[Event]:
-    _require_open(room)
+    require_open(room)
     participant = room.member(command.actor.id)
     if participant is None:
         raise NotParticipant("not a participant of this room")
@@ -287,8 +309,8 @@ def _leave(command: LeaveRoom, room: Room) -> list[Event]:
 
 def _remove_participant(command: RemoveParticipant, room: Room) -> list[Event]:
     actor = command.actor.id
-    _require_manager(room, actor, "participant:remove")
-    _require_open(room)
+    require_manager(room, actor, "participant:remove")
+    require_open(room)
     target = _participant(room, command.participant_id)
     if actor != room.info.organizer_id and target.role is not Role.PARTICIPANT:
         raise PermissionDenied(
@@ -308,8 +330,8 @@ def _remove_participant(command: RemoveParticipant, room: Room) -> list[Event]:
 
 
 def _change_role(command: ChangeParticipantRole, room: Room) -> list[Event]:
-    _require_organizer(room, command.actor.id, "participant:update")
-    _require_open(room)
+    require_organizer(room, command.actor.id, "participant:update")
+    require_open(room)
     target = _participant(room, command.participant_id)
     if target.role is command.role:
         return []
@@ -326,12 +348,12 @@ def _change_role(command: ChangeParticipantRole, room: Room) -> list[Event]:
 
 
 def _create_prize(command: CreatePrize, room: Room) -> list[Event]:
-    _require_manager(room, command.actor.id, "prize:create")
-    _require_open(room)
-    _require_name(command.name)
+    require_manager(room, command.actor.id, "prize:create")
+    require_open(room)
+    require_name(command.name)
     if command.quantity < 1:
         raise InvalidPayload("quantity must be at least 1", {"field": "quantity"})
-    _require_new_id(room.prizes, command.prize_id)
+    require_new_id(room.prizes, command.prize_id)
     prize = Prize(
         id=command.prize_id,
         name=command.name,
@@ -345,11 +367,11 @@ def _create_prize(command: CreatePrize, room: Room) -> list[Event]:
 
 
 def _update_prize(command: UpdatePrize, room: Room) -> list[Event]:
-    _require_manager(room, command.actor.id, "prize:update")
-    _require_open(room)
+    require_manager(room, command.actor.id, "prize:update")
+    require_open(room)
     prize = _prize(room, command.prize_id)
     if command.name is not UNSET:
-        _require_name(command.name)
+        require_name(command.name)
     changes = _changed(
         {
             "name": command.name,
@@ -392,7 +414,7 @@ def _update_prize(command: UpdatePrize, room: Room) -> list[Event]:
 
 
 def _draw(command: DrawWinner, room: Room) -> list[Event]:
-    _require_organizer(room, command.actor.id, "winner:draw")
+    require_organizer(room, command.actor.id, "winner:draw")
     if room.info.status is not RoomStatus.ACTIVE:
         raise RoomNotActive(
             f"draws need an active room; this one is {room.info.status}",
@@ -434,8 +456,8 @@ def _draw(command: DrawWinner, room: Room) -> list[Event]:
 
 
 def _remove_winner(command: RemoveWinner, room: Room) -> list[Event]:
-    _require_organizer(room, command.actor.id, "winner:remove")
-    _require_open(room)
+    require_organizer(room, command.actor.id, "winner:remove")
+    require_open(room)
     winner = room.winners.get(command.winner_id)
     if winner is None:
         raise WinnerNotFound("no such winner", {"winnerId": command.winner_id})
@@ -457,40 +479,6 @@ def _existing(state: State) -> Room:
     if state is None or state.deleted:
         raise RoomNotFound("room not found")
     return state
-
-
-def _require_open(room: Room) -> None:
-    if room.info.status is RoomStatus.CLOSED:
-        raise RoomClosed("the room is closed", {"roomId": room.info.id})
-
-
-def _require_organizer(room: Room, user_id: str, action: str) -> None:
-    if user_id != room.info.organizer_id:
-        raise PermissionDenied(
-            "only the organizer may do this", {"action": action, "roomId": room.info.id}
-        )
-
-
-def _require_manager(room: Room, user_id: str, action: str) -> None:
-    if user_id == room.info.organizer_id:
-        return
-    member = room.member(user_id)
-    if member is None or member.role is not Role.MODERATOR:
-        raise PermissionDenied(
-            "only the organizer or a moderator may do this",
-            {"action": action, "roomId": room.info.id},
-        )
-
-
-def _require_name(name: str) -> None:
-    if not name.strip():
-        raise InvalidPayload("name must not be blank", {"field": "name"})
-
-
-def _require_new_id(existing: Mapping[str, object], new_id: str) -> None:
-    """Ids come from the caller; one already in use would overwrite an entity."""
-    if new_id in existing:
-        raise VersionConflict("id already in use", {"id": new_id})
 
 
 def _participant(room: Room, participant_id: str) -> Participant:
@@ -584,6 +572,10 @@ def evolve(state: State, event: Event) -> State:
             return structs.replace(
                 room, winners=_drop(room.winners, event.winner_id), prizes=prizes
             )
+        case QuestionPublished() | AnswerResult() | QuestionClosed():
+            return quiz.evolve(room, event)
+        case AppEvent():
+            return room  # the app's business: nothing the room's rules look at
     raise AssertionError(f"unhandled event {event!r}")  # pragma: no cover
 
 

@@ -13,10 +13,13 @@ from typing import Any
 import msgspec
 
 __all__ = [
+    "AppGrant",
     "Participant",
     "ParticipantRef",
     "Prize",
     "PrizeRef",
+    "Question",
+    "QuizAnswer",
     "Role",
     "Room",
     "RoomInfo",
@@ -89,6 +92,42 @@ class Winner(_Wire, frozen=True, kw_only=True):
     created_at: datetime
 
 
+class AppGrant(_Wire, frozen=True, kw_only=True):
+    """An app acting in a room: who it is and what its token lets it do."""
+
+    app_id: str
+    permissions: tuple[str, ...] = ()
+
+
+class QuizAnswer(_Wire, frozen=True, kw_only=True):
+    """One participant's answer to one question, as judged when it was submitted."""
+
+    participant_id: str
+    user: UserRef
+    correct: bool
+    response_time: float
+    """Seconds from the question's ``startTime`` to the server receiving the answer."""
+    rank: int | None
+    """1 for the first correct answer in the log, 2 for the next…; None if wrong."""
+
+
+class Question(_Wire, frozen=True, kw_only=True):
+    """A quiz question. The answer is not here: only ``sha256(salt || answer)``."""
+
+    id: str
+    number: int
+    total: int | None
+    text: str
+    options: list[str]
+    time_limit: float
+    start_time: datetime
+    answer_commitment: str
+    closed: bool = False
+    answers: dict[str, QuizAnswer] = msgspec.field(default_factory=dict)
+    """user id → their answer: one answer per user, whatever participation they answer in."""
+    correct_count: int = 0
+
+
 class RoomInfo(_Wire, frozen=True, kw_only=True):
     """The room object of ``room:created`` / ``room:updated`` and the subscribe ack."""
 
@@ -119,6 +158,7 @@ class Room(_Wire, frozen=True, kw_only=True):
     """How many draws this room has made; numbers each draw for verification."""
     seed_commitment: str | None = None
     """``sha256(seed)`` in hex, recorded when the room became active; draws need it."""
+    questions: dict[str, Question] = msgspec.field(default_factory=dict)
 
     def member(self, user_id: str) -> Participant | None:
         """The user's current participation, if any."""

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from roomcast.domain.events import Event
+from roomcast.domain.events import decode_event as _decode_event
 
 __all__ = [
     "ZERO_HASH",
@@ -31,7 +32,6 @@ ZERO_HASH = bytes(32)
 
 _encoder = msgspec.json.Encoder()
 _sorted_encoder = msgspec.json.Encoder(order="sorted")
-_event_decoder = msgspec.json.Decoder(Event)
 
 
 class Envelope(msgspec.Struct, frozen=True, kw_only=True):
@@ -50,8 +50,7 @@ def encode_event(event: Event) -> bytes:
 
 
 def decode_event(data: str | bytes) -> Event:
-    event: Event = _event_decoder.decode(data)
-    return event
+    return _decode_event(data)
 
 
 def canonical_bytes(

@@ -17,7 +17,7 @@ import asyncpg
 import msgspec
 
 from roomcast.domain import room
-from roomcast.domain.events import Event
+from roomcast.domain.events import Event, event_name
 from roomcast.domain.state import Room
 from roomcast.outbox import codec, sql
 from roomcast.outbox.errors import StaleVersion, map_db_errors
@@ -103,8 +103,7 @@ def prepare(
         seq = loaded.version + offset
         event_id = new_event_id()
         data = codec.encode_event(event)
-        type_ = type(event).__struct_config__.tag
-        assert isinstance(type_, str)
+        type_ = event_name(event)
         digest = codec.chain_hash(
             prev,
             codec.canonical_bytes(

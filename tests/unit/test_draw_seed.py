@@ -11,7 +11,13 @@ from msgspec import structs
 from roomcast.domain import draw, room
 from roomcast.domain.commands import ChangeRoomStatus, DeleteRoom, DrawWinner, RemoveWinner
 from roomcast.domain.errors import RoomNotActive
-from roomcast.domain.events import Event, RoomDeleted, RoomStatusChanged, WinnerSelected
+from roomcast.domain.events import (
+    Event,
+    RoomDeleted,
+    RoomStatusChanged,
+    WinnerSelected,
+    decode_event,
+)
 from roomcast.domain.state import Room, RoomStatus
 from tests.unit.builders import (
     ALICE,
@@ -104,7 +110,7 @@ class TestActivationCommits:
             b'{"type":"room:status_changed","roomId":"room_1","timestamp":"2025-01-01T12:00:00Z",'
             b'"oldStatus":"draft","newStatus":"active"}'
         )
-        event = msgspec.json.decode(old_event, type=Event)
+        event = decode_event(old_event)
         assert isinstance(event, RoomStatusChanged)
         assert event.seed_commitment is None
 
