@@ -97,3 +97,19 @@ CREATE TABLE IF NOT EXISTS room_secrets (
     seed        bytea NOT NULL CHECK (octet_length(seed) = 32),
     created_at  timestamptz NOT NULL DEFAULT now()
 );
+
+-- Secret quiz answers (docs/protocol.md "Quiz"), NOT part of the log until the
+-- question closes: `quiz:question_published` records sha256(salt || answer),
+-- `quiz:question_closed` reveals answer and salt. Written before the publishing
+-- append, so a question in the log always has its secret. `closed` only tells
+-- the deadline sweeper what is left to close; the log is the truth.
+CREATE TABLE IF NOT EXISTS quiz_secrets (
+    question_id text PRIMARY KEY,
+    stream_id   text NOT NULL REFERENCES streams (stream_id),
+    answer      text NOT NULL,
+    salt        bytea NOT NULL CHECK (octet_length(salt) >= 16),
+    closes_at   timestamptz NOT NULL,
+    closed      boolean NOT NULL DEFAULT false,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS quiz_secrets_open ON quiz_secrets (closes_at) WHERE NOT closed;

@@ -21,6 +21,7 @@ import structlog
 from roomcast.config import Settings, resolve_jwt_secret
 from roomcast.gateway.server import Gateway, GatewayServices
 from roomcast.http.app import Services, create_app
+from roomcast.http.app_events import AppLimits
 from roomcast.outbox.database import connect, migrate
 from roomcast.outbox.embedded import EmbeddedPostgres
 from roomcast.outbox.housekeeping import housekeeping
@@ -28,6 +29,8 @@ from roomcast.outbox.notify import CommitSignal
 from roomcast.outbox.relay import Publish, Relay
 from roomcast.outbox.store import EventStore
 from roomcast.service.draws import RoomSeeds
+from roomcast.service.quiz import QuizService, deadline_sweeper
+from roomcast.service.quiz_secrets import QuizSecrets
 from roomcast.service.rooms import RoomService
 from roomcast.service.sources import Sources
 from roomcast.tokens import TokenVerifier
@@ -138,15 +141,20 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
             store = EventStore(pool, snapshot_every=settings.snapshot_every)
             rooms = RoomService(store, on_commit=signal)
             tokens = verifier(settings)
-            gateway.services = GatewayServices(store=store, rooms=rooms, verifier=tokens)
+            sources = Sources()
+            quiz = QuizService(rooms, QuizSecrets(pool), sources)
+            await stack.enter_async_context(deadline_sweeper(quiz, sources.now))
+            gateway.services = GatewayServices(store=store, rooms=rooms, verifier=tokens, quiz=quiz)
             if ready is not None:
                 ready()
             yield Services(
                 store=store,
                 rooms=rooms,
                 verifier=tokens,
-                sources=Sources(),
+                sources=sources,
                 seeds=RoomSeeds(pool),
+                quiz=quiz,
+                app_limits=AppLimits(),
                 status=lambda: node_status(relay, gateway, settings),
             )
 

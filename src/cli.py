@@ -40,7 +40,14 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     token = sub.add_parser("token", help="mint a development token with the configured secret")
-    token.add_argument("--sub", required=True, help="the user id (JWT subject)")
+    token.add_argument("--sub", help="the user id (JWT subject); required unless --app")
+    token.add_argument("--app", help="mint an app token for this app id (subject app:<id>)")
+    token.add_argument(
+        "--permission",
+        action="append",
+        default=[],
+        help="a permission of the app token, e.g. realtime:publish (repeatable)",
+    )
     token.add_argument("--name", help="display name (default: the user id)")
     token.add_argument("--ttl", type=int, help="lifetime in seconds (ROOMCAST_TOKEN_TTL)")
 
@@ -67,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "relay":
                 return asyncio.run(_relay(settings))
             case "token":
-                return _token(settings, args.sub, args.name, args.ttl)
+                return _token(settings, args)
             case "audit":
                 return audit_cli.run(args, settings)
     except ConfigError as exc:
@@ -155,8 +162,21 @@ async def _relay(settings: Settings) -> int:
     return 0
 
 
-def _token(settings: Settings, sub: str, name: str | None, ttl: int | None) -> int:
+def _token(settings: Settings, args: argparse.Namespace) -> int:
     from roomcast.tokens import mint
+
+    extra: dict[str, object] = {}
+    if args.app:
+        extra = {"app": args.app, "permissions": list(args.permission)}
+        sub = args.sub or f"app:{args.app}"
+    elif args.permission:
+        print("roomcast: --permission is for app tokens (--app)", file=sys.stderr)
+        return 2
+    elif args.sub:
+        sub = args.sub
+    else:
+        print("roomcast: token needs --sub (a user) or --app (an app)", file=sys.stderr)
+        return 2
 
     secret = resolve_jwt_secret(settings)
     if secret is None:
@@ -169,10 +189,11 @@ def _token(settings: Settings, sub: str, name: str | None, ttl: int | None) -> i
         mint(
             secret=secret,
             sub=sub,
-            name=name,
+            name=args.name or args.app,
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
-            ttl_seconds=ttl or settings.token_ttl_seconds,
+            ttl_seconds=args.ttl or settings.token_ttl_seconds,
+            extra=extra,
         )
     )
     return 0

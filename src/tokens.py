@@ -24,6 +24,10 @@ class Claims(msgspec.Struct, frozen=True, kw_only=True):
     user: UserRef
     expires_at: int
     token_id: str | None = None
+    app_id: str | None = None
+    """Set for an app's token (claim ``app``): the holder acts as that app."""
+    permissions: tuple[str, ...] = ()
+    """An app token's grants (claim ``permissions``), e.g. ``realtime:publish``."""
 
 
 class TokenVerifier:
@@ -77,6 +81,14 @@ def _claims(payload: Mapping[str, object]) -> Claims:
     avatar = payload.get("avatar")
     exp = payload.get("exp")
     jti = payload.get("jti")
+    app = payload.get("app")
+    permissions = payload.get("permissions")
+    if app is not None and (not isinstance(app, str) or not app):
+        raise AuthenticationFailed("Authentication failed: the app claim must be a string")
+    if permissions is not None and (
+        not isinstance(permissions, list) or not all(isinstance(p, str) for p in permissions)
+    ):
+        raise AuthenticationFailed("Authentication failed: permissions must be a list of strings")
     return Claims(
         user=UserRef(
             id=sub,
@@ -85,6 +97,8 @@ def _claims(payload: Mapping[str, object]) -> Claims:
         ),
         expires_at=exp if isinstance(exp, int) else 0,
         token_id=jti if isinstance(jti, str) else None,
+        app_id=app,
+        permissions=tuple(permissions or ()),
     )
 
 

@@ -163,6 +163,21 @@ class RunningServer:
     def auth(self, sub: str, name: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(sub, name)}"}
 
+    def app_auth(
+        self, app_id: str, permissions: tuple[str, ...] = ("realtime:publish",)
+    ) -> dict[str, str]:
+        """Headers of an app's request: its token (claims app, permissions) and X-App-Id."""
+        token = mint(
+            secret=JWT_SECRET,
+            sub=f"app:{app_id}",
+            name=app_id,
+            issuer=self.settings.jwt_issuer,
+            audience=self.settings.jwt_audience,
+            ttl_seconds=3600,
+            extra={"app": app_id, "permissions": list(permissions)},
+        )
+        return {"Authorization": f"Bearer {token}", "X-App-Id": app_id}
+
 
 @pytest.fixture(scope="session")
 def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:

@@ -8,8 +8,17 @@ import msgspec
 from msgspec import Meta
 
 from roomcast.domain.errors import InvalidPayload
+from roomcast.service.quiz import Judged
 
-__all__ = ["ReplayRequest", "SubscribeRequest", "UnsubscribeRequest", "parse"]
+__all__ = [
+    "AnswerAck",
+    "AnswerRequest",
+    "ReplayRequest",
+    "SubscribeRequest",
+    "UnsubscribeRequest",
+    "parse",
+    "quiz_ack",
+]
 
 T = TypeVar("T")
 
@@ -37,6 +46,55 @@ class ReplayRequest(_Request, frozen=True, kw_only=True):
     room_id: RoomId
     after_seq: Seq
     limit: Annotated[int, Meta(ge=1, le=1000)] = 100
+
+
+class AnswerRequest(_Request, frozen=True, kw_only=True):
+    """``quiz:answer_submit``. A client ``timestamp`` may be sent (seed 003) and is
+    ignored: response times are measured by the server."""
+
+    question_id: Annotated[str, Meta(min_length=1, max_length=64)]
+    answer: Annotated[str, Meta(min_length=1, max_length=1000)]
+    room_id: RoomId | None = None
+    """Optional: the question id alone finds its room."""
+
+
+class AnswerData(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    question_id: str
+    participant_id: str
+    correct: bool
+    response_time: float
+    rank: int | None
+    seq: int
+    """The seq of this answer's ``quiz:answer_result`` in the room's log."""
+
+
+class AnswerAck(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """Seed 003 shows the quiz ack flat (``{success, correct, responseTime, rank}``),
+    every other ack as ``{success, data}``: this one carries both."""
+
+    success: bool
+    correct: bool
+    response_time: float
+    rank: int | None
+    data: AnswerData
+
+
+def quiz_ack(judged: Judged) -> AnswerAck:
+    result = judged.result
+    return AnswerAck(
+        success=True,
+        correct=result.correct,
+        response_time=result.response_time,
+        rank=result.rank,
+        data=AnswerData(
+            question_id=result.question_id,
+            participant_id=result.participant_id,
+            correct=result.correct,
+            response_time=result.response_time,
+            rank=result.rank,
+            seq=judged.seq,
+        ),
+    )
 
 
 def parse(kind: type[T], args: tuple[Any, ...]) -> T:

@@ -30,9 +30,17 @@ from roomcast.gateway.delivery import (
     seq_of,
 )
 from roomcast.gateway.errors import as_ack, as_error_event
-from roomcast.gateway.protocol import ReplayRequest, SubscribeRequest, UnsubscribeRequest, parse
+from roomcast.gateway.protocol import (
+    AnswerRequest,
+    ReplayRequest,
+    SubscribeRequest,
+    UnsubscribeRequest,
+    parse,
+    quiz_ack,
+)
 from roomcast.outbox.codec import Envelope
 from roomcast.outbox.store import EventStore
+from roomcast.service.quiz import QuizService
 from roomcast.service.rooms import RoomService
 from roomcast.tokens import TokenVerifier
 
@@ -49,6 +57,7 @@ class GatewayServices:
     store: EventStore
     rooms: RoomService
     verifier: TokenVerifier
+    quiz: QuizService
 
 
 class _Server(socketio.AsyncServer):  # type: ignore[misc]
@@ -101,6 +110,7 @@ class Gateway:
         self._route("room:subscribe", self._subscribe)
         self._route("room:unsubscribe", self._unsubscribe)
         self._route("room:replay", self._replay)
+        self._route("quiz:answer_submit", self._answer, ack=quiz_ack)
         self.sio.on("*", self._unknown)
 
     # ---------------------------------------------------------------- plumbing
@@ -110,13 +120,15 @@ class Gateway:
             raise RuntimeError("gateway services are not open")
         return self.services
 
-    def _route(self, event: str, handler: Handler) -> None:
+    def _route(
+        self, event: str, handler: Handler, *, ack: Callable[[Any], Any] = wire.success
+    ) -> None:
         async def answer(sid: str, *args: Any) -> Any:
             try:
                 user = self.registry.users.get(sid)
                 if user is None:
                     raise AuthenticationFailed("not authenticated")
-                return wire.success(await handler(sid, user, args))
+                return ack(await handler(sid, user, args))
             except Exception as exc:  # every handler answers, whatever failed
                 if not _ack_requested.get():
                     await self.sio.emit("error", as_error_event(exc), to=sid)
@@ -221,6 +233,12 @@ class Gateway:
             "headSeq": head,
             "nextAfter": next_after,
         }
+
+    async def _answer(self, sid: str, user: UserRef, args: tuple[Any, ...]) -> Any:
+        request = parse(AnswerRequest, args)
+        return await self._svc().quiz.submit(
+            user, request.question_id, request.answer, room_id=request.room_id
+        )
 
     # ---------------------------------------------------------------- relay side
 

@@ -15,18 +15,20 @@ from litestar.openapi import OpenAPIConfig
 
 from roomcast import __version__
 from roomcast.domain.state import UserRef
-from roomcast.http.auth import caller_from
+from roomcast.http.app_events import AppLimits
+from roomcast.http.auth import caller_from, principal_from
 from roomcast.http.commands import CommandContext
-from roomcast.http.deps import Caller
 from roomcast.http.draws import DrawController
 from roomcast.http.errors import EXCEPTION_HANDLERS
 from roomcast.http.health import health
 from roomcast.http.middleware import RequestContext
 from roomcast.http.participants import ParticipantController
 from roomcast.http.prizes import PrizeController
+from roomcast.http.quiz import QuizController
 from roomcast.http.rooms import RoomController
 from roomcast.outbox.store import EventStore
 from roomcast.service.draws import RoomSeeds
+from roomcast.service.quiz import QuizService
 from roomcast.service.rooms import RoomService
 from roomcast.service.sources import Sources
 from roomcast.tokens import TokenVerifier
@@ -43,6 +45,8 @@ class Services:
     verifier: TokenVerifier
     sources: Sources
     seeds: RoomSeeds
+    quiz: QuizService
+    app_limits: AppLimits
     status: Callable[[], Mapping[str, object]] = dict
     """This node's realtime side (relay, sockets) for /health; JSON-ready."""
 
@@ -79,14 +83,22 @@ def create_app(
     async def seeds(request: Request[Any, Any, Any]) -> RoomSeeds:
         return _services(request).seeds
 
+    async def quiz(request: Request[Any, Any, Any]) -> QuizService:
+        return _services(request).quiz
+
+    async def app_limits(request: Request[Any, Any, Any]) -> AppLimits:
+        return _services(request).app_limits
+
     async def caller(request: Request[Any, Any, Any]) -> UserRef:
         return caller_from(request, _services(request).verifier)
 
-    async def command_context(request: Request[Any, Any, Any], caller: Caller) -> CommandContext:
+    async def command_context(request: Request[Any, Any, Any]) -> CommandContext:
         services = _services(request)
+        caller, app = principal_from(request, services.verifier)
         return CommandContext(
             request=request,
             caller=caller,
+            app=app,
             service=services.rooms,
             sources=services.sources,
             seeds=services.seeds,
@@ -98,6 +110,7 @@ def create_app(
             ParticipantController,
             PrizeController,
             DrawController,
+            QuizController,
             health,
         ],
         dependencies={
@@ -108,6 +121,8 @@ def create_app(
             "node": Provide(node_status),
             "caller": Provide(caller),
             "ctx": Provide(command_context),
+            "quiz": Provide(quiz),
+            "app_limits": Provide(app_limits),
         },
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],

@@ -1,4 +1,10 @@
-"""Bearer-token authentication for REST: the ``caller`` dependency."""
+"""Bearer-token authentication for REST: who calls, a user or an app.
+
+An app's token names the app (claim ``app``) and its ``permissions``; its
+requests also carry ``X-App-Id`` (seed 003), which must name the same app. An
+app acts as the user ``app:{appId}`` with an ``AppGrant``; deciders check the
+grant's permissions where a user's role would be checked.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +12,16 @@ from typing import Any
 
 from litestar import Request
 
-from roomcast.domain.errors import AuthenticationFailed
-from roomcast.domain.state import UserRef
+from roomcast.domain.errors import AppPermissionDenied, AuthenticationFailed
+from roomcast.domain.state import AppGrant, UserRef
 from roomcast.tokens import TokenVerifier
 
-__all__ = ["caller_from"]
+__all__ = ["Principal", "caller_from", "principal_from"]
+
+Principal = tuple[UserRef, AppGrant | None]
 
 
-def caller_from(request: Request[Any, Any, Any], verifier: TokenVerifier) -> UserRef:
+def principal_from(request: Request[Any, Any, Any], verifier: TokenVerifier) -> Principal:
     header = request.headers.get("authorization")
     if not header:
         raise AuthenticationFailed("Authentication failed: missing bearer token")
@@ -22,4 +30,18 @@ def caller_from(request: Request[Any, Any, Any], verifier: TokenVerifier) -> Use
         raise AuthenticationFailed(
             "Authentication failed: expected 'Authorization: Bearer <token>'"
         )
-    return verifier.verify(token.strip()).user
+    claims = verifier.verify(token.strip())
+    if claims.app_id is None:
+        return claims.user, None
+    named = request.headers.get("x-app-id")
+    if named != claims.app_id:
+        raise AppPermissionDenied(
+            f"an app's requests carry X-App-Id: {claims.app_id}, the app its token names",
+            {"appId": claims.app_id, "header": "X-App-Id"},
+        )
+    app = AppGrant(app_id=claims.app_id, permissions=claims.permissions)
+    return UserRef(id=f"app:{claims.app_id}", name=claims.user.name), app
+
+
+def caller_from(request: Request[Any, Any, Any], verifier: TokenVerifier) -> UserRef:
+    return principal_from(request, verifier)[0]

@@ -12,11 +12,11 @@ from litestar import MediaType, Request, Response
 
 from roomcast import wire
 from roomcast.domain.commands import Command
-from roomcast.domain.errors import InvalidPayload
-from roomcast.domain.state import UserRef
+from roomcast.domain.errors import AppPermissionDenied, InvalidPayload
+from roomcast.domain.state import AppGrant, UserRef
 from roomcast.outbox.codec import Envelope
 from roomcast.service.draws import RoomSeeds
-from roomcast.service.rooms import CommandResult, Idempotency, RoomService, fingerprint
+from roomcast.service.rooms import CommandResult, Idempotency, Outcome, RoomService, fingerprint
 from roomcast.service.sources import Sources
 
 __all__ = ["CommandContext", "Reply", "take"]
@@ -33,6 +33,8 @@ class Reply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     participant: msgspec.Raw | None = None
     prize: msgspec.Raw | None = None
     winner: msgspec.Raw | None = None
+    question: msgspec.Raw | None = None
+    event: msgspec.Raw | None = None
 
 
 Render = Callable[[CommandResult], Reply]
@@ -42,14 +44,18 @@ def plain(result: CommandResult) -> Reply:
     return Reply(version=result.version, events=result.events)
 
 
-def take(event: str, field: str, into: str) -> Render:
-    """A renderer that lifts ``payload[field]`` of the first ``event`` into ``data[into]``."""
+def take(event: str, field: str | None, into: str) -> Render:
+    """A renderer that lifts ``payload[field]`` (the whole payload if ``field`` is None)
+    of the first ``event`` into ``data[into]``."""
 
     def render(result: CommandResult) -> Reply:
         for envelope in result.events:
             if envelope.event == event:
-                payload = msgspec.json.decode(envelope.payload)
-                value = msgspec.Raw(msgspec.json.encode(payload[field]))
+                if field is None:
+                    value = envelope.payload
+                else:
+                    payload = msgspec.json.decode(envelope.payload)
+                    value = msgspec.Raw(msgspec.json.encode(payload[field]))
                 return Reply(version=result.version, events=result.events, **{into: value})
         return plain(result)
 
@@ -97,9 +103,35 @@ class CommandContext:
 
     request: Request[Any, Any, Any]
     caller: UserRef
+    app: AppGrant | None
+    """Set when the caller is an app (its token's grant), None for a user."""
     service: RoomService
     sources: Sources
     seeds: RoomSeeds
+
+    def require_app(self) -> AppGrant:
+        if self.app is None:
+            raise AppPermissionDenied(
+                "this route is for apps: use an app token and X-App-Id", {"appId": None}
+            )
+        return self.app
+
+    async def idempotency(self) -> Idempotency | None:
+        return await idempotency(self.request, self.caller)
+
+    def respond(
+        self, outcome: Outcome, render: Render = plain, status_code: int = 200
+    ) -> Response[bytes]:
+        """The success envelope of an executed command, with ETag and replay headers."""
+        headers = {"ETag": f'"{outcome.result.version}"'}
+        if outcome.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return Response(
+            content=wire.encode(wire.success(render(outcome.result))),
+            status_code=status_code,
+            media_type=MediaType.JSON,
+            headers=headers,
+        )
 
     def now(self) -> datetime:
         return self.sources.now()
@@ -120,14 +152,6 @@ class CommandContext:
             room_id,
             command,
             expected_version=expected_version(self.request),
-            idempotency=await idempotency(self.request, self.caller),
+            idempotency=await self.idempotency(),
         )
-        headers = {"ETag": f'"{outcome.result.version}"'}
-        if outcome.replayed:
-            headers["Idempotent-Replayed"] = "true"
-        return Response(
-            content=wire.encode(wire.success(render(outcome.result))),
-            status_code=status_code,
-            media_type=MediaType.JSON,
-            headers=headers,
-        )
+        return self.respond(outcome, render, status_code)

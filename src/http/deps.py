@@ -12,10 +12,21 @@ from roomcast.domain.state import UserRef
 from roomcast.http.commands import CommandContext
 from roomcast.outbox.store import EventStore
 from roomcast.service.draws import RoomSeeds
+from roomcast.service.quiz import QuizService
 from roomcast.service.rooms import RoomService
 from roomcast.service.sources import Sources
 
-__all__ = ["Caller", "Clock", "Command", "Node", "PathId", "Seeds", "Service", "Store"]
+__all__ = [
+    "Caller",
+    "Clock",
+    "Command",
+    "Node",
+    "PathId",
+    "Quiz",
+    "Seeds",
+    "Service",
+    "Store",
+]
 
 PathId = Annotated[str, Parameter(max_length=64)]
 """A room, participant, prize or winner id in a path: unknown ones get their 404."""
@@ -32,3 +43,5 @@ Command = NamedDependency[CommandContext]
 """Caller, services and headers of a command route (``ctx.run(room_id, command)``)."""
 Node = NamedDependency[Mapping[str, object]]
 """This node's realtime status (relay, sockets), for /health."""
+Quiz = NamedDependency[QuizService]
+"""Quiz questions: publish, close, and the secrets behind them."""

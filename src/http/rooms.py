@@ -11,6 +11,8 @@ from litestar.params import JSONBody, Parameter
 from roomcast import wire
 from roomcast.domain import commands
 from roomcast.domain.state import Participant, Prize, RoomInfo, RoomStatus, Winner
+from roomcast.http import app_events
+from roomcast.http.app_events import AppEventBody, Limits
 from roomcast.http.bodies import CreateRoomBody, StatusBody, UpdateRoomBody
 from roomcast.http.commands import take
 from roomcast.http.deps import Caller, Command, PathId, Service, Store
@@ -107,6 +109,16 @@ class RoomController(Controller):
         return await ctx.run(
             room_id, commands.DeleteRoom(actor=ctx.caller, at=ctx.now(), seed=seed)
         )
+
+    @post(
+        "/{room_id:str}/events",
+        status_code=201,
+        summary="An app publishes its own event to the room (app token, X-App-Id)",
+    )
+    async def publish_event(
+        self, room_id: PathId, data: JSONBody[AppEventBody], ctx: Command, app_limits: Limits
+    ) -> Response[bytes]:
+        return await app_events.publish(room_id, data, ctx, app_limits)
 
     @get("/{room_id:str}/events", summary="The room's log, in seq order, a page at a time")
     async def log(
