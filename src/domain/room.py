@@ -49,6 +49,7 @@ from roomcast.domain.commands import (
     UpdatePrize,
     UpdateRoom,
 )
+from roomcast.domain.decider import Decider
 from roomcast.domain.errors import (
     AlreadyParticipant,
     InvalidPayload,
@@ -86,6 +87,7 @@ from roomcast.domain.events import (
     RoomUpdated,
     WinnerRemoved,
     WinnerSelected,
+    decode_event,
 )
 from roomcast.domain.rules import (
     require_manager,
@@ -106,7 +108,7 @@ from roomcast.domain.state import (
     Winner,
 )
 
-__all__ = ["State", "decide", "evolve", "fold", "initial_state", "is_terminal"]
+__all__ = ["ROOMS", "State", "decide", "evolve", "fold", "initial_state", "is_terminal"]
 
 State = Room | None
 """``None`` until the room is created."""
@@ -590,3 +592,9 @@ def _drop(mapping: dict[K, V], key: K) -> dict[K, V]:
     copy = dict(mapping)
     copy.pop(key, None)
     return copy
+
+
+ROOMS: Decider[Command, Event, State] = Decider(
+    name="room", decide=decide, evolve=evolve, decode_event=decode_event, state_type=Room
+)
+"""Rooms as the store and the command service see them."""

@@ -12,13 +12,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 import msgspec
 
 from roomcast.domain import room
-from roomcast.domain.events import Event, event_name
-from roomcast.domain.state import Room
+from roomcast.domain.decider import Decider
+from roomcast.domain.events import event_name
 from roomcast.outbox import codec, sql
 from roomcast.outbox.errors import StaleVersion, map_db_errors
 
@@ -32,17 +33,26 @@ __all__ = [
     "prepare",
 ]
 
-_room_decoder = msgspec.json.Decoder(Room)
+S = TypeVar("S")
+
+_state_decoders: dict[object, msgspec.json.Decoder[Any]] = {}
+
+
+def _state_decoder(decider: Decider[Any, Any, Any]) -> msgspec.json.Decoder[Any]:
+    decoder = _state_decoders.get(decider.state_type)
+    if decoder is None:
+        decoder = _state_decoders[decider.state_type] = msgspec.json.Decoder(decider.state_type)
+    return decoder
 
 
 @dataclass(frozen=True, slots=True)
-class Loaded:
+class Loaded(Generic[S]):
     """A stream's state as of ``version``, with the hash-chain head at that version."""
 
     stream_id: str
     version: int
     last_hash: bytes
-    state: room.State
+    state: S
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +72,7 @@ class PendingAppend:
     prev_hashes: list[bytes]
     hashes: list[bytes]
     envelopes: list[codec.Envelope]
-    state: room.State
+    state: Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +92,12 @@ class Appended:
 
 
 def prepare(
-    loaded: Loaded,
-    events: Sequence[Event],
+    loaded: Loaded[Any],
+    events: Sequence[Any],
     *,
     actor_id: str | None,
     new_event_id: Callable[[], uuid.UUID],
+    decider: Decider[Any, Any, Any] = room.ROOMS,
 ) -> PendingAppend:
     """Number, encode, chain and envelope ``events`` on top of ``loaded``. Pure but for ids."""
     seqs: list[int] = []
@@ -124,7 +135,7 @@ def prepare(
         prev_hashes.append(prev)
         hashes.append(digest)
         envelopes.append(codec.envelope(type_, event_id, seq, data))
-        state = room.evolve(state, event)
+        state = decider.evolve(state, event)
         prev = digest
     return PendingAppend(
         stream_id=loaded.stream_id,
@@ -171,6 +182,10 @@ def append_statement(
     )
 
 
+def _initial() -> Any:
+    return None  # every decider's state before its stream's first event
+
+
 class EventStore:
     """asyncpg adapter for streams, events, outbox rows, idempotency keys and snapshots.
 
@@ -181,17 +196,25 @@ class EventStore:
         self._pool = pool
         self._snapshot_every = snapshot_every
 
-    async def load(self, stream_id: str) -> Loaded:
+    async def load(self, stream_id: str) -> Loaded[room.State]:
+        """A room's state at the stream's head."""
+        return await self.load_stream(stream_id, room.ROOMS)
+
+    async def load_stream(self, stream_id: str, decider: Decider[Any, Any, S]) -> Loaded[S]:
         """State at the stream's head: the latest snapshot plus the events after it."""
         with map_db_errors():
             row = await self._pool.fetchrow(sql.LOAD, stream_id)
         if row is None:
-            return Loaded(stream_id=stream_id, version=0, last_hash=codec.ZERO_HASH, state=None)
-        state: room.State = (
-            None if row["snapshot"] is None else _room_decoder.decode(row["snapshot"])
+            return Loaded(
+                stream_id=stream_id, version=0, last_hash=codec.ZERO_HASH, state=_initial()
+            )
+        state: S = (
+            _initial()
+            if row["snapshot"] is None
+            else _state_decoder(decider).decode(row["snapshot"])
         )
         for data in row["tail"]:
-            state = room.evolve(state, codec.decode_event(data))
+            state = decider.evolve(state, decider.decode_event(data))
         return Loaded(
             stream_id=stream_id, version=row["version"], last_hash=row["last_hash"], state=state
         )

@@ -1,94 +1,28 @@
-"""Run a command against a room: load (cached), decide, append; retry when the stream moved.
-
-Ordering: commands for one room are serialised in this process by a per-room
-lock (so they never conflict with each other), and across processes by the
-store's compare-and-set on the stream head. Without ``If-Match`` a conflict
-means "another node wrote first": reload, decide again, append again, so
-concurrent commands are serialised, never lost. With ``If-Match`` the caller
-asked for exactly that version, and a conflict is theirs to handle (409).
-"""
+"""The command side of rooms (``StreamService`` with the room decider) and who may read one."""
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import random
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-
-import msgspec
-import structlog
 
 from roomcast.domain import room
 from roomcast.domain.commands import Command
-from roomcast.domain.errors import (
-    IdempotencyKeyReused,
-    PermissionDenied,
-    RoomNotFound,
-    ServiceUnavailable,
-    VersionConflict,
-)
+from roomcast.domain.errors import PermissionDenied, RoomNotFound
 from roomcast.domain.state import Room
 from roomcast.ids import uuid7
-from roomcast.outbox.codec import Envelope
-from roomcast.outbox.errors import DuplicateIdempotencyKey, StaleVersion
-from roomcast.outbox.store import EventStore, Loaded, Remembered, prepare
-from roomcast.service.locks import KeyedLock
+from roomcast.outbox.store import EventStore, Loaded
+from roomcast.service.streams import (
+    CommandResult,
+    Idempotency,
+    Outcome,
+    StreamService,
+    fingerprint,
+)
 
 __all__ = ["CommandResult", "Idempotency", "Outcome", "RoomService", "fingerprint"]
 
-log = structlog.get_logger("roomcast.service")
 
-
-class CommandResult(msgspec.Struct, frozen=True, kw_only=True):
-    """What a command did: the stream's new version and the events it appended.
-
-    Stored with its idempotency key; a retried request is answered from it.
-    """
-
-    version: int
-    events: list[Envelope]
-
-
-_result_decoder = msgspec.json.Decoder(CommandResult)
-
-
-@dataclass(frozen=True, slots=True)
-class Idempotency:
-    """An Idempotency-Key, whose it is, and a digest of the request it came with."""
-
-    principal: str
-    key: str
-    fingerprint: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    result: CommandResult
-    replayed: bool
-    """True when the result is the stored answer to an earlier request with the same key."""
-
-
-def fingerprint(*parts: bytes | str) -> bytes:
-    """A digest of the request (method, path, body) so a reused key can be told apart."""
-    digest = hashlib.sha256()
-    for part in parts:
-        data = part.encode() if isinstance(part, str) else part
-        digest.update(len(data).to_bytes(8, "big"))
-        digest.update(data)
-    return digest.digest()
-
-
-class RoomService:
-    """The command side of rooms, plus cached state for readers.
-
-    The cache holds the last state this process saw per room; it is checked
-    against the stream head before it is trusted (``current``) or trusted
-    optimistically and corrected by the store's compare-and-set (``execute``).
-    """
-
+class RoomService(StreamService[Command, room.State]):
     def __init__(
         self,
         store: EventStore,
@@ -98,13 +32,14 @@ class RoomService:
         max_attempts: int = 50,
         on_commit: Callable[[], None] | None = None,
     ) -> None:
-        self._store = store
-        self._new_event_id = new_event_id
-        self._cache: OrderedDict[str, Loaded] = OrderedDict()
-        self._cache_size = cache_size
-        self._max_attempts = max_attempts
-        self._locks = KeyedLock()
-        self._on_commit = on_commit
+        super().__init__(
+            store,
+            room.ROOMS,
+            new_event_id=new_event_id,
+            cache_size=cache_size,
+            max_attempts=max_attempts,
+            on_commit=on_commit,
+        )
 
     async def execute(
         self,
@@ -114,90 +49,14 @@ class RoomService:
         expected_version: int | None = None,
         idempotency: Idempotency | None = None,
     ) -> Outcome:
-        """Decide and append ``command``; raises ``Rejected`` subclasses on refusal."""
-        async with self._locks.hold(room_id):
-            for attempt in range(self._max_attempts):
-                if idempotency is not None:
-                    earlier = await self._remembered(idempotency)
-                    if earlier is not None:
-                        return Outcome(result=earlier, replayed=True)
-                loaded = await self._load(room_id, fresh=attempt > 0)
-                if expected_version is not None and loaded.version != expected_version:
-                    if loaded.version < expected_version and attempt == 0:
-                        continue  # our cache may be behind: look again before refusing
-                    raise _conflict(room_id, loaded.version, expected_version)
-                events = room.decide(command, loaded.state)
-                if not events:
-                    if idempotency is not None:
-                        # A twin may have committed between our key check and our
-                        # load (we then see its effect, hence nothing to do): its
-                        # key row committed with it, so look once more.
-                        earlier = await self._remembered(idempotency)
-                        if earlier is not None:
-                            return Outcome(result=earlier, replayed=True)
-                    return Outcome(
-                        result=CommandResult(version=loaded.version, events=[]), replayed=False
-                    )
-                pending = prepare(
-                    loaded,
-                    events,
-                    actor_id=command.actor.id,
-                    new_event_id=self._new_event_id,
-                )
-                result = CommandResult(version=pending.new_version, events=pending.envelopes)
-                remember = (
-                    None
-                    if idempotency is None
-                    else Remembered(
-                        principal=idempotency.principal,
-                        key=idempotency.key,
-                        fingerprint=idempotency.fingerprint,
-                        result=msgspec.json.encode(result),
-                    )
-                )
-                try:
-                    await self._store.append(pending, remember)
-                except StaleVersion:
-                    self._cache.pop(room_id, None)
-                    if expected_version is not None:
-                        raise _conflict(
-                            room_id, await self._store.head(room_id), expected_version
-                        ) from None
-                    # Another node appended first. Back off a little so the nodes
-                    # contending for this room do not retry in lockstep.
-                    await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
-                    continue
-                except DuplicateIdempotencyKey:
-                    continue  # a twin request committed first: answer with its result
-                if self._on_commit is not None:
-                    self._on_commit()
-                self._remember(
-                    Loaded(
-                        stream_id=room_id,
-                        version=pending.new_version,
-                        last_hash=pending.last_hash,
-                        state=pending.state,
-                    )
-                )
-                log.info(
-                    "command_applied",
-                    command=type(command).__struct_config__.tag,
-                    room_id=room_id,
-                    seq=pending.new_version,
-                    events=len(events),
-                )
-                return Outcome(result=result, replayed=False)
-        raise ServiceUnavailable(
-            "the room is too busy right now; retry", {"roomId": room_id, "attempts": attempt + 1}
+        _require_room_id(room_id)
+        return await super().execute(
+            room_id, command, expected_version=expected_version, idempotency=idempotency
         )
 
-    async def current(self, room_id: str) -> Loaded:
-        """The room's state at its committed head (cache checked against the head)."""
-        cached = self._cache.get(room_id)
-        if cached is not None and cached.version == await self._store.head(room_id):
-            self._cache.move_to_end(room_id)
-            return cached
-        return await self._load(room_id, fresh=True)
+    async def current(self, room_id: str) -> Loaded[room.State]:
+        _require_room_id(room_id)
+        return await super().current(room_id)
 
     async def readable(self, room_id: str, user_id: str, action: str) -> tuple[Room, int]:
         """The room at its head and its version, if it exists and ``user_id`` may read it
@@ -213,40 +72,9 @@ class RoomService:
             )
         return state, loaded.version
 
-    async def _load(self, room_id: str, *, fresh: bool) -> Loaded:
-        if not fresh:
-            cached = self._cache.get(room_id)
-            if cached is not None:
-                self._cache.move_to_end(room_id)
-                return cached
-        loaded = await self._store.load(room_id)
-        if loaded.state is not None:
-            self._remember(loaded)
-        return loaded
 
-    def _remember(self, loaded: Loaded) -> None:
-        self._cache[loaded.stream_id] = loaded
-        self._cache.move_to_end(loaded.stream_id)
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-
-    async def _remembered(self, idempotency: Idempotency) -> CommandResult | None:
-        found = await self._store.find_remembered(idempotency.principal, idempotency.key)
-        if found is None:
-            return None
-        # The fingerprint covers the path, hence the room; a create's room id is
-        # new on every try, so the stored stream is not compared.
-        stored_fingerprint, _stream, result = found
-        if stored_fingerprint != idempotency.fingerprint:
-            raise IdempotencyKeyReused(
-                "this Idempotency-Key was used for a different request",
-                {"key": idempotency.key},
-            )
-        return _result_decoder.decode(result)
-
-
-def _conflict(room_id: str, current: int, expected: int) -> VersionConflict:
-    return VersionConflict(
-        f"room is at version {current}, not {expected}",
-        {"roomId": room_id, "currentVersion": current, "expectedVersion": expected},
-    )
+def _require_room_id(room_id: str) -> None:
+    # Room ids never contain ':'; other streams (``user:{id}`` inboxes) do, and
+    # must never be read or written as rooms through a room's routes.
+    if ":" in room_id:
+        raise RoomNotFound("room not found", {"roomId": room_id})
