@@ -29,13 +29,22 @@ from roomcast.outbox.notify import CommitSignal
 from roomcast.outbox.relay import Publish, Relay
 from roomcast.outbox.store import EventStore
 from roomcast.service.draws import RoomSeeds
+from roomcast.service.notifications import NotificationService
 from roomcast.service.quiz import QuizService, deadline_sweeper
 from roomcast.service.quiz_secrets import QuizSecrets
+from roomcast.service.reactions import Reactions, publishing_with
 from roomcast.service.rooms import RoomService
 from roomcast.service.sources import Sources
 from roomcast.tokens import TokenVerifier
 
-__all__ = ["build_app", "database", "redis_publisher", "running_relay", "verifier"]
+__all__ = [
+    "build_app",
+    "database",
+    "reacting_relay",
+    "redis_publisher",
+    "running_relay",
+    "verifier",
+]
 
 log = structlog.get_logger("roomcast")
 
@@ -75,6 +84,25 @@ async def running_relay(dsn: str, publish: Publish, settings: Settings) -> Async
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def reacting_relay(dsn: str, publish: Publish, settings: Settings) -> AsyncIterator[Relay]:
+    """A relay that also runs the reactions (``roomcast relay``: no HTTP, no sockets)."""
+    pool = await connect(dsn, max_size=4)
+    try:
+        await migrate(pool)
+        signal = CommitSignal(pool)
+        notifications = NotificationService(
+            EventStore(pool, snapshot_every=settings.snapshot_every), Sources(), on_commit=signal
+        )
+        reacting = publishing_with(publish, Reactions(notifications))
+        async with running_relay(dsn, reacting, settings) as relay:
+            signal.wake_locally(relay.wake)
+            yield relay
+        await signal.close()
+    finally:
+        await pool.close()
 
 
 def redis_publisher(redis_url: str) -> Publish:
@@ -131,20 +159,27 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
             await stack.enter_async_context(
                 housekeeping(pool, ttl_seconds=settings.idempotency_ttl_seconds)
             )
+            store = EventStore(pool, snapshot_every=settings.snapshot_every)
+            sources = Sources()
+            signal = CommitSignal(pool)
+            stack.push_async_callback(signal.close)
+            notifications = NotificationService(store, sources, on_commit=signal)
             relay = None
             if settings.relay:
-                relay = await stack.enter_async_context(
-                    running_relay(dsn, gateway.publish, settings)
-                )
-            signal = CommitSignal(pool, local=relay.wake if relay else None)
-            stack.push_async_callback(signal.close)
-            store = EventStore(pool, snapshot_every=settings.snapshot_every)
+                publish = publishing_with(gateway.publish, Reactions(notifications))
+                relay = await stack.enter_async_context(running_relay(dsn, publish, settings))
+                signal.wake_locally(relay.wake)
             rooms = RoomService(store, on_commit=signal)
             tokens = verifier(settings)
-            sources = Sources()
             quiz = QuizService(rooms, QuizSecrets(pool), sources)
             await stack.enter_async_context(deadline_sweeper(quiz, sources.now))
-            gateway.services = GatewayServices(store=store, rooms=rooms, verifier=tokens, quiz=quiz)
+            gateway.services = GatewayServices(
+                store=store,
+                rooms=rooms,
+                verifier=tokens,
+                quiz=quiz,
+                notifications=notifications,
+            )
             if ready is not None:
                 ready()
             yield Services(
@@ -154,6 +189,7 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
                 sources=sources,
                 seeds=RoomSeeds(pool),
                 quiz=quiz,
+                notifications=notifications,
                 app_limits=AppLimits(),
                 status=lambda: node_status(relay, gateway, settings),
             )

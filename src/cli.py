@@ -140,7 +140,7 @@ async def _migrate(settings: Settings) -> int:
 
 
 async def _relay(settings: Settings) -> int:
-    from roomcast.bootstrap import database, redis_publisher, running_relay
+    from roomcast.bootstrap import database, reacting_relay, redis_publisher
 
     if not settings.redis_url:
         print(
@@ -156,7 +156,7 @@ async def _relay(settings: Settings) -> int:
     )
     async with (
         database(settings) as dsn,
-        running_relay(dsn, redis_publisher(settings.redis_url), settings) as relay,
+        reacting_relay(dsn, redis_publisher(settings.redis_url), settings) as relay,
     ):
         await relay.wait_forever()
     return 0

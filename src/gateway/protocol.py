@@ -13,6 +13,8 @@ from roomcast.service.quiz import Judged
 __all__ = [
     "AnswerAck",
     "AnswerRequest",
+    "MarkReadRequest",
+    "NotificationReplayRequest",
     "ReplayRequest",
     "SubscribeRequest",
     "UnsubscribeRequest",
@@ -45,6 +47,15 @@ class UnsubscribeRequest(_Request, frozen=True, kw_only=True):
 class ReplayRequest(_Request, frozen=True, kw_only=True):
     room_id: RoomId
     after_seq: Seq
+    limit: Annotated[int, Meta(ge=1, le=1000)] = 100
+
+
+class MarkReadRequest(_Request, frozen=True, kw_only=True):
+    notification_id: Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class NotificationReplayRequest(_Request, frozen=True, kw_only=True):
+    after_seq: Seq = 0
     limit: Annotated[int, Meta(ge=1, le=1000)] = 100
 
 

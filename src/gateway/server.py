@@ -19,6 +19,7 @@ import structlog
 
 from roomcast import wire
 from roomcast.domain.errors import AuthenticationFailed, InvalidPayload, PermissionDenied
+from roomcast.domain.notifications import inbox_stream
 from roomcast.domain.state import UserRef
 from roomcast.gateway import jsoncodec
 from roomcast.gateway.delivery import (
@@ -32,6 +33,8 @@ from roomcast.gateway.delivery import (
 from roomcast.gateway.errors import as_ack, as_error_event
 from roomcast.gateway.protocol import (
     AnswerRequest,
+    MarkReadRequest,
+    NotificationReplayRequest,
     ReplayRequest,
     SubscribeRequest,
     UnsubscribeRequest,
@@ -40,6 +43,7 @@ from roomcast.gateway.protocol import (
 )
 from roomcast.outbox.codec import Envelope
 from roomcast.outbox.store import EventStore
+from roomcast.service.notifications import NotificationService
 from roomcast.service.quiz import QuizService
 from roomcast.service.rooms import RoomService
 from roomcast.tokens import TokenVerifier
@@ -58,6 +62,7 @@ class GatewayServices:
     rooms: RoomService
     verifier: TokenVerifier
     quiz: QuizService
+    notifications: NotificationService
 
 
 class _Server(socketio.AsyncServer):  # type: ignore[misc]
@@ -111,6 +116,8 @@ class Gateway:
         self._route("room:unsubscribe", self._unsubscribe)
         self._route("room:replay", self._replay)
         self._route("quiz:answer_submit", self._answer, ack=quiz_ack)
+        self._route("notification:mark_read", self._mark_read)
+        self._route("notification:replay", self._notification_replay)
         self.sio.on("*", self._unknown)
 
     # ---------------------------------------------------------------- plumbing
@@ -153,6 +160,8 @@ class Gateway:
                 f"{exc.code}: {exc.message}", {"code": exc.code.value, "message": exc.message}
             ) from None
         self.registry.add(sid, claims.user)
+        # Every socket of a user hears that user's notifications, live.
+        await self.sio.enter_room(sid, room_name(inbox_stream(claims.user.id)))
         log.info("socket_connected", sid=sid, user_id=claims.user.id)
 
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
@@ -239,6 +248,27 @@ class Gateway:
         return await self._svc().quiz.submit(
             user, request.question_id, request.answer, room_id=request.room_id
         )
+
+    async def _mark_read(self, sid: str, user: UserRef, args: tuple[Any, ...]) -> Any:
+        request = parse(MarkReadRequest, args)
+        outcome = await self._svc().notifications.mark_read(user, request.notification_id)
+        return {
+            "notificationId": request.notification_id,
+            "read": True,
+            "headSeq": outcome.result.version,
+        }
+
+    async def _notification_replay(self, sid: str, user: UserRef, args: tuple[Any, ...]) -> Any:
+        """The caller's notifications after ``afterSeq``: what a reconnecting client missed."""
+        request = parse(NotificationReplayRequest, args)
+        stream = inbox_stream(user.id)
+        store = self._svc().store
+        page = await store.read(stream, request.after_seq, request.limit)
+        return {
+            "events": page,
+            "headSeq": await store.head(stream),
+            "nextAfter": seq_of(page[-1].payload) if page else request.after_seq,
+        }
 
     # ---------------------------------------------------------------- relay side
 

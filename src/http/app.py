@@ -22,12 +22,14 @@ from roomcast.http.draws import DrawController
 from roomcast.http.errors import EXCEPTION_HANDLERS
 from roomcast.http.health import health
 from roomcast.http.middleware import RequestContext
+from roomcast.http.notifications import NotificationController
 from roomcast.http.participants import ParticipantController
 from roomcast.http.prizes import PrizeController
 from roomcast.http.quiz import QuizController
 from roomcast.http.rooms import RoomController
 from roomcast.outbox.store import EventStore
 from roomcast.service.draws import RoomSeeds
+from roomcast.service.notifications import NotificationService
 from roomcast.service.quiz import QuizService
 from roomcast.service.rooms import RoomService
 from roomcast.service.sources import Sources
@@ -46,6 +48,7 @@ class Services:
     sources: Sources
     seeds: RoomSeeds
     quiz: QuizService
+    notifications: NotificationService
     app_limits: AppLimits
     status: Callable[[], Mapping[str, object]] = dict
     """This node's realtime side (relay, sockets) for /health; JSON-ready."""
@@ -86,6 +89,9 @@ def create_app(
     async def quiz(request: Request[Any, Any, Any]) -> QuizService:
         return _services(request).quiz
 
+    async def notifications(request: Request[Any, Any, Any]) -> NotificationService:
+        return _services(request).notifications
+
     async def app_limits(request: Request[Any, Any, Any]) -> AppLimits:
         return _services(request).app_limits
 
@@ -111,6 +117,7 @@ def create_app(
             PrizeController,
             DrawController,
             QuizController,
+            NotificationController,
             health,
         ],
         dependencies={
@@ -122,6 +129,7 @@ def create_app(
             "caller": Provide(caller),
             "ctx": Provide(command_context),
             "quiz": Provide(quiz),
+            "notifications": Provide(notifications),
             "app_limits": Provide(app_limits),
         },
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ from roomcast.domain.state import UserRef
 from roomcast.http.commands import CommandContext
 from roomcast.outbox.store import EventStore
 from roomcast.service.draws import RoomSeeds
+from roomcast.service.notifications import NotificationService
 from roomcast.service.quiz import QuizService
 from roomcast.service.rooms import RoomService
 from roomcast.service.sources import Sources
@@ -21,6 +22,7 @@ __all__ = [
     "Clock",
     "Command",
     "Node",
+    "Notifications",
     "PathId",
     "Quiz",
     "Seeds",
@@ -45,3 +47,5 @@ Node = NamedDependency[Mapping[str, object]]
 """This node's realtime status (relay, sockets), for /health."""
 Quiz = NamedDependency[QuizService]
 """Quiz questions: publish, close, and the secrets behind them."""
+Notifications = NamedDependency[NotificationService]
+"""Users' inboxes (``user:{userId}`` streams)."""

@@ -28,6 +28,10 @@ class CommitSignal:
         self._wanted = False
         self._task: asyncio.Task[None] | None = None
 
+    def wake_locally(self, local: Callable[[], None]) -> None:
+        """Also call ``local`` on every commit (this process's relay, once it exists)."""
+        self._local = local
+
     def __call__(self) -> None:
         if self._local is not None:
             self._local()

@@ -1,0 +1,59 @@
+"""/api/notifications: the caller's own inbox, and marking a notification read."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, MediaType, Response, get, post
+from litestar.params import Parameter, QueryParameter
+
+from roomcast import wire
+from roomcast.domain.notifications import Notification
+from roomcast.http.deps import Caller, Notifications, PathId
+
+__all__ = ["NotificationController"]
+
+
+class InboxView(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    notifications: list[Notification]
+    unread_count: int
+    head_seq: int
+    """Seq of the caller's notification stream: ``notification:replay`` resumes after it."""
+
+
+class ReadView(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    notification_id: str
+    read: bool
+    head_seq: int
+
+
+def _json(data: object) -> Response[bytes]:
+    return Response(content=wire.encode(wire.success(data)), media_type=MediaType.JSON)
+
+
+class NotificationController(Controller):
+    path = "/api/notifications"
+    tags = ["notifications"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @get("/", summary="The caller's notifications, newest first")
+    async def list_inbox(
+        self,
+        caller: Caller,
+        notifications: Notifications,
+        unread_only: Annotated[bool, QueryParameter(name="unreadOnly")] = False,
+        limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+    ) -> Response[bytes]:
+        items, unread, head = await notifications.inbox(caller.id)
+        if unread_only:
+            items = [n for n in items if not n.read]
+        return _json(InboxView(notifications=items[:limit], unread_count=unread, head_seq=head))
+
+    @post("/{notification_id:str}/read", status_code=200, summary="Mark one notification read")
+    async def mark_read(
+        self, notification_id: PathId, caller: Caller, notifications: Notifications
+    ) -> Response[bytes]:
+        outcome = await notifications.mark_read(caller, notification_id)
+        return _json(
+            ReadView(notification_id=notification_id, read=True, head_seq=outcome.result.version)
+        )
