@@ -50,5 +50,10 @@ async def test_a_winner_selected_published_twice_notifies_once(store: EventStore
 
 async def test_other_events_cause_nothing(store: EventStore):
     notifications = NotificationService(store, Sources())
-    await Reactions(notifications)("room_1", "room:updated", msgspec.Raw(b'{"seq":1}'))
-    assert await notifications.inbox("usr_carol") == ([], 0, 0)
+    # Shaped like a win for dave, but named otherwise: the name decides.
+    lookalike = {**WINNER, "type": "prize:updated", "eventId": WINNER["eventId"][:-1] + "3"}
+    lookalike["winner"] = {**WINNER["winner"], "participant": {"id": "p", "user": {"id": "dave"}}}
+    await Reactions(notifications)(
+        "room_1", "prize:updated", msgspec.Raw(msgspec.json.encode(lookalike))
+    )
+    assert await notifications.inbox("dave") == ([], 0, 0)
