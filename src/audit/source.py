@@ -15,6 +15,7 @@ import asyncpg
 import msgspec
 
 from roomcast.audit.chain import Row
+from roomcast.domain.notifications import owner_of
 
 __all__ = [
     "AuditError",
@@ -191,7 +192,8 @@ async def rooms(conn: asyncpg.Connection, limit: int | None) -> list[RoomLine]:
         RoomLine(
             room_id=r["stream_id"],
             name=r["name"],
-            status=r["status"] or "draft",
+            # A user's notification stream has no status; a room starts as draft.
+            status=r["status"] or ("inbox" if owner_of(r["stream_id"]) else "draft"),
             events=r["events"],
             head_seq=r["version"],
             last_activity=r["last"],
