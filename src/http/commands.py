@@ -8,12 +8,12 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from litestar import MediaType, Request, Response
+from litestar import Request, Response
 
-from roomcast import wire
 from roomcast.domain.commands import Command
 from roomcast.domain.errors import AppPermissionDenied, InvalidPayload
 from roomcast.domain.state import AppGrant, UserRef
+from roomcast.http.responses import ok
 from roomcast.outbox.codec import Envelope
 from roomcast.service.draws import RoomSeeds
 from roomcast.service.rooms import CommandResult, Idempotency, Outcome, RoomService, fingerprint
@@ -123,13 +123,11 @@ class CommandContext:
         self, outcome: Outcome, render: Render = plain, status_code: int = 200
     ) -> Response[bytes]:
         """The success envelope of an executed command, with ETag and replay headers."""
-        headers = {"ETag": f'"{outcome.result.version}"'}
-        if outcome.replayed:
-            headers["Idempotent-Replayed"] = "true"
-        return Response(
-            content=wire.encode(wire.success(render(outcome.result))),
+        headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
+        return ok(
+            render(outcome.result),
+            etag=outcome.result.version,
             status_code=status_code,
-            media_type=MediaType.JSON,
             headers=headers,
         )
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, MediaType, Response, get, post
+from litestar import Controller, Response, get, post
 from litestar.params import Parameter, QueryParameter
 
-from roomcast import wire
 from roomcast.domain.notifications import Notification
 from roomcast.http.deps import Caller, Notifications, PathId
+from roomcast.http.responses import ok
 
 __all__ = ["NotificationController"]
 
@@ -28,10 +28,6 @@ class ReadView(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     head_seq: int
 
 
-def _json(data: object) -> Response[bytes]:
-    return Response(content=wire.encode(wire.success(data)), media_type=MediaType.JSON)
-
-
 class NotificationController(Controller):
     path = "/api/notifications"
     tags = ["notifications"]  # noqa: RUF012 - Litestar reads it as a class attribute
@@ -47,13 +43,13 @@ class NotificationController(Controller):
         items, unread, head = await notifications.inbox(caller.id)
         if unread_only:
             items = [n for n in items if not n.read]
-        return _json(InboxView(notifications=items[:limit], unread_count=unread, head_seq=head))
+        return ok(InboxView(notifications=items[:limit], unread_count=unread, head_seq=head))
 
     @post("/{notification_id:str}/read", status_code=200, summary="Mark one notification read")
     async def mark_read(
         self, notification_id: PathId, caller: Caller, notifications: Notifications
     ) -> Response[bytes]:
         outcome = await notifications.mark_read(caller, notification_id)
-        return _json(
+        return ok(
             ReadView(notification_id=notification_id, read=True, head_seq=outcome.result.version)
         )

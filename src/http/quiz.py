@@ -9,15 +9,15 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, MediaType, Response, get, post
+from litestar import Controller, Response, get, post
 from litestar.params import JSONBody
 from msgspec import Meta
 
-from roomcast import wire
 from roomcast.domain import quiz as rules
 from roomcast.domain.quiz import LeaderboardEntry
 from roomcast.http.commands import take
 from roomcast.http.deps import Caller, Command, PathId, Quiz, Service
+from roomcast.http.responses import ok
 from roomcast.service.quiz import QuestionDraft
 
 __all__ = ["QuestionBody", "QuizController"]
@@ -101,8 +101,4 @@ class QuizController(Controller):
             entries=rules.leaderboard(state),
             version=version,
         )
-        return Response(
-            content=wire.encode(wire.success(board)),
-            media_type=MediaType.JSON,
-            headers={"ETag": f'"{version}"'},
-        )
+        return ok(board, etag=version)

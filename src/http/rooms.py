@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, MediaType, Response, delete, get, patch, post
+from litestar import Controller, Response, delete, get, patch, post
 from litestar.params import JSONBody, Parameter
 
-from roomcast import wire
 from roomcast.domain import commands
 from roomcast.domain.state import Participant, Prize, RoomInfo, RoomStatus, Winner
 from roomcast.http import app_events
@@ -16,6 +15,7 @@ from roomcast.http.app_events import AppEventBody, Limits
 from roomcast.http.bodies import CreateRoomBody, StatusBody, UpdateRoomBody
 from roomcast.http.commands import take
 from roomcast.http.deps import Caller, Command, PathId, Service, Store
+from roomcast.http.responses import ok
 from roomcast.outbox.codec import Envelope
 
 __all__ = ["RoomController"]
@@ -33,13 +33,6 @@ class LogPage(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     events: list[Envelope]
     head_seq: int
     next_after: int
-
-
-def _json(data: object, *, etag: int | None = None) -> Response[bytes]:
-    headers = {} if etag is None else {"ETag": f'"{etag}"'}
-    return Response(
-        content=wire.encode(wire.success(data)), media_type=MediaType.JSON, headers=headers
-    )
 
 
 class RoomController(Controller):
@@ -71,7 +64,7 @@ class RoomController(Controller):
             winners=list(state.winners.values()),
             version=version,
         )
-        return _json(view, etag=version)
+        return ok(view, etag=version)
 
     @patch("/{room_id:str}", summary="Change name, description or settings")
     async def update(
@@ -133,4 +126,4 @@ class RoomController(Controller):
         _, version = await service.readable(room_id, caller.id, "room:read")
         events = await store.read(room_id, after, limit)
         next_after = after + len(events)
-        return _json(LogPage(events=events, head_seq=version, next_after=next_after))
+        return ok(LogPage(events=events, head_seq=version, next_after=next_after))
