@@ -327,6 +327,10 @@ async def _verify(conn: asyncpg.Connection, args: argparse.Namespace, out: TextI
         )
         if pending:
             summary += f", {pending} draws not yet verifiable: seed not revealed"
+        questions = sum(r.questions for r in reports)
+        if questions:
+            judged = sum(r.questions_verified for r in reports)
+            summary += f", {judged}/{questions} quiz questions re-judged"
         if failed:
             print(f"FAIL: {len(failed)} of {summary}", file=out)
         else:

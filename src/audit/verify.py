@@ -19,6 +19,7 @@ import msgspec
 
 from roomcast.audit import source
 from roomcast.audit.chain import Chain
+from roomcast.audit.quiz_replay import QUIZ_TYPES, Quizzes
 from roomcast.audit.replay import DRAW_TYPES, Draws
 from roomcast.outbox.codec import decode_event
 
@@ -38,6 +39,8 @@ class RoomReport:
     """The first broken event; ``None`` with a ``reason`` when the head is what is broken."""
     failed_type: str | None = None
     reason: str | None = None
+    questions: int = 0
+    questions_verified: int = 0
 
     @property
     def ok(self) -> bool:
@@ -56,6 +59,8 @@ class RoomReport:
             text += f"; {self.pending} draws not yet verifiable: seed not revealed"
         elif not self.draws:
             text += "; no draws"
+        if self.questions:
+            text += f"; {self.questions_verified}/{self.questions} quiz questions re-judged"
         return text
 
     def json(self) -> str:
@@ -68,6 +73,8 @@ class RoomReport:
                 "draws": self.draws,
                 "drawsVerified": self.verified,
                 "drawsPending": self.pending,
+                "questions": self.questions,
+                "questionsVerified": self.questions_verified,
                 "failedSeq": self.failed_seq,
                 "reason": self.reason,
             }
@@ -138,6 +145,7 @@ async def _room(conn: asyncpg.Connection, head: source.Head, meter: Progress) ->
     room_id = head.stream_id
     chain = Chain(room_id)
     draws = Draws(await source.revealed_seed(conn, room_id))
+    quizzes = Quizzes()
 
     def report(
         seq: int | None = None, type_: str | None = None, reason: str | None = None
@@ -152,6 +160,8 @@ async def _room(conn: asyncpg.Connection, head: source.Head, meter: Progress) ->
             failed_seq=seq,
             failed_type=type_,
             reason=reason,
+            questions=quizzes.questions,
+            questions_verified=quizzes.verified,
         )
 
     since_tick = 0
@@ -159,12 +169,13 @@ async def _room(conn: asyncpg.Connection, head: source.Head, meter: Progress) ->
         reason = chain.add(row)
         if reason is not None:
             return report(row.seq, row.type, reason)
-        if row.type in DRAW_TYPES:
+        if row.type in DRAW_TYPES or row.type in QUIZ_TYPES:
             try:
                 event = decode_event(row.data)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 return report(row.seq, row.type, f"the event does not decode: {exc}")
-            reason = draws.apply(event)
+            checker = draws if row.type in DRAW_TYPES else quizzes
+            reason = checker.apply(event)
             if reason is not None:
                 return report(row.seq, row.type, reason)
         since_tick += 1
