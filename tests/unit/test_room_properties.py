@@ -28,10 +28,12 @@ from hypothesis.stateful import (
 )
 from msgspec import UNSET, structs
 
+from roomcast.audit.quiz_replay import Quizzes
 from roomcast.domain import room
 from roomcast.domain.commands import (
     ChangeParticipantRole,
     ChangeRoomStatus,
+    CloseQuestion,
     Command,
     CreatePrize,
     CreateRoom,
@@ -40,15 +42,18 @@ from roomcast.domain.commands import (
     DrawWinner,
     JoinRoom,
     LeaveRoom,
+    PublishAppEvent,
+    PublishQuestion,
     RemoveParticipant,
     RemoveWinner,
+    SubmitAnswer,
     UpdatePrize,
     UpdateRoom,
 )
 from roomcast.domain.draw import entropy
 from roomcast.domain.errors import Rejected, RoomNotFound, VersionConflict
 from roomcast.domain.events import Event, WinnerSelected, decode_event
-from roomcast.domain.state import Role, Room, RoomStatus, UserRef
+from roomcast.domain.state import AppGrant, Role, Room, RoomStatus, UserRef
 from tests.unit.builders import AT, ROOM_ID, SEED, user
 
 ORGANIZER = user("alice")
@@ -76,6 +81,10 @@ descriptions = st.sampled_from([None, "first", "second"])
 room_settings = st.sampled_from([{}, {"theme": "dark"}, {"max": 3}])
 quantities = st.integers(min_value=-1, max_value=4)
 seeds = st.just(SEED)  # the room's secret seed, as the HTTP layer brings it
+SALT = bytes(16)
+OPTIONS = ["Paris", "Rome", "Oslo"]
+ANSWER = "Paris"  # every question's secret answer, as the quiz service brings it
+LOTTERY = AppGrant(app_id="lottery", permissions=("realtime:publish",))
 
 
 def unset_or(strategy: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
@@ -101,6 +110,21 @@ def every_command(actor: UserRef) -> list[Command]:
         DeletePrize(actor=actor, at=AT, prize_id="prz_new"),
         DrawWinner(actor=actor, at=AT, prize_id="prz_new", winner_id="w", seed=SEED),
         RemoveWinner(actor=actor, at=AT, winner_id="w"),
+        PublishAppEvent(actor=actor, at=AT, app=LOTTERY, name="lottery:x", data={}),
+        PublishQuestion(
+            actor=actor,
+            at=AT,
+            question_id="q",
+            question="?",
+            options=OPTIONS,
+            time_limit=5,
+            answer=ANSWER,
+            salt=SALT,
+        ),
+        SubmitAnswer(
+            actor=actor, at=AT, question_id="q", answer=ANSWER, correct_answer=ANSWER, salt=SALT
+        ),
+        CloseQuestion(actor=actor, at=AT, question_id="q", correct_answer=ANSWER, salt=SALT),
     ]
 
 
@@ -121,7 +145,12 @@ class RoomMachine(RuleBasedStateMachine):
         self.history: list[Event] = []
         self.deleted = False
         self.step = 0
-        self.seen: dict[str, list[str]] = {"participant_id": [], "prize_id": [], "winner_id": []}
+        self.seen: dict[str, list[str]] = {
+            "participant_id": [],
+            "prize_id": [],
+            "winner_id": [],
+            "question_id": [],
+        }
 
     # ------------------------------------------------------------ steps
 
@@ -266,6 +295,54 @@ class RoomMachine(RuleBasedStateMachine):
     def remove_winner(self, command: RemoveWinner) -> None:
         self.apply(command)
 
+    @rule(
+        command=st.builds(
+            PublishQuestion,
+            actor=actors,
+            at=at,
+            question_id=fresh,
+            question=st.just("Capital of France?"),
+            options=st.just(OPTIONS),
+            time_limit=st.sampled_from([1.0, 3.0, 10.0]),
+            answer=st.just(ANSWER),
+            salt=st.just(SALT),
+        )
+    )
+    def publish_question(self, command: PublishQuestion) -> None:
+        self.apply(command)
+
+    @rule(
+        command=st.builds(
+            SubmitAnswer,
+            actor=actors,
+            at=at,
+            question_id=refs,
+            answer=st.sampled_from([" paris", "Rome", "Oslo", "Paris"]),
+            correct_answer=st.just(ANSWER),
+            salt=st.just(SALT),
+        )
+    )
+    def answer_question(self, command: SubmitAnswer) -> None:
+        self.apply(command)
+
+    @rule(
+        command=st.builds(
+            CloseQuestion,
+            actor=actors,
+            at=at,
+            question_id=refs,
+            correct_answer=st.just(ANSWER),
+            salt=st.just(SALT),
+        )
+    )
+    def close_question(self, command: CloseQuestion) -> None:
+        self.apply(command)
+
+    @rule(name=st.sampled_from(["lottery:spin", "casino:spin", "lottery:"]))
+    def publish_app_event(self, name: str) -> None:
+        app = UserRef(id="app:lottery", name="lottery")
+        self.apply(PublishAppEvent(actor=app, at=AT, app=LOTTERY, name=name, data={"n": 1}))
+
     # ------------------------------------------------------------ applying
 
     def resolve(self, template: Command) -> Command:
@@ -370,6 +447,20 @@ class RoomMachine(RuleBasedStateMachine):
         for participant_id, participant in state.participants.items():
             assert participant.id == participant_id
             assert participant.user.id == participant.user_id
+
+    @invariant()
+    def quiz_ranks_are_the_order_of_correct_answers(self) -> None:
+        for question in self.current().questions.values():
+            ranks = sorted(a.rank for a in question.answers.values() if a.rank is not None)
+            assert ranks == list(range(1, question.correct_count + 1))
+            assert all((a.rank is None) != a.correct for a in question.answers.values())
+
+    @invariant()
+    def the_audit_re_judges_every_quiz_the_same(self) -> None:
+        quizzes = Quizzes()
+        for produced in self.history:
+            assert quizzes.apply(produced) is None
+        assert quizzes.questions == len(self.current().questions)
 
     @invariant()
     def replaying_the_log_gives_the_same_state(self) -> None:
