@@ -12,15 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import msgspec
 import socketio
 import structlog
 
 from roomcast.config import Settings, resolve_jwt_secret
+from roomcast.domain.errors import ServiceUnavailable
 from roomcast.gateway.server import Gateway, GatewayServices
+from roomcast.gateway.stats import connection_stats
 from roomcast.http.app import Services, create_app
+from roomcast.metrics import Metrics, NodeSample
 from roomcast.outbox.database import connect, migrate
 from roomcast.outbox.embedded import EmbeddedPostgres
 from roomcast.outbox.housekeeping import housekeeping
@@ -32,7 +38,16 @@ from roomcast.service.rooms import RoomService
 from roomcast.service.sources import Sources
 from roomcast.tokens import TokenVerifier
 
-__all__ = ["build_app", "database", "redis_publisher", "running_relay", "verifier"]
+__all__ = [
+    "admin_stats",
+    "build_app",
+    "database",
+    "node_id",
+    "node_sample",
+    "redis_publisher",
+    "running_relay",
+    "verifier",
+]
 
 log = structlog.get_logger("roomcast")
 
@@ -89,6 +104,11 @@ def redis_publisher(redis_url: str) -> Publish:
     return publish
 
 
+def node_id(settings: Settings) -> str:
+    """``ROOMCAST_NODE_ID``, else host name and process id: unique among running nodes."""
+    return settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
+
+
 def node_status(relay: Relay | None, gateway: Gateway, settings: Settings) -> dict[str, object]:
     """This node's realtime side for /health: is its relay the publisher, how far behind."""
     relay_status: dict[str, object] = {"enabled": relay is not None}
@@ -99,6 +119,7 @@ def node_status(relay: Relay | None, gateway: Gateway, settings: Settings) -> di
             lagSeconds=round(relay.stats.last_lag_seconds, 3),
         )
     return {
+        "id": node_id(settings),
         "relay": relay_status,
         "sockets": {
             "connected": len(gateway.registry.users),
@@ -106,6 +127,33 @@ def node_status(relay: Relay | None, gateway: Gateway, settings: Settings) -> di
         },
         "redis": {"configured": settings.redis_url is not None},
     }
+
+
+def admin_stats(gateway: Gateway, settings: Settings) -> dict[str, object]:
+    """``GET /api/admin/stats``: this node's id, connections and subscribers per room."""
+    stats = connection_stats(gateway.registry, gateway.sio.manager.rooms)
+    return {"nodeId": node_id(settings), **msgspec.to_builtins(stats)}
+
+
+async def node_sample(relay: Relay | None, gateway: Gateway, store: EventStore) -> NodeSample:
+    """What ``/metrics`` reads at scrape time: the relay, the sockets, the outbox."""
+    stats = connection_stats(gateway.registry, gateway.sio.manager.rooms)
+    try:
+        depth, oldest = await store.outbox_backlog()
+        backlog: dict[str, Any] = {"outbox_depth": depth, "outbox_oldest_seconds": oldest}
+    except ServiceUnavailable:
+        backlog = {"database_up": False}
+    return NodeSample(
+        relay_enabled=relay is not None,
+        relay_active=relay is not None and relay.stats.active,
+        relay_published=relay.stats.published if relay else 0,
+        relay_lag_seconds=relay.stats.last_lag_seconds if relay else 0.0,
+        socket_connections=stats.connections,
+        socket_users=stats.users,
+        rooms=stats.rooms,
+        subscriptions=sum(stats.subscribers.values()),
+        **backlog,
+    )
 
 
 def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) -> Any:
@@ -148,11 +196,14 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
                 sources=Sources(),
                 seeds=RoomSeeds(pool),
                 status=lambda: node_status(relay, gateway, settings),
+                stats=lambda: admin_stats(gateway, settings),
+                metrics=Metrics(lambda: node_sample(relay, gateway, store)),
             )
 
     app = create_app(
         open_services=services,
         max_body_bytes=settings.max_body_bytes,
         cors_origins=settings.cors_origins,
+        requests_per_minute=settings.rest_rate_limit,
     )
     return socketio.ASGIApp(gateway.sio, other_asgi_app=app, socketio_path="socket.io")

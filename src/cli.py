@@ -43,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--sub", required=True, help="the user id (JWT subject)")
     token.add_argument("--name", help="display name (default: the user id)")
     token.add_argument("--ttl", type=int, help="lifetime in seconds (ROOMCAST_TOKEN_TTL)")
+    token.add_argument(
+        "--role",
+        action="append",
+        default=[],
+        help="put this role in the token's roles claim (repeatable); admin opens /api/admin/*",
+    )
 
     audit = sub.add_parser(
         "audit",
@@ -67,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "relay":
                 return asyncio.run(_relay(settings))
             case "token":
-                return _token(settings, args.sub, args.name, args.ttl)
+                return _token(settings, args.sub, args.name, args.ttl, args.role)
             case "audit":
                 return audit_cli.run(args, settings)
     except ConfigError as exc:
@@ -155,7 +161,9 @@ async def _relay(settings: Settings) -> int:
     return 0
 
 
-def _token(settings: Settings, sub: str, name: str | None, ttl: int | None) -> int:
+def _token(
+    settings: Settings, sub: str, name: str | None, ttl: int | None, roles: Sequence[str] = ()
+) -> int:
     from roomcast.tokens import mint
 
     secret = resolve_jwt_secret(settings)
@@ -173,6 +181,7 @@ def _token(settings: Settings, sub: str, name: str | None, ttl: int | None) -> i
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
             ttl_seconds=ttl or settings.token_ttl_seconds,
+            extra={"roles": list(roles)} if roles else None,
         )
     )
     return 0

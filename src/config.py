@@ -59,6 +59,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     cors_origins: tuple[str, ...] = ()
     ping_interval_seconds: int = 25
     ping_timeout_seconds: int = 20
+    rest_rate_limit: int = 600
+    """REST requests per user per minute; 0 switches the limit off."""
+    node_id: str | None = None
+    """How this node names itself in /health and admin stats (default: host-pid)."""
 
 
 ENVIRONMENT: Mapping[str, str] = {
@@ -84,6 +88,8 @@ ENVIRONMENT: Mapping[str, str] = {
     "ROOMCAST_CORS_ORIGINS": "cors_origins",
     "ROOMCAST_PING_INTERVAL": "ping_interval_seconds",
     "ROOMCAST_PING_TIMEOUT": "ping_timeout_seconds",
+    "ROOMCAST_REST_RATE_LIMIT": "rest_rate_limit",
+    "ROOMCAST_NODE_ID": "node_id",
 }
 """Environment variable → Settings field."""
 
@@ -132,6 +138,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     for variable, number in positive.items():
         if number < 1:
             raise ConfigError(f"{variable} must be positive")
+    if settings.rest_rate_limit < 0:
+        raise ConfigError("ROOMCAST_REST_RATE_LIMIT must be 0 (off) or positive")
     return settings
 
 

@@ -13,9 +13,11 @@ import msgspec
 from roomcast.domain.errors import AuthenticationFailed
 from roomcast.domain.state import UserRef
 
-__all__ = ["Claims", "TokenVerifier", "mint"]
+__all__ = ["ADMIN_ROLE", "Claims", "TokenVerifier", "mint"]
 
 _LEEWAY_SECONDS = 10
+
+ADMIN_ROLE = "admin"
 
 
 class Claims(msgspec.Struct, frozen=True, kw_only=True):
@@ -24,6 +26,12 @@ class Claims(msgspec.Struct, frozen=True, kw_only=True):
     user: UserRef
     expires_at: int
     token_id: str | None = None
+    roles: tuple[str, ...] = ()
+    """The ``roles`` claim (a list of strings); ``"admin"`` opens the operator endpoints."""
+
+    @property
+    def is_admin(self) -> bool:
+        return ADMIN_ROLE in self.roles
 
 
 class TokenVerifier:
@@ -85,7 +93,15 @@ def _claims(payload: Mapping[str, object]) -> Claims:
         ),
         expires_at=exp if isinstance(exp, int) else 0,
         token_id=jti if isinstance(jti, str) else None,
+        roles=_roles(payload.get("roles")),
     )
+
+
+def _roles(value: object) -> tuple[str, ...]:
+    # A malformed claim grants nothing rather than failing the whole token.
+    if isinstance(value, list):
+        return tuple(r for r in value if isinstance(r, str))
+    return ()
 
 
 def mint(

@@ -31,6 +31,7 @@ from roomcast.gateway.delivery import (
 )
 from roomcast.gateway.errors import as_ack, as_error_event
 from roomcast.gateway.protocol import ReplayRequest, SubscribeRequest, UnsubscribeRequest, parse
+from roomcast.metrics import REPLAYS
 from roomcast.outbox.codec import Envelope
 from roomcast.outbox.store import EventStore
 from roomcast.service.rooms import RoomService
@@ -169,6 +170,8 @@ class Gateway:
             visibility = Visibility(
                 user.id, member=await store.member_after(request.room_id, user.id, after)
             )
+            if after < head:
+                REPLAYS.labels("subscribe").inc()
             while after < head and sid in self.registry.users:  # stop if the socket left
                 page = await store.read(request.room_id, after, min(_REPLAY_PAGE, head - after))
                 if not page:
@@ -210,6 +213,7 @@ class Gateway:
         _, head = await self._svc().rooms.readable(request.room_id, user.id, "room:replay")
         store = self._svc().store
         page = await store.read(request.room_id, request.after_seq, request.limit)
+        REPLAYS.labels("replay").inc()
         visibility = Visibility(
             user.id, member=await store.member_after(request.room_id, user.id, request.after_seq)
         )

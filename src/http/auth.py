@@ -1,4 +1,4 @@
-"""Bearer-token authentication for REST: the ``caller`` dependency."""
+"""Bearer-token authentication for REST: the ``claims`` and ``caller`` dependencies."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ from typing import Any
 
 from litestar import Request
 
-from roomcast.domain.errors import AuthenticationFailed
+from roomcast.domain.errors import AuthenticationFailed, PermissionDenied
 from roomcast.domain.state import UserRef
-from roomcast.tokens import TokenVerifier
+from roomcast.tokens import ADMIN_ROLE, Claims, TokenVerifier
 
-__all__ = ["caller_from"]
+__all__ = ["bearer_token", "caller_from", "claims_from", "require_admin"]
 
 
-def caller_from(request: Request[Any, Any, Any], verifier: TokenVerifier) -> UserRef:
+def bearer_token(request: Request[Any, Any, Any]) -> str:
     header = request.headers.get("authorization")
     if not header:
         raise AuthenticationFailed("Authentication failed: missing bearer token")
@@ -22,4 +22,19 @@ def caller_from(request: Request[Any, Any, Any], verifier: TokenVerifier) -> Use
         raise AuthenticationFailed(
             "Authentication failed: expected 'Authorization: Bearer <token>'"
         )
-    return verifier.verify(token.strip()).user
+    return token.strip()
+
+
+def claims_from(request: Request[Any, Any, Any], verifier: TokenVerifier) -> Claims:
+    """The verified claims of the request's bearer token (signature, exp, revocation)."""
+    return verifier.verify(bearer_token(request))
+
+
+def caller_from(request: Request[Any, Any, Any], verifier: TokenVerifier) -> UserRef:
+    return claims_from(request, verifier).user
+
+
+def require_admin(claims: Claims) -> Claims:
+    if not claims.is_admin:
+        raise PermissionDenied("this endpoint needs the admin role", {"requiredRole": ADMIN_ROLE})
+    return claims

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated
 
 from litestar.di import NamedDependency
@@ -10,18 +10,37 @@ from litestar.params import Parameter
 
 from roomcast.domain.state import UserRef
 from roomcast.http.commands import CommandContext
+from roomcast.metrics import Metrics
 from roomcast.outbox.store import EventStore
 from roomcast.service.draws import RoomSeeds
 from roomcast.service.rooms import RoomService
 from roomcast.service.sources import Sources
+from roomcast.tokens import Claims
 
-__all__ = ["Caller", "Clock", "Command", "Node", "PathId", "Seeds", "Service", "Store"]
+__all__ = [
+    "Admin",
+    "Caller",
+    "Claimed",
+    "Clock",
+    "Command",
+    "Node",
+    "NodeMetrics",
+    "NodeStats",
+    "PathId",
+    "Seeds",
+    "Service",
+    "Store",
+]
 
 PathId = Annotated[str, Parameter(max_length=64)]
 """A room, participant, prize or winner id in a path: unknown ones get their 404."""
 
 Caller = NamedDependency[UserRef]
 """The authenticated user (bearer JWT); AUTHENTICATION_FAILED otherwise."""
+Claimed = NamedDependency[Claims]
+"""The verified token's claims (the dependency ``claims``); counted by the REST rate limit."""
+Admin = NamedDependency[Claims]
+"""The claims of a caller with the ``admin`` role; PERMISSION_DENIED otherwise."""
 Service = NamedDependency[RoomService]
 Store = NamedDependency[EventStore]
 Clock = NamedDependency[Sources]
@@ -32,3 +51,7 @@ Command = NamedDependency[CommandContext]
 """Caller, services and headers of a command route (``ctx.run(room_id, command)``)."""
 Node = NamedDependency[Mapping[str, object]]
 """This node's realtime status (relay, sockets), for /health."""
+NodeMetrics = NamedDependency[Metrics]
+"""This node's Prometheus metrics (``render()``)."""
+NodeStats = NamedDependency[Callable[[], Mapping[str, object]]]
+"""This node's id, connections, rooms and subscribers per room (admin stats)."""

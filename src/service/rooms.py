@@ -26,12 +26,14 @@ from roomcast.domain.commands import Command
 from roomcast.domain.errors import (
     IdempotencyKeyReused,
     PermissionDenied,
+    Rejected,
     RoomNotFound,
     ServiceUnavailable,
     VersionConflict,
 )
 from roomcast.domain.state import Room
 from roomcast.ids import uuid7
+from roomcast.metrics import COMMANDS
 from roomcast.outbox.codec import Envelope
 from roomcast.outbox.errors import DuplicateIdempotencyKey, StaleVersion
 from roomcast.outbox.store import EventStore, Loaded, Remembered, prepare
@@ -115,6 +117,25 @@ class RoomService:
         idempotency: Idempotency | None = None,
     ) -> Outcome:
         """Decide and append ``command``; raises ``Rejected`` subclasses on refusal."""
+        kind = type(command).__struct_config__.tag
+        try:
+            outcome = await self._execute(room_id, command, expected_version, idempotency)
+        except Rejected as exc:
+            COMMANDS.labels(kind, exc.code.value).inc()
+            raise
+        except Exception:
+            COMMANDS.labels(kind, "error").inc()
+            raise
+        COMMANDS.labels(kind, _outcome(outcome)).inc()
+        return outcome
+
+    async def _execute(
+        self,
+        room_id: str,
+        command: Command,
+        expected_version: int | None,
+        idempotency: Idempotency | None,
+    ) -> Outcome:
         async with self._locks.hold(room_id):
             for attempt in range(self._max_attempts):
                 if idempotency is not None:
@@ -243,6 +264,12 @@ class RoomService:
                 {"key": idempotency.key},
             )
         return _result_decoder.decode(result)
+
+
+def _outcome(outcome: Outcome) -> str:
+    if outcome.replayed:
+        return "replayed"
+    return "applied" if outcome.result.events else "unchanged"
 
 
 def _conflict(room_id: str, current: int, expected: int) -> VersionConflict:
