@@ -32,6 +32,7 @@ from roomcast.outbox.embedded import EmbeddedPostgres
 from roomcast.outbox.housekeeping import housekeeping
 from roomcast.outbox.notify import CommitSignal
 from roomcast.outbox.relay import Publish, Relay
+from roomcast.outbox.revocations import Revocations
 from roomcast.outbox.store import EventStore
 from roomcast.service.draws import RoomSeeds
 from roomcast.service.rooms import RoomService
@@ -42,6 +43,7 @@ __all__ = [
     "admin_stats",
     "build_app",
     "database",
+    "kept_revocations",
     "node_id",
     "node_sample",
     "redis_publisher",
@@ -69,13 +71,32 @@ async def database(settings: Settings) -> AsyncIterator[str]:
         log.info("embedded_postgres_stopped")
 
 
-def verifier(settings: Settings) -> TokenVerifier:
+def verifier(settings: Settings, revoked: Callable[[str], bool] | None = None) -> TokenVerifier:
     return TokenVerifier(
         secret=resolve_jwt_secret(settings),
         public_key=settings.jwt_public_key,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
+        revoked=revoked,
     )
+
+
+@contextlib.asynccontextmanager
+async def kept_revocations(pool: Any, dsn: str, settings: Settings) -> AsyncIterator[Revocations]:
+    """The revoked-token set, loaded before the node serves, then kept current."""
+    revocations = Revocations(
+        pool,
+        dsn,
+        refresh_every=settings.revocation_refresh_seconds,
+        retention_seconds=settings.revocation_retention_seconds,
+    )
+    await revocations.refresh()  # no token is verified before the set is known
+    task = asyncio.create_task(revocations.run(), name="revocations")
+    try:
+        yield revocations
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 @contextlib.asynccontextmanager
@@ -185,7 +206,9 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
             stack.push_async_callback(signal.close)
             store = EventStore(pool, snapshot_every=settings.snapshot_every)
             rooms = RoomService(store, on_commit=signal)
-            tokens = verifier(settings)
+            revocations = await stack.enter_async_context(kept_revocations(pool, dsn, settings))
+            # The gateway learns of revocations with revocations.subscribe(callback).
+            tokens = verifier(settings, revoked=revocations.is_revoked)
             gateway.services = GatewayServices(store=store, rooms=rooms, verifier=tokens)
             if ready is not None:
                 ready()
@@ -198,6 +221,7 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
                 status=lambda: node_status(relay, gateway, settings),
                 stats=lambda: admin_stats(gateway, settings),
                 metrics=Metrics(lambda: node_sample(relay, gateway, store)),
+                revocations=revocations,
             )
 
     app = create_app(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import jwt
@@ -35,7 +35,11 @@ class Claims(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class TokenVerifier:
-    """Checks signature, ``exp``, ``iss`` and ``aud``; HS256 secret or RS256 public key."""
+    """Checks signature, ``exp``, ``iss``, ``aud`` and revocation; HS256 secret or RS256 key.
+
+    ``revoked(jti)`` answers from memory (``outbox.revocations.Revocations``), so
+    verification stays synchronous. A token without a ``jti`` cannot be revoked.
+    """
 
     def __init__(
         self,
@@ -44,7 +48,9 @@ class TokenVerifier:
         public_key: str | None = None,
         issuer: str,
         audience: str,
+        revoked: Callable[[str], bool] | None = None,
     ) -> None:
+        self._revoked = revoked
         if public_key:
             if not public_key.lstrip().startswith("-----BEGIN"):
                 public_key = Path(public_key).read_text()
@@ -74,7 +80,10 @@ class TokenVerifier:
             raise AuthenticationFailed("Authentication failed: token expired") from None
         except jwt.PyJWTError as exc:
             raise AuthenticationFailed(f"Authentication failed: {exc}") from None
-        return _claims(payload)
+        claims = _claims(payload)
+        if claims.token_id and self._revoked is not None and self._revoked(claims.token_id):
+            raise AuthenticationFailed("Authentication failed: token revoked")
+        return claims
 
 
 def _claims(payload: Mapping[str, object]) -> Claims:

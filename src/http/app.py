@@ -26,8 +26,10 @@ from roomcast.http.middleware import RequestContext
 from roomcast.http.operations import admin_stats, metrics
 from roomcast.http.participants import ParticipantController
 from roomcast.http.prizes import PrizeController
+from roomcast.http.revocation import revoke
 from roomcast.http.rooms import RoomController
 from roomcast.metrics import Metrics
+from roomcast.outbox.revocations import Revocations
 from roomcast.outbox.store import EventStore
 from roomcast.service.draws import RoomSeeds
 from roomcast.service.ratelimit import RateLimiter
@@ -52,7 +54,9 @@ class Services:
     stats: Callable[[], Mapping[str, object]] = dict
     """This node's id, connections and subscribers per room (admin stats); JSON-ready."""
     metrics: Metrics | None = None
-    """This node's Prometheus metrics; None: only the process-wide counters."""
+    """This node's Prometheus metrics; None: /metrics is 404."""
+    revocations: Revocations | None = None
+    """Revoked tokens; None: /api/auth/revoke is 404."""
 
 
 def _services(request: Request[Any, Any, Any]) -> Services:
@@ -109,6 +113,12 @@ def create_app(
     async def node_stats(request: Request[Any, Any, Any]) -> Callable[[], Mapping[str, object]]:
         return _services(request).stats
 
+    async def revoker(request: Request[Any, Any, Any]) -> Revocations:
+        found = _services(request).revocations
+        if found is None:
+            raise NotFound("token revocation is not enabled on this app")
+        return found
+
     async def node_metrics(request: Request[Any, Any, Any]) -> Metrics:
         found = _services(request).metrics
         if found is None:
@@ -134,6 +144,7 @@ def create_app(
             health,
             metrics,
             admin_stats,
+            revoke,
         ],
         dependencies={
             "store": Provide(store),
@@ -146,6 +157,7 @@ def create_app(
             "admin": Provide(admin),
             "node_stats": Provide(node_stats),
             "node_metrics": Provide(node_metrics),
+            "revoker": Provide(revoker),
             "ctx": Provide(command_context),
         },
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ from litestar.params import Parameter
 from roomcast.domain.state import UserRef
 from roomcast.http.commands import CommandContext
 from roomcast.metrics import Metrics
+from roomcast.outbox.revocations import Revocations
 from roomcast.outbox.store import EventStore
 from roomcast.service.draws import RoomSeeds
 from roomcast.service.rooms import RoomService
@@ -27,6 +28,7 @@ __all__ = [
     "NodeMetrics",
     "NodeStats",
     "PathId",
+    "Revoker",
     "Seeds",
     "Service",
     "Store",
@@ -55,3 +57,5 @@ NodeMetrics = NamedDependency[Metrics]
 """This node's Prometheus metrics (``render()``)."""
 NodeStats = NamedDependency[Callable[[], Mapping[str, object]]]
 """This node's id, connections, rooms and subscribers per room (admin stats)."""
+Revoker = NamedDependency[Revocations]
+"""Revoked tokens: ``revoke(jti, …)`` here, and every node learns it."""
