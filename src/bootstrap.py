@@ -177,6 +177,25 @@ async def node_sample(relay: Relay | None, gateway: Gateway, store: EventStore) 
     )
 
 
+async def close_delivery(gateway: Gateway) -> None:
+    """Close python-socketio's Redis connections at shutdown.
+
+    Its manager never does: the listener task is cancelled when the loop ends and
+    its connections are left to the garbage collector, which warns (ResourceWarning)
+    whenever it gets round to them, long after, in whatever code runs then.
+    """
+    manager = gateway.sio.manager
+    listener = getattr(manager, "thread", None)
+    if isinstance(listener, asyncio.Task):
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+    for name in ("pubsub", "redis"):
+        client = getattr(manager, name, None)
+        if client is not None:
+            with contextlib.suppress(Exception):  # shutting down: nothing left to tell
+                await client.aclose()
+
+
 def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) -> Any:
     """The ASGI app. ``ready`` is called once its services are open (tests await it)."""
     gateway = Gateway(
@@ -190,6 +209,7 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
     @contextlib.asynccontextmanager
     async def services() -> AsyncIterator[Services]:
         async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(close_delivery, gateway)
             dsn = await stack.enter_async_context(database(settings))
             pool = await connect(dsn, max_size=settings.db_pool_size)
             stack.push_async_callback(pool.close)

@@ -251,6 +251,13 @@ class TestRestLimits:
         assert response.status_code == 413
         assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
 
+    async def test_a_route_reading_its_raw_body_is_limited_too(self, quiet, quiet_http):
+        headers = {**quiet.auth(user_id()), "content-type": "application/json"}
+        big = b'{"jti": "' + b"x" * 4096 + b'"}'
+        response = await quiet_http.post("/api/auth/revoke", content=big, headers=headers)
+        assert response.status_code == 413
+        assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
     async def test_a_chunked_body_without_length_is_cut_at_the_limit(self, quiet, quiet_http):
         headers = {**quiet.auth(user_id()), "content-type": "application/json"}
 
