@@ -113,3 +113,17 @@ CREATE TABLE IF NOT EXISTS quiz_secrets (
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS quiz_secrets_open ON quiz_secrets (closes_at) WHERE NOT closed;
+
+-- Revoked tokens, by `jti`. Every node keeps the set in memory (verification is
+-- synchronous) and refreshes it from here: at once on NOTIFY roomcast_revoked
+-- (sent after the revoking commit, payload = the jti), and every
+-- ROOMCAST_REVOCATION_REFRESH seconds in case a notification was lost. A row is
+-- only needed while the token could still be accepted: housekeeping deletes it
+-- once `expires_at` (the token's `exp`, or a retention for unknown ones) is past.
+CREATE TABLE IF NOT EXISTS revoked_tokens (
+    jti         text PRIMARY KEY,
+    expires_at  timestamptz NOT NULL,
+    revoked_by  text,
+    revoked_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS revoked_tokens_expires_at ON revoked_tokens (expires_at);

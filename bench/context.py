@@ -269,6 +269,9 @@ class Bench:
             "ROOMCAST_LOG_FORMAT": "json",
             "ROOMCAST_DATA_DIR": str(DATA_DIR / "server"),
             "ROOMCAST_DB_POOL_SIZE": str(self.plan.pool_size),
+            # Load generators send far more than a person would as one user: the
+            # per-user REST limit would measure itself, not the write path.
+            "ROOMCAST_REST_RATE_LIMIT": "0",
         }
         return await Server.start(
             self.procs,

@@ -12,21 +12,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import msgspec
 import socketio
 import structlog
 
 from roomcast.config import Settings, resolve_jwt_secret
+from roomcast.domain.errors import ServiceUnavailable
 from roomcast.gateway.server import Gateway, GatewayServices
+from roomcast.gateway.stats import connection_stats
 from roomcast.http.app import Services, create_app
 from roomcast.http.app_events import AppLimits
+from roomcast.metrics import Metrics, NodeSample
 from roomcast.outbox.database import connect, migrate
 from roomcast.outbox.embedded import EmbeddedPostgres
 from roomcast.outbox.housekeeping import housekeeping
 from roomcast.outbox.notify import CommitSignal
 from roomcast.outbox.relay import Publish, Relay
+from roomcast.outbox.revocations import Revocations
 from roomcast.outbox.store import EventStore
 from roomcast.service.draws import RoomSeeds
 from roomcast.service.notifications import NotificationService
@@ -38,8 +45,12 @@ from roomcast.service.sources import Sources
 from roomcast.tokens import TokenVerifier
 
 __all__ = [
+    "admin_stats",
     "build_app",
     "database",
+    "kept_revocations",
+    "node_id",
+    "node_sample",
     "reacting_relay",
     "redis_publisher",
     "running_relay",
@@ -66,13 +77,32 @@ async def database(settings: Settings) -> AsyncIterator[str]:
         log.info("embedded_postgres_stopped")
 
 
-def verifier(settings: Settings) -> TokenVerifier:
+def verifier(settings: Settings, revoked: Callable[[str], bool] | None = None) -> TokenVerifier:
     return TokenVerifier(
         secret=resolve_jwt_secret(settings),
         public_key=settings.jwt_public_key,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
+        revoked=revoked,
     )
+
+
+@contextlib.asynccontextmanager
+async def kept_revocations(pool: Any, dsn: str, settings: Settings) -> AsyncIterator[Revocations]:
+    """The revoked-token set, loaded before the node serves, then kept current."""
+    revocations = Revocations(
+        pool,
+        dsn,
+        refresh_every=settings.revocation_refresh_seconds,
+        retention_seconds=settings.revocation_retention_seconds,
+    )
+    await revocations.refresh()  # no token is verified before the set is known
+    task = asyncio.create_task(revocations.run(), name="revocations")
+    try:
+        yield revocations
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 @contextlib.asynccontextmanager
@@ -120,6 +150,11 @@ def redis_publisher(redis_url: str) -> Publish:
     return publish
 
 
+def node_id(settings: Settings) -> str:
+    """``ROOMCAST_NODE_ID``, else host name and process id: unique among running nodes."""
+    return settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
+
+
 def node_status(relay: Relay | None, gateway: Gateway, settings: Settings) -> dict[str, object]:
     """This node's realtime side for /health: is its relay the publisher, how far behind."""
     relay_status: dict[str, object] = {"enabled": relay is not None}
@@ -130,6 +165,7 @@ def node_status(relay: Relay | None, gateway: Gateway, settings: Settings) -> di
             lagSeconds=round(relay.stats.last_lag_seconds, 3),
         )
     return {
+        "id": node_id(settings),
         "relay": relay_status,
         "sockets": {
             "connected": len(gateway.registry.users),
@@ -137,6 +173,52 @@ def node_status(relay: Relay | None, gateway: Gateway, settings: Settings) -> di
         },
         "redis": {"configured": settings.redis_url is not None},
     }
+
+
+def admin_stats(gateway: Gateway, settings: Settings) -> dict[str, object]:
+    """``GET /api/admin/stats``: this node's id, connections and subscribers per room."""
+    stats = connection_stats(gateway.registry, gateway.sio.manager.rooms)
+    return {"nodeId": node_id(settings), **msgspec.to_builtins(stats)}
+
+
+async def node_sample(relay: Relay | None, gateway: Gateway, store: EventStore) -> NodeSample:
+    """What ``/metrics`` reads at scrape time: the relay, the sockets, the outbox."""
+    stats = connection_stats(gateway.registry, gateway.sio.manager.rooms)
+    try:
+        depth, oldest = await store.outbox_backlog()
+        backlog: dict[str, Any] = {"outbox_depth": depth, "outbox_oldest_seconds": oldest}
+    except ServiceUnavailable:
+        backlog = {"database_up": False}
+    return NodeSample(
+        relay_enabled=relay is not None,
+        relay_active=relay is not None and relay.stats.active,
+        relay_published=relay.stats.published if relay else 0,
+        relay_lag_seconds=relay.stats.last_lag_seconds if relay else 0.0,
+        socket_connections=stats.connections,
+        socket_users=stats.users,
+        rooms=stats.rooms,
+        subscriptions=sum(stats.subscribers.values()),
+        **backlog,
+    )
+
+
+async def close_delivery(gateway: Gateway) -> None:
+    """Close python-socketio's Redis connections at shutdown.
+
+    Its manager never does: the listener task is cancelled when the loop ends and
+    its connections are left to the garbage collector, which warns (ResourceWarning)
+    whenever it gets round to them, long after, in whatever code runs then.
+    """
+    manager = gateway.sio.manager
+    listener = getattr(manager, "thread", None)
+    if isinstance(listener, asyncio.Task):
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+    for name in ("pubsub", "redis"):
+        client = getattr(manager, name, None)
+        if client is not None:
+            with contextlib.suppress(Exception):  # shutting down: nothing left to tell
+                await client.aclose()
 
 
 def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) -> Any:
@@ -152,6 +234,7 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
     @contextlib.asynccontextmanager
     async def services() -> AsyncIterator[Services]:
         async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(close_delivery, gateway)
             dsn = await stack.enter_async_context(database(settings))
             pool = await connect(dsn, max_size=settings.db_pool_size)
             stack.push_async_callback(pool.close)
@@ -170,7 +253,9 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
                 relay = await stack.enter_async_context(running_relay(dsn, publish, settings))
                 signal.wake_locally(relay.wake)
             rooms = RoomService(store, on_commit=signal)
-            tokens = verifier(settings)
+            revocations = await stack.enter_async_context(kept_revocations(pool, dsn, settings))
+            # The gateway learns of revocations with revocations.subscribe(callback).
+            tokens = verifier(settings, revoked=revocations.is_revoked)
             quiz = QuizService(rooms, QuizSecrets(pool), sources)
             await stack.enter_async_context(deadline_sweeper(quiz, sources.now))
             gateway.services = GatewayServices(
@@ -192,11 +277,15 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
                 notifications=notifications,
                 app_limits=AppLimits(),
                 status=lambda: node_status(relay, gateway, settings),
+                stats=lambda: admin_stats(gateway, settings),
+                metrics=Metrics(lambda: node_sample(relay, gateway, store)),
+                revocations=revocations,
             )
 
     app = create_app(
         open_services=services,
         max_body_bytes=settings.max_body_bytes,
         cors_origins=settings.cors_origins,
+        requests_per_minute=settings.rest_rate_limit,
     )
     return socketio.ASGIApp(gateway.sio, other_asgi_app=app, socketio_path="socket.io")

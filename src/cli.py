@@ -39,8 +39,16 @@ def _parser() -> argparse.ArgumentParser:
         "one relay publishes at a time, others stand by",
     )
 
-    token = sub.add_parser("token", help="mint a development token with the configured secret")
-    token.add_argument("--sub", help="the user id (JWT subject); required unless --app")
+    token = sub.add_parser(
+        "token",
+        help="mint a development token (default), or revoke one by jti",
+        description="`roomcast token --sub ID …` mints a user's development token with the "
+        "configured secret, `roomcast token --app ID --permission P` an app's; "
+        "`roomcast token revoke --jti JTI` revokes any token by its id on every node "
+        "(it writes to the database).",
+    )
+    token.add_argument("action", nargs="?", choices=["mint", "revoke"], default="mint")
+    token.add_argument("--sub", help="mint: the user id (JWT subject); required unless --app")
     token.add_argument("--app", help="mint an app token for this app id (subject app:<id>)")
     token.add_argument(
         "--permission",
@@ -50,6 +58,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     token.add_argument("--name", help="display name (default: the user id)")
     token.add_argument("--ttl", type=int, help="lifetime in seconds (ROOMCAST_TOKEN_TTL)")
+    token.add_argument(
+        "--role",
+        action="append",
+        default=[],
+        help="put this role in the token's roles claim (repeatable); admin opens /api/admin/*",
+    )
+    token.add_argument("--jti", help="revoke: the token id (its jti claim), required")
+    token.add_argument(
+        "--expires-at",
+        type=int,
+        help="revoke: the token's exp (Unix seconds), if known; the revocation is kept "
+        "until then (default: ROOMCAST_REVOCATION_RETENTION from now)",
+    )
 
     audit = sub.add_parser(
         "audit",
@@ -73,6 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return asyncio.run(_migrate(settings))
             case "relay":
                 return asyncio.run(_relay(settings))
+            case "token" if args.action == "revoke":
+                if not args.jti:
+                    print("roomcast: token revoke needs --jti", file=sys.stderr)
+                    return 2
+                return asyncio.run(_revoke(settings, args.jti, args.expires_at))
             case "token":
                 return _token(settings, args)
             case "audit":
@@ -162,6 +188,29 @@ async def _relay(settings: Settings) -> int:
     return 0
 
 
+async def _revoke(settings: Settings, jti: str, expires_at: int | None) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    from roomcast.bootstrap import database
+    from roomcast.outbox.database import connect, migrate
+    from roomcast.outbox.revocations import revoke_token
+
+    until = (
+        datetime.fromtimestamp(expires_at, UTC)
+        if expires_at is not None
+        else datetime.now(UTC) + timedelta(seconds=settings.revocation_retention_seconds)
+    )
+    async with database(settings) as dsn:
+        pool = await connect(dsn, min_size=1, max_size=1)
+        try:
+            await migrate(pool)  # idempotent: the table exists even before a first serve
+            await revoke_token(pool, jti, expires_at=until, revoked_by="roomcast-cli")
+        finally:
+            await pool.close()
+    print(f"roomcast: token {jti} revoked (kept until {until.isoformat()})")
+    return 0
+
+
 def _token(settings: Settings, args: argparse.Namespace) -> int:
     from roomcast.tokens import mint
 
@@ -178,6 +227,8 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
         print("roomcast: token needs --sub (a user) or --app (an app)", file=sys.stderr)
         return 2
 
+    if args.role:
+        extra["roles"] = list(args.role)
     secret = resolve_jwt_secret(settings)
     if secret is None:
         print(

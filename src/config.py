@@ -59,6 +59,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     cors_origins: tuple[str, ...] = ()
     ping_interval_seconds: int = 25
     ping_timeout_seconds: int = 20
+    rest_rate_limit: int = 600
+    """REST requests per user per minute; 0 switches the limit off."""
+    node_id: str | None = None
+    revocation_refresh_seconds: float = 30.0
+    """How often each node reloads revoked tokens (the fallback for a lost NOTIFY)."""
+    revocation_retention_seconds: int = 30 * 86400
+    """How long a revocation is kept when the token's exp is unknown (admin, CLI)."""
+    """How this node names itself in /health and admin stats (default: host-pid)."""
 
 
 ENVIRONMENT: Mapping[str, str] = {
@@ -84,6 +92,10 @@ ENVIRONMENT: Mapping[str, str] = {
     "ROOMCAST_CORS_ORIGINS": "cors_origins",
     "ROOMCAST_PING_INTERVAL": "ping_interval_seconds",
     "ROOMCAST_PING_TIMEOUT": "ping_timeout_seconds",
+    "ROOMCAST_REST_RATE_LIMIT": "rest_rate_limit",
+    "ROOMCAST_NODE_ID": "node_id",
+    "ROOMCAST_REVOCATION_REFRESH": "revocation_refresh_seconds",
+    "ROOMCAST_REVOCATION_RETENTION": "revocation_retention_seconds",
 }
 """Environment variable → Settings field."""
 
@@ -128,10 +140,15 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         "ROOMCAST_PING_INTERVAL": settings.ping_interval_seconds,
         "ROOMCAST_PING_TIMEOUT": settings.ping_timeout_seconds,
         "ROOMCAST_IDEMPOTENCY_TTL": settings.idempotency_ttl_seconds,
+        "ROOMCAST_REVOCATION_RETENTION": settings.revocation_retention_seconds,
     }
     for variable, number in positive.items():
         if number < 1:
             raise ConfigError(f"{variable} must be positive")
+    if settings.revocation_refresh_seconds <= 0:
+        raise ConfigError("ROOMCAST_REVOCATION_REFRESH must be positive")
+    if settings.rest_rate_limit < 0:
+        raise ConfigError("ROOMCAST_REST_RATE_LIMIT must be 0 (off) or positive")
     return settings
 
 

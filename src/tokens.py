@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import jwt
@@ -13,9 +13,11 @@ import msgspec
 from roomcast.domain.errors import AuthenticationFailed
 from roomcast.domain.state import UserRef
 
-__all__ = ["Claims", "TokenVerifier", "mint"]
+__all__ = ["ADMIN_ROLE", "Claims", "TokenVerifier", "mint"]
 
 _LEEWAY_SECONDS = 10
+
+ADMIN_ROLE = "admin"
 
 
 class Claims(msgspec.Struct, frozen=True, kw_only=True):
@@ -28,10 +30,20 @@ class Claims(msgspec.Struct, frozen=True, kw_only=True):
     """Set for an app's token (claim ``app``): the holder acts as that app."""
     permissions: tuple[str, ...] = ()
     """An app token's grants (claim ``permissions``), e.g. ``realtime:publish``."""
+    roles: tuple[str, ...] = ()
+    """The ``roles`` claim (a list of strings); ``"admin"`` opens the operator endpoints."""
+
+    @property
+    def is_admin(self) -> bool:
+        return ADMIN_ROLE in self.roles
 
 
 class TokenVerifier:
-    """Checks signature, ``exp``, ``iss`` and ``aud``; HS256 secret or RS256 public key."""
+    """Checks signature, ``exp``, ``iss``, ``aud`` and revocation; HS256 secret or RS256 key.
+
+    ``revoked(jti)`` answers from memory (``outbox.revocations.Revocations``), so
+    verification stays synchronous. A token without a ``jti`` cannot be revoked.
+    """
 
     def __init__(
         self,
@@ -40,7 +52,9 @@ class TokenVerifier:
         public_key: str | None = None,
         issuer: str,
         audience: str,
+        revoked: Callable[[str], bool] | None = None,
     ) -> None:
+        self._revoked = revoked
         if public_key:
             if not public_key.lstrip().startswith("-----BEGIN"):
                 public_key = Path(public_key).read_text()
@@ -70,7 +84,10 @@ class TokenVerifier:
             raise AuthenticationFailed("Authentication failed: token expired") from None
         except jwt.PyJWTError as exc:
             raise AuthenticationFailed(f"Authentication failed: {exc}") from None
-        return _claims(payload)
+        claims = _claims(payload)
+        if claims.token_id and self._revoked is not None and self._revoked(claims.token_id):
+            raise AuthenticationFailed("Authentication failed: token revoked")
+        return claims
 
 
 def _claims(payload: Mapping[str, object]) -> Claims:
@@ -99,7 +116,15 @@ def _claims(payload: Mapping[str, object]) -> Claims:
         token_id=jti if isinstance(jti, str) else None,
         app_id=app,
         permissions=tuple(permissions or ()),
+        roles=_roles(payload.get("roles")),
     )
+
+
+def _roles(value: object) -> tuple[str, ...]:
+    # A malformed claim grants nothing rather than failing the whole token.
+    if isinstance(value, list):
+        return tuple(r for r in value if isinstance(r, str))
+    return ()
 
 
 def mint(

@@ -186,6 +186,9 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         jwt_secret=JWT_SECRET,
         data_dir=Path(tmp_path_factory.mktemp("server-data")),
         max_body_bytes=16 * 1024,
+        # Load-style tests send thousands of requests as one user; the REST limit
+        # is tested on a node of its own (tests/e2e/test_operations.py).
+        rest_rate_limit=0,
     )
     with run_server(settings) as running:
         yield running

@@ -21,6 +21,7 @@ import msgspec
 import socketio
 
 from roomcast.domain.state import UserRef
+from roomcast.metrics import BROADCASTS
 
 __all__ = ["LocalDelivery", "RedisDelivery", "Registry", "Visibility", "room_name", "seq_of"]
 
@@ -171,6 +172,7 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
             event, data, namespace, room=target, skip_sid=skip_sid, callback=callback, **kwargs
         )
         if target and target.startswith("room:"):
+            BROADCASTS.inc()
             await self.evict_after(event, data, namespace, target)
 
     async def evict_after(self, event: str, data: Any, namespace: str, room: str) -> None:

@@ -41,6 +41,7 @@ from roomcast.gateway.protocol import (
     parse,
     quiz_ack,
 )
+from roomcast.metrics import REPLAYS
 from roomcast.outbox.codec import Envelope
 from roomcast.outbox.store import EventStore
 from roomcast.service.notifications import NotificationService
@@ -190,6 +191,8 @@ class Gateway:
             visibility = Visibility(
                 user.id, member=await store.member_after(request.room_id, user.id, after)
             )
+            if after < head:
+                REPLAYS.labels("subscribe").inc()
             while after < head and sid in self.registry.users:  # stop if the socket left
                 page = await store.read(request.room_id, after, min(_REPLAY_PAGE, head - after))
                 if not page:
@@ -231,6 +234,7 @@ class Gateway:
         _, head = await self._svc().rooms.readable(request.room_id, user.id, "room:replay")
         store = self._svc().store
         page = await store.read(request.room_id, request.after_seq, request.limit)
+        REPLAYS.labels("replay").inc()
         visibility = Visibility(
             user.id, member=await store.member_after(request.room_id, user.id, request.after_seq)
         )

@@ -14,26 +14,33 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from roomcast import __version__
+from roomcast.domain.errors import NotFound
 from roomcast.domain.state import UserRef
 from roomcast.http.app_events import AppLimits
-from roomcast.http.auth import caller_from, principal_from
+from roomcast.http.auth import claims_from, principal_of, require_admin
 from roomcast.http.commands import CommandContext
+from roomcast.http.deps import Claimed
 from roomcast.http.draws import DrawController
 from roomcast.http.errors import EXCEPTION_HANDLERS
 from roomcast.http.health import health
 from roomcast.http.middleware import RequestContext
 from roomcast.http.notifications import NotificationController
+from roomcast.http.operations import admin_stats, metrics
 from roomcast.http.participants import ParticipantController
 from roomcast.http.prizes import PrizeController
 from roomcast.http.quiz import QuizController
+from roomcast.http.revocation import revoke
 from roomcast.http.rooms import RoomController
+from roomcast.metrics import Metrics
+from roomcast.outbox.revocations import Revocations
 from roomcast.outbox.store import EventStore
 from roomcast.service.draws import RoomSeeds
 from roomcast.service.notifications import NotificationService
 from roomcast.service.quiz import QuizService
+from roomcast.service.ratelimit import RateLimiter
 from roomcast.service.rooms import RoomService
 from roomcast.service.sources import Sources
-from roomcast.tokens import TokenVerifier
+from roomcast.tokens import Claims, TokenVerifier
 
 __all__ = ["Services", "create_app"]
 
@@ -52,6 +59,12 @@ class Services:
     app_limits: AppLimits
     status: Callable[[], Mapping[str, object]] = dict
     """This node's realtime side (relay, sockets) for /health; JSON-ready."""
+    stats: Callable[[], Mapping[str, object]] = dict
+    """This node's id, connections and subscribers per room (admin stats); JSON-ready."""
+    metrics: Metrics | None = None
+    """This node's Prometheus metrics; None: /metrics is 404."""
+    revocations: Revocations | None = None
+    """Revoked tokens; None: /api/auth/revoke is 404."""
 
 
 def _services(request: Request[Any, Any, Any]) -> Services:
@@ -64,7 +77,14 @@ def create_app(
     open_services: Callable[[], AbstractAsyncContextManager[Services]],
     max_body_bytes: int = 64 * 1024,
     cors_origins: Sequence[str] = (),
+    requests_per_minute: int = 600,
 ) -> Litestar:
+    """``requests_per_minute``: the REST rate limit per user (token subject); 0: none."""
+    # One limiter per app: every authenticated request counts, keyed by its user.
+    limiter = (
+        RateLimiter(requests_per_minute, 60, scope="requests") if requests_per_minute > 0 else None
+    )
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with open_services() as services:
@@ -95,12 +115,36 @@ def create_app(
     async def app_limits(request: Request[Any, Any, Any]) -> AppLimits:
         return _services(request).app_limits
 
-    async def caller(request: Request[Any, Any, Any]) -> UserRef:
-        return caller_from(request, _services(request).verifier)
+    async def claims(request: Request[Any, Any, Any]) -> Claims:
+        verified = claims_from(request, _services(request).verifier)
+        if limiter is not None:
+            limiter.hit(verified.user.id)
+        return verified
 
-    async def command_context(request: Request[Any, Any, Any]) -> CommandContext:
+    async def caller(request: Request[Any, Any, Any], claims: Claimed) -> UserRef:
+        return principal_of(request, claims)[0]
+
+    async def admin(claims: Claimed) -> Claims:
+        return require_admin(claims)
+
+    async def node_stats(request: Request[Any, Any, Any]) -> Callable[[], Mapping[str, object]]:
+        return _services(request).stats
+
+    async def revoker(request: Request[Any, Any, Any]) -> Revocations:
+        found = _services(request).revocations
+        if found is None:
+            raise NotFound("token revocation is not enabled on this app")
+        return found
+
+    async def node_metrics(request: Request[Any, Any, Any]) -> Metrics:
+        found = _services(request).metrics
+        if found is None:
+            raise NotFound("metrics are not enabled on this app")
+        return found
+
+    async def command_context(request: Request[Any, Any, Any], claims: Claimed) -> CommandContext:
         services = _services(request)
-        caller, app = principal_from(request, services.verifier)
+        caller, app = principal_of(request, claims)
         return CommandContext(
             request=request,
             caller=caller,
@@ -119,6 +163,9 @@ def create_app(
             QuizController,
             NotificationController,
             health,
+            metrics,
+            admin_stats,
+            revoke,
         ],
         dependencies={
             "store": Provide(store),
@@ -126,7 +173,12 @@ def create_app(
             "sources": Provide(sources),
             "seeds": Provide(seeds),
             "node": Provide(node_status),
+            "claims": Provide(claims),
             "caller": Provide(caller),
+            "admin": Provide(admin),
+            "node_stats": Provide(node_stats),
+            "node_metrics": Provide(node_metrics),
+            "revoker": Provide(revoker),
             "ctx": Provide(command_context),
             "quiz": Provide(quiz),
             "notifications": Provide(notifications),

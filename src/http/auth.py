@@ -12,16 +12,23 @@ from typing import Any
 
 from litestar import Request
 
-from roomcast.domain.errors import AppPermissionDenied, AuthenticationFailed
+from roomcast.domain.errors import AppPermissionDenied, AuthenticationFailed, PermissionDenied
 from roomcast.domain.state import AppGrant, UserRef
-from roomcast.tokens import TokenVerifier
+from roomcast.tokens import ADMIN_ROLE, Claims, TokenVerifier
 
-__all__ = ["Principal", "caller_from", "principal_from"]
+__all__ = [
+    "Principal",
+    "bearer_token",
+    "caller_from",
+    "claims_from",
+    "principal_of",
+    "require_admin",
+]
 
 Principal = tuple[UserRef, AppGrant | None]
 
 
-def principal_from(request: Request[Any, Any, Any], verifier: TokenVerifier) -> Principal:
+def bearer_token(request: Request[Any, Any, Any]) -> str:
     header = request.headers.get("authorization")
     if not header:
         raise AuthenticationFailed("Authentication failed: missing bearer token")
@@ -30,7 +37,16 @@ def principal_from(request: Request[Any, Any, Any], verifier: TokenVerifier) -> 
         raise AuthenticationFailed(
             "Authentication failed: expected 'Authorization: Bearer <token>'"
         )
-    claims = verifier.verify(token.strip())
+    return token.strip()
+
+
+def claims_from(request: Request[Any, Any, Any], verifier: TokenVerifier) -> Claims:
+    """The verified claims of the request's bearer token (signature, exp, revocation)."""
+    return verifier.verify(bearer_token(request))
+
+
+def principal_of(request: Request[Any, Any, Any], claims: Claims) -> Principal:
+    """The caller as commands see it: a user, or an app with its grant."""
     if claims.app_id is None:
         return claims.user, None
     named = request.headers.get("x-app-id")
@@ -44,4 +60,10 @@ def principal_from(request: Request[Any, Any, Any], verifier: TokenVerifier) -> 
 
 
 def caller_from(request: Request[Any, Any, Any], verifier: TokenVerifier) -> UserRef:
-    return principal_from(request, verifier)[0]
+    return principal_of(request, claims_from(request, verifier))[0]
+
+
+def require_admin(claims: Claims) -> Claims:
+    if not claims.is_admin:
+        raise PermissionDenied("this endpoint needs the admin role", {"requiredRole": ADMIN_ROLE})
+    return claims

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated
 
 from litestar.di import NamedDependency
@@ -10,21 +10,29 @@ from litestar.params import Parameter
 
 from roomcast.domain.state import UserRef
 from roomcast.http.commands import CommandContext
+from roomcast.metrics import Metrics
+from roomcast.outbox.revocations import Revocations
 from roomcast.outbox.store import EventStore
 from roomcast.service.draws import RoomSeeds
 from roomcast.service.notifications import NotificationService
 from roomcast.service.quiz import QuizService
 from roomcast.service.rooms import RoomService
 from roomcast.service.sources import Sources
+from roomcast.tokens import Claims
 
 __all__ = [
+    "Admin",
     "Caller",
+    "Claimed",
     "Clock",
     "Command",
     "Node",
+    "NodeMetrics",
+    "NodeStats",
     "Notifications",
     "PathId",
     "Quiz",
+    "Revoker",
     "Seeds",
     "Service",
     "Store",
@@ -35,6 +43,10 @@ PathId = Annotated[str, Parameter(max_length=64)]
 
 Caller = NamedDependency[UserRef]
 """The authenticated user (bearer JWT); AUTHENTICATION_FAILED otherwise."""
+Claimed = NamedDependency[Claims]
+"""The verified token's claims (the dependency ``claims``); counted by the REST rate limit."""
+Admin = NamedDependency[Claims]
+"""The claims of a caller with the ``admin`` role; PERMISSION_DENIED otherwise."""
 Service = NamedDependency[RoomService]
 Store = NamedDependency[EventStore]
 Clock = NamedDependency[Sources]
@@ -49,3 +61,9 @@ Quiz = NamedDependency[QuizService]
 """Quiz questions: publish, close, and the secrets behind them."""
 Notifications = NamedDependency[NotificationService]
 """Users' inboxes (``user:{userId}`` streams)."""
+NodeMetrics = NamedDependency[Metrics]
+"""This node's Prometheus metrics (``render()``)."""
+NodeStats = NamedDependency[Callable[[], Mapping[str, object]]]
+"""This node's id, connections, rooms and subscribers per room (admin stats)."""
+Revoker = NamedDependency[Revocations]
+"""Revoked tokens: ``revoke(jti, …)`` here, and every node learns it."""

@@ -21,20 +21,31 @@ class Check(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defa
     error: str | None = None
 
 
-class Health(msgspec.Struct, frozen=True, kw_only=True):
+class Backlog(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    depth: int
+    oldest_seconds: float
+
+
+class Health(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     status: str
     version: str
     checks: dict[str, Check]
     node: dict[str, object]
     """This node's relay (active publisher or standby, lag) and sockets."""
+    outbox: Backlog | None = None
+    """What waits for a relay, database-wide: the lag a client would see now, even
+    when this node's relay is a standby or its last batch is long past."""
 
 
 @get("/health", tags=["operations"], summary="Liveness and dependencies; 503 when degraded")
 async def health(store: Store, node: Node) -> Response[Any]:
     started = time.perf_counter()
+    backlog = None
     try:
         await store.ping()
         database = Check(ok=True, latency_ms=round((time.perf_counter() - started) * 1000, 2))
+        depth, oldest = await store.outbox_backlog()
+        backlog = Backlog(depth=depth, oldest_seconds=round(oldest, 3))
     except ServiceUnavailable as exc:
         database = Check(ok=False, error=exc.message)
     body = Health(
@@ -42,6 +53,7 @@ async def health(store: Store, node: Node) -> Response[Any]:
         version=__version__,
         checks={"database": database},
         node=dict(node),
+        outbox=backlog,
     )
     return Response(
         content=msgspec.json.encode(body),

@@ -1,7 +1,8 @@
-"""Periodic clean-up of what is only kept for a while: idempotency keys.
+"""Periodic clean-up of what is only kept for a while: idempotency keys, revocations.
 
 Events are never deleted. An idempotency key only has to outlive a client's
-retries, so keys older than the TTL are removed. Every node may run this: the
+retries, so keys older than the TTL are removed. A revoked token's row only has
+to outlive the token (``revocations.expire_revocations``). Every node may run this: the
 DELETE is idempotent and batched, so nodes running it together only share work.
 """
 
@@ -15,6 +16,7 @@ import asyncpg
 import structlog
 
 from roomcast.outbox.errors import map_db_errors
+from roomcast.outbox.revocations import expire_revocations
 
 __all__ = ["expire_idempotency_keys", "housekeeping"]
 
@@ -54,6 +56,9 @@ async def housekeeping(
                 removed = await expire_idempotency_keys(pool, ttl_seconds)
                 if removed:
                     log.info("idempotency_keys_expired", removed=removed)
+                revocations = await expire_revocations(pool)
+                if revocations:
+                    log.info("revocations_expired", removed=revocations)
             except Exception as exc:  # a clean-up must never take the service down
                 log.warning("housekeeping_failed", error=repr(exc))
             await asyncio.sleep(every_seconds)

@@ -86,6 +86,15 @@ FIND_IDEMPOTENT = """
 
 PING = "SELECT 1"
 
+# What waits for a relay (/health, /metrics): rows and the oldest one's age.
+# Published rows are deleted, so the table is small and the count cheap.
+OUTBOX_BACKLOG = """
+    SELECT count(*) AS depth,
+           coalesce(extract(epoch FROM clock_timestamp() - min(enqueued_at)), 0)::float8
+               AS oldest_seconds
+    FROM outbox
+"""
+
 # The relay's batch: committed outbox rows, oldest first. No cursor: a row whose
 # transaction commits late is simply found by a later batch, because rows leave
 # the outbox only when they have been published. Within a room `global_id`

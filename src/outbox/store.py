@@ -20,6 +20,7 @@ import msgspec
 from roomcast.domain import room
 from roomcast.domain.decider import Decider
 from roomcast.domain.events import event_name
+from roomcast.metrics import EVENTS_APPENDED
 from roomcast.outbox import codec, sql
 from roomcast.outbox.errors import StaleVersion, map_db_errors
 
@@ -236,6 +237,7 @@ class EventStore:
             version = await self._pool.fetchval(*append_statement(pending, remember, snapshot))
         if version is None:
             raise StaleVersion(f"{pending.stream_id} is not at version {pending.expected_version}")
+        EVENTS_APPENDED.inc(len(pending.envelopes))
         return Appended(version=version, envelopes=pending.envelopes)
 
     async def read(self, stream_id: str, after: int, limit: int) -> list[codec.Envelope]:
@@ -259,6 +261,12 @@ class EventStore:
         with map_db_errors():
             last = await self._pool.fetchval(sql.LAST_MEMBERSHIP_EVENT, stream_id, seq, user_id)
         return bool(last != "participant:left")
+
+    async def outbox_backlog(self) -> tuple[int, float]:
+        """``(rows waiting for a relay, age in seconds of the oldest)``, database-wide."""
+        with map_db_errors():
+            row = await self._pool.fetchrow(sql.OUTBOX_BACKLOG)
+        return int(row["depth"]), float(row["oldest_seconds"])
 
     async def ping(self) -> None:
         with map_db_errors():

@@ -27,10 +27,12 @@ import structlog
 from roomcast.domain.decider import Decider
 from roomcast.domain.errors import (
     IdempotencyKeyReused,
+    Rejected,
     ServiceUnavailable,
     VersionConflict,
 )
 from roomcast.ids import uuid7
+from roomcast.metrics import COMMANDS
 from roomcast.outbox.codec import Envelope
 from roomcast.outbox.errors import DuplicateIdempotencyKey, StaleVersion
 from roomcast.outbox.store import EventStore, Loaded, Remembered, prepare
@@ -120,6 +122,25 @@ class StreamService(Generic[C, S]):
         idempotency: Idempotency | None = None,
     ) -> Outcome:
         """Decide and append ``command``; raises ``Rejected`` subclasses on refusal."""
+        kind = _name(command)
+        try:
+            outcome = await self._execute(stream_id, command, expected_version, idempotency)
+        except Rejected as exc:
+            COMMANDS.labels(kind, exc.code.value).inc()
+            raise
+        except Exception:
+            COMMANDS.labels(kind, "error").inc()
+            raise
+        COMMANDS.labels(kind, _outcome(outcome)).inc()
+        return outcome
+
+    async def _execute(
+        self,
+        stream_id: str,
+        command: C,
+        expected_version: int | None,
+        idempotency: Idempotency | None,
+    ) -> Outcome:
         async with self._locks.hold(stream_id):
             for attempt in range(self._max_attempts):
                 if idempotency is not None:
@@ -236,6 +257,12 @@ class StreamService(Generic[C, S]):
                 {"key": idempotency.key},
             )
         return _result_decoder.decode(result)
+
+
+def _outcome(outcome: Outcome) -> str:
+    if outcome.replayed:
+        return "replayed"
+    return "applied" if outcome.result.events else "unchanged"
 
 
 def _actor_id(command: object) -> str | None:

@@ -229,6 +229,8 @@ async def test_verify_says_an_open_rooms_draws_wait_for_the_seed(audit, rooms):
         "draws": 2,
         "drawsVerified": 0,
         "drawsPending": 2,
+        "questions": 0,
+        "questionsVerified": 0,
         "failedSeq": None,
         "reason": None,
     }

@@ -1,0 +1,32 @@
+"""Operator endpoints: ``GET /metrics`` (Prometheus) and ``GET /api/admin/stats``.
+
+``/metrics`` needs no token, like ``/health``: Prometheus scrapes it from inside
+the network, and it carries no user or room ids (no per-room labels), only
+counts. Keep it off the public internet at the load balancer
+(docs/operations.md). Per-room figures are in ``/api/admin/stats``, behind the
+``admin`` role.
+"""
+
+from __future__ import annotations
+
+from litestar import Response, get
+
+from roomcast import wire
+from roomcast.http.deps import Admin, NodeMetrics, NodeStats
+from roomcast.metrics import CONTENT_TYPE
+
+__all__ = ["admin_stats", "metrics"]
+
+
+@get("/metrics", tags=["operations"], summary="Prometheus metrics (text exposition format)")
+async def metrics(node_metrics: NodeMetrics) -> Response[bytes]:
+    return Response(content=await node_metrics.render(), media_type=CONTENT_TYPE)
+
+
+@get(
+    "/api/admin/stats",
+    tags=["operations"],
+    summary="This node's connections, rooms and subscribers per room (admin role)",
+)
+async def admin_stats(admin: Admin, node_stats: NodeStats) -> Response[bytes]:
+    return Response(content=wire.encode(wire.success(node_stats())), media_type="application/json")
