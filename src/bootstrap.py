@@ -116,6 +116,9 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
         ping_timeout=settings.ping_timeout_seconds,
         redis_url=settings.redis_url,
         max_message_bytes=settings.max_body_bytes,
+        max_frame_bytes=settings.max_socket_frame_bytes,
+        events_per_minute=settings.socket_events_per_minute,
+        typing_timeout=settings.typing_timeout_seconds,
     )
 
     @contextlib.asynccontextmanager

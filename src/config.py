@@ -59,6 +59,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     cors_origins: tuple[str, ...] = ()
     ping_interval_seconds: int = 25
     ping_timeout_seconds: int = 20
+    socket_events_per_minute: int = 100
+    """Client events one Socket.IO connection may send per minute (RATE_LIMIT_EXCEEDED)."""
+    max_socket_frame_bytes: int = 1024 * 1024
+    """A socket message over this ends the connection; up to it, over max_body_bytes is
+    refused with PAYLOAD_TOO_LARGE."""
+    typing_timeout_seconds: float = 5.0
+    """A typing indicator stops by itself after this long without ``typing:start``."""
 
 
 ENVIRONMENT: Mapping[str, str] = {
@@ -84,6 +91,9 @@ ENVIRONMENT: Mapping[str, str] = {
     "ROOMCAST_CORS_ORIGINS": "cors_origins",
     "ROOMCAST_PING_INTERVAL": "ping_interval_seconds",
     "ROOMCAST_PING_TIMEOUT": "ping_timeout_seconds",
+    "ROOMCAST_SOCKET_EVENTS_PER_MINUTE": "socket_events_per_minute",
+    "ROOMCAST_MAX_SOCKET_FRAME_BYTES": "max_socket_frame_bytes",
+    "ROOMCAST_TYPING_TIMEOUT": "typing_timeout_seconds",
 }
 """Environment variable → Settings field."""
 
@@ -128,10 +138,18 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         "ROOMCAST_PING_INTERVAL": settings.ping_interval_seconds,
         "ROOMCAST_PING_TIMEOUT": settings.ping_timeout_seconds,
         "ROOMCAST_IDEMPOTENCY_TTL": settings.idempotency_ttl_seconds,
+        "ROOMCAST_SOCKET_EVENTS_PER_MINUTE": settings.socket_events_per_minute,
+        "ROOMCAST_MAX_SOCKET_FRAME_BYTES": settings.max_socket_frame_bytes,
     }
     for variable, number in positive.items():
         if number < 1:
             raise ConfigError(f"{variable} must be positive")
+    if settings.typing_timeout_seconds <= 0:
+        raise ConfigError("ROOMCAST_TYPING_TIMEOUT must be positive")
+    if settings.max_socket_frame_bytes < settings.max_body_bytes:
+        raise ConfigError(
+            "ROOMCAST_MAX_SOCKET_FRAME_BYTES must be at least ROOMCAST_MAX_BODY_BYTES"
+        )
     return settings
 
 
