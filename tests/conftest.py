@@ -171,6 +171,7 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         jwt_secret=JWT_SECRET,
         data_dir=Path(tmp_path_factory.mktemp("server-data")),
         max_body_bytes=16 * 1024,
+        typing_timeout_seconds=0.5,  # tests await the automatic stop; keep it short
     )
     with run_server(settings) as running:
         yield running
