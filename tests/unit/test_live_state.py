@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from roomcast.config import ConfigError, load_settings
 from roomcast.domain.errors import ErrorCode, PayloadTooLarge, RateLimitExceeded
 from roomcast.domain.state import UserRef
 from roomcast.gateway.indicators import Typing
@@ -199,3 +200,29 @@ class TestSessions:
         assert await sessions.end_token("t1") == 0
         assert len(sessions) == 1
         sessions.close("s3")
+
+
+class TestSettings:
+    def test_live_knobs_are_read_from_the_environment(self):
+        settings = load_settings(
+            {
+                "ROOMCAST_SOCKET_EVENTS_PER_MINUTE": "30",
+                "ROOMCAST_TYPING_TIMEOUT": "2.5",
+                "ROOMCAST_MAX_SOCKET_FRAME_BYTES": "200000",
+            }
+        )
+        assert settings.socket_events_per_minute == 30
+        assert settings.typing_timeout_seconds == 2.5
+        assert settings.max_socket_frame_bytes == 200_000
+
+    @pytest.mark.parametrize(
+        ("environ", "variable"),
+        [
+            ({"ROOMCAST_SOCKET_EVENTS_PER_MINUTE": "0"}, "ROOMCAST_SOCKET_EVENTS_PER_MINUTE"),
+            ({"ROOMCAST_TYPING_TIMEOUT": "0"}, "ROOMCAST_TYPING_TIMEOUT"),
+            ({"ROOMCAST_MAX_SOCKET_FRAME_BYTES": "1000"}, "ROOMCAST_MAX_SOCKET_FRAME_BYTES"),
+        ],
+    )
+    def test_impossible_values_are_refused_by_name(self, environ, variable):
+        with pytest.raises(ConfigError, match=variable):
+            load_settings(environ)
