@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import msgspec
+import structlog
 
 from roomcast.domain.errors import PermissionDenied
 from roomcast.domain.state import UserRef
@@ -39,6 +40,8 @@ __all__ = [
     "TypingNotice",
     "TypingRequest",
 ]
+
+log = structlog.get_logger("roomcast.gateway")
 
 _ROOM_PREFIX = room_name("")
 
@@ -186,19 +189,27 @@ class LiveRooms:
         if not room.startswith(_ROOM_PREFIX):
             return
         room_id = room.removeprefix(_ROOM_PREFIX)
-        typist = self.typing.stop(room_id, sid)
-        if typist is not None:
-            await self._typing_stopped(room_id, typist, skip_sid=sid)
-        user = await self.presence.leave(room_id, sid)
-        if user is not None:
-            await self._offline(room_id, user, skip_sid=sid)
+        # The socket has left whatever happens here: a failed notice must not
+        # fail the unsubscribe or the eviction that called us.
+        try:
+            typist = self.typing.stop(room_id, sid)
+            if typist is not None:
+                await self._typing_stopped(room_id, typist, skip_sid=sid)
+            user = await self.presence.leave(room_id, sid)
+            if user is not None:
+                await self._offline(room_id, user, skip_sid=sid)
+        except Exception:
+            log.exception("presence_leave_failed", sid=sid, room_id=room_id)
 
     async def disconnected(self, sid: str) -> None:
         """A socket disconnected (by itself, by the ping timeout, or by the server)."""
-        for room_id, typist in self.typing.stop_all(sid):
-            await self._typing_stopped(room_id, typist, skip_sid=sid)
-        for room_id, user in await self.presence.leave_all(sid):
-            await self._offline(room_id, user, skip_sid=sid)
+        try:
+            for room_id, typist in self.typing.stop_all(sid):
+                await self._typing_stopped(room_id, typist, skip_sid=sid)
+            for room_id, user in await self.presence.leave_all(sid):
+                await self._offline(room_id, user, skip_sid=sid)
+        except Exception:
+            log.exception("presence_disconnect_failed", sid=sid)
 
     # ------------------------------------------------------------ client events
 

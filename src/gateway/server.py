@@ -226,8 +226,8 @@ class Gateway:
         self.sessions.close(sid)
         if self.sio.limits is not None:
             self.sio.limits.forget(sid)
-        await self.live.disconnected(sid)  # offline and stopped typing, to the others
         self.registry.remove(sid)
+        await self.live.disconnected(sid)  # offline and stopped typing, to the others
         log.info("socket_disconnected", sid=sid, reason=str(reason))
 
     # ---------------------------------------------------------------- handlers

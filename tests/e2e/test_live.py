@@ -201,6 +201,31 @@ class TestPresence:
         listed = await watcher.ok("presence:get_online", {"roomId": room_id})
         assert [u["id"] for u in listed["users"]] == [org]
 
+    async def test_deleting_the_room_evicts_everyone_from_presence(self, server, http, peers):
+        org, ann = user_id(), user_id()
+        room_id = await create_room(http, server, org)
+        await join(http, server, room_id, ann)
+        first, second = await peers(org), await peers(ann)
+        await first.ok("room:subscribe", {"roomId": room_id})
+        await second.ok("room:subscribe", {"roomId": room_id})
+        await first.ok("typing:start", {"roomId": room_id})
+        await second.next("typing:user_typing")
+        response = await http.delete(f"/api/rooms/{room_id}", headers=server.auth(org))
+        assert response.status_code == 200
+        await first.next("room:deleted")
+        await second.next("room:deleted")
+        # Whichever socket is evicted first is announced offline to the other.
+        gone = [asyncio.ensure_future(p.next("presence:user_offline")) for p in (first, second)]
+        done, waiting = await asyncio.wait(gone, timeout=20, return_when="FIRST_COMPLETED")
+        for task in waiting:
+            task.cancel()
+        assert len(done) == 1
+        assert done.pop().result()["userId"] in {org, ann}
+        # Neither socket is in the room any more, as far as presence knows.
+        for peer in (first, second):
+            refused = await peer.call("typing:start", {"roomId": room_id})
+            assert refused["error"]["code"] == "PERMISSION_DENIED"
+
     async def test_only_members_may_ask_who_is_online(self, server, http, peers):
         room_id = await create_room(http, server, user_id())
         stranger = await peers(user_id())
@@ -446,7 +471,7 @@ class TestTokenExpiry:
             if payload["seq"] >= 10:
                 reached.set()
 
-        first = await peers(org, ttl=2)
+        first = await peers(org, ttl=3)
         first.sio.on("room:created", record)
         first.sio.on("room:updated", record)
         await first.ok("room:subscribe", {"roomId": room_id, "lastSeq": 0})
@@ -468,7 +493,7 @@ class TestTokenExpiry:
     async def test_the_python_client_refreshes_its_token_and_resumes(self, server, http):
         org = user_id()
         room_id = await create_room(http, server, org)
-        tokens = iter([server.token(org, ttl=2)])
+        tokens = iter([server.token(org, ttl=3)])
         client = RoomcastClient(server.url, lambda: next(tokens, None) or server.token(org))
         seqs: list[int] = []
         arrived = asyncio.Event()
