@@ -125,6 +125,7 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
     async def services() -> AsyncIterator[Services]:
         async with contextlib.AsyncExitStack() as stack:
             dsn = await stack.enter_async_context(database(settings))
+            stack.push_async_callback(gateway.close)  # last: after the relay has stopped
             pool = await connect(dsn, max_size=settings.db_pool_size)
             stack.push_async_callback(pool.close)
             await migrate(pool)

@@ -10,6 +10,7 @@ handler covers those.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -40,4 +41,22 @@ class WatchedRedis(_LeaveHook, RedisDelivery):
 
     Only this node's sockets are reported (another node's leave requests arrive
     through Redis and are applied below this hook): presence is per node.
+
+    It also remembers every Redis client python-socketio opens (one for the
+    first publish, another for the listener, more after reconnects; each
+    replaces the last in ``self.redis``) so ``close`` can close them all.
     """
+
+    def _redis_connect(self) -> None:
+        super()._redis_connect()
+        self._clients: list[Any] = [*getattr(self, "_clients", ()), self.redis]
+
+    async def close(self) -> None:
+        """Stop listening and close every Redis client; for shutdown."""
+        listener = getattr(self, "thread", None)
+        if isinstance(listener, asyncio.Task):
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+        for client in getattr(self, "_clients", ()):
+            await client.aclose()
+        self._clients = []

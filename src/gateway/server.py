@@ -305,6 +305,15 @@ class Gateway:
             "nextAfter": next_after,
         }
 
+    async def close(self) -> None:
+        """Stop the Redis listener and close the Redis connections (nothing without Redis).
+
+        python-socketio never closes them; a node that broadcast through Redis
+        (relay, presence, typing) would otherwise leave them open at shutdown.
+        """
+        if isinstance(self.sio.manager, WatchedRedis):
+            await self.sio.manager.close()
+
     # ---------------------------------------------------------------- relay side
 
     async def publish(self, room_id: str, event: str, payload: msgspec.Raw) -> None:

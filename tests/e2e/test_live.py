@@ -249,29 +249,30 @@ class TestPresence:
 
 
 @pytest.fixture(scope="module")
-def quick_ping_server(
+def second_server(
     own_database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
-    """A server that drops silent clients after 2 s (1 s interval + 1 s timeout)."""
+    """A server on its own database that drops silent clients after 4 s (1 s interval +
+    3 s timeout) and keeps the default 5 s typing timeout (longer than a test)."""
     settings = Settings(
         database_url=own_database_url,
         jwt_secret=JWT_SECRET,
-        data_dir=Path(tmp_path_factory.mktemp("quick-ping")),
+        data_dir=Path(tmp_path_factory.mktemp("second-server")),
         ping_interval_seconds=1,
-        ping_timeout_seconds=1,
+        ping_timeout_seconds=3,
     )
     with run_server(settings) as running:
         yield running
 
 
-async def test_a_client_that_stops_answering_pings_goes_offline(quick_ping_server, peers):
+async def test_a_client_that_stops_answering_pings_goes_offline(second_server, peers):
     """No disconnect packet, no closed socket: only the ping timeout can tell.
 
     The silent client speaks the Engine.IO/Socket.IO wire by hand over a plain
     WebSocket, so it can subscribe and then simply stop answering pings while
     the TCP connection stays open.
     """
-    server = quick_ping_server
+    server = second_server
     org, ann = user_id(), user_id()
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         room_id = await create_room(http, server, org)
@@ -349,21 +350,29 @@ class TestTyping:
 
     @pytest.mark.parametrize("leave", ["unsubscribe", "disconnect"])
     async def test_leaving_the_room_stops_typing_then_goes_offline(
-        self, server, http, peers, leave
+        self, second_server, peers, leave
     ):
+        """On a server whose typing timeout (5 s) cannot be what stops the typist."""
+        server = second_server
         org, ann = user_id(), user_id()
-        room_id = await create_room(http, server, org)
-        await join(http, server, room_id, ann)
-        typist, reader = await peers(ann), await peers(org)
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            room_id = await create_room(http, server, org)
+            await join(http, server, room_id, ann)
+        typist, reader = await peers(ann, at=server), await peers(org, at=server)
         await typist.ok("room:subscribe", {"roomId": room_id})
         await reader.ok("room:subscribe", {"roomId": room_id})
         await typist.ok("typing:start", {"roomId": room_id})
-        await reader.next("typing:user_typing")
+        typing = await reader.next("typing:user_typing")
         if leave == "unsubscribe":
             await typist.ok("room:unsubscribe", {"roomId": room_id})
         else:
             await typist.close()
-        assert (await reader.next("typing:user_stopped", within=2))["userId"] == ann
+        stopped = await reader.next("typing:user_stopped")
+        assert stopped["userId"] == ann
+        elapsed = datetime.fromisoformat(stopped["timestamp"]) - datetime.fromisoformat(
+            typing["timestamp"]
+        )
+        assert elapsed.total_seconds() < server.settings.typing_timeout_seconds
         assert (await reader.next("presence:user_offline"))["userId"] == ann
 
     async def test_typing_needs_a_subscription(self, server, http, peers):
