@@ -200,9 +200,11 @@ class RoomcastClient:
         """Connect again, with a fresh token, after the server ended an expired session."""
         await self.sio.eio.wait()  # the old connection's read loop has ended
         # python-socketio finishes its own disconnect in another task and offers
-        # nothing to await: look until it is done (it takes a few loop turns).
+        # nothing to await: look until it is done (a few loop turns). Done means
+        # its HTTP session is closed and dropped too; connecting before that would
+        # reuse the session it is about to close, or leave a new one unclosed.
         for _ in range(100):
-            if self.sio.eio.state == "disconnected":
+            if self.sio.eio.state == "disconnected" and self.sio.eio.http is None:
                 break
             await asyncio.sleep(0.05)
         delay = self._reconnection_delay
