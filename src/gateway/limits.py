@@ -27,11 +27,10 @@ from roomcast.service.ratelimit import RateLimiter
 
 __all__ = ["ClientLimits", "EventHeader", "event_header"]
 
-# A Socket.IO EVENT (2) or BINARY_EVENT (5) packet as text:
-#   <type>[<attachments>-][<namespace>,][<ack id>]["<event name>", ...
-_HEADER = re.compile(
-    r'(?P<type>[25])(?:\d+-)?(?:(?P<namespace>/[^,]*),)?(?P<id>\d*)\[\s*(?P<event>"(?:[^"\\]|\\.)*")?'
-)
+# A Socket.IO EVENT packet as text: 2[<namespace>,][<ack id>]["<event name>", ...
+# Not BINARY_EVENT (5): refusing its header would leave its attachments, which
+# follow as separate messages, without the packet they belong to.
+_HEADER = re.compile(r'2(?:(?P<namespace>/[^,]*),)?(?P<id>\d*)\[\s*(?P<event>"(?:[^"\\]|\\.)*")?')
 _HEADER_SCAN = 512
 """How much of a message is read to find its header (the event name is cut at 100)."""
 
@@ -46,7 +45,8 @@ class EventHeader:
 def event_header(message: str) -> EventHeader | None:
     """The namespace, ack id and event name of an event packet, without decoding its data.
 
-    None for any other packet (connect, ack, …) or one that does not parse.
+    None for any other packet (connect, ack, binary event, …) or one that does not
+    parse: those are left to python-socketio, bounded by the frame limit only.
     """
     match = _HEADER.match(message[:_HEADER_SCAN])
     if match is None:
