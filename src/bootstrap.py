@@ -202,25 +202,6 @@ async def node_sample(relay: Relay | None, gateway: Gateway, store: EventStore) 
     )
 
 
-async def close_delivery(gateway: Gateway) -> None:
-    """Close python-socketio's Redis connections at shutdown.
-
-    Its manager never does: the listener task is cancelled when the loop ends and
-    its connections are left to the garbage collector, which warns (ResourceWarning)
-    whenever it gets round to them, long after, in whatever code runs then.
-    """
-    manager = gateway.sio.manager
-    listener = getattr(manager, "thread", None)
-    if isinstance(listener, asyncio.Task):
-        listener.cancel()
-        await asyncio.gather(listener, return_exceptions=True)
-    for name in ("pubsub", "redis"):
-        client = getattr(manager, name, None)
-        if client is not None:
-            with contextlib.suppress(Exception):  # shutting down: nothing left to tell
-                await client.aclose()
-
-
 def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) -> Any:
     """The ASGI app. ``ready`` is called once its services are open (tests await it)."""
     gateway = Gateway(
@@ -229,13 +210,16 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
         ping_timeout=settings.ping_timeout_seconds,
         redis_url=settings.redis_url,
         max_message_bytes=settings.max_body_bytes,
+        max_frame_bytes=settings.max_socket_frame_bytes,
+        events_per_minute=settings.socket_events_per_minute,
+        typing_timeout=settings.typing_timeout_seconds,
     )
 
     @contextlib.asynccontextmanager
     async def services() -> AsyncIterator[Services]:
         async with contextlib.AsyncExitStack() as stack:
-            stack.push_async_callback(close_delivery, gateway)
             dsn = await stack.enter_async_context(database(settings))
+            stack.push_async_callback(gateway.close)  # last: after the relay has stopped
             pool = await connect(dsn, max_size=settings.db_pool_size)
             stack.push_async_callback(pool.close)
             await migrate(pool)
@@ -254,8 +238,10 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
                 signal.wake_locally(relay.wake)
             rooms = RoomService(store, on_commit=signal)
             revocations = await stack.enter_async_context(kept_revocations(pool, dsn, settings))
-            # The gateway learns of revocations with revocations.subscribe(callback).
+            # New connections and requests are refused by the verifier; open sockets
+            # of a revoked token are ended by their sessions.
             tokens = verifier(settings, revoked=revocations.is_revoked)
+            stack.callback(revocations.subscribe(gateway.sessions.revoked))
             quiz = QuizService(rooms, QuizSecrets(pool), sources)
             await stack.enter_async_context(deadline_sweeper(quiz, sources.now))
             gateway.services = GatewayServices(

@@ -140,6 +140,8 @@ def _serve(settings: Settings) -> int:
         access_log=False,  # the request_finished line carries the request id instead
         ws_ping_interval=settings.ping_interval_seconds,
         ws_ping_timeout=settings.ping_timeout_seconds,
+        # A frame the Socket.IO server would refuse anyway is not buffered whole.
+        ws_max_size=settings.max_socket_frame_bytes,
     )
     return 0
 

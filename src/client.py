@@ -7,7 +7,11 @@ delivered, and
 * delivers to handlers strictly in seq order, one event at a time,
 * on a gap (seq jumps), refills it with ``room:replay`` before going on,
 * after any reconnect, subscribes again with ``lastSeq`` so the server replays
-  what was missed.
+  what was missed;
+* when the server ends the session because the token expired (``token:expired``,
+  then a disconnect), connects again with a fresh token from the ``token``
+  function (python-socketio itself never reconnects after a server-side
+  disconnect), and so resubscribes as above.
 
 Example::
 
@@ -84,8 +88,13 @@ class RoomcastClient:
             reconnection_delay_max=5,
         )
         self.sio.on("connect", self._on_connect)
+        self.sio.on("disconnect", self._on_disconnect)
+        self.sio.on("token:expired", self._on_token_expired)
         self.sio.on("*", self._on_event)
         self._connected_once = False
+        self._reconnection_delay = reconnection_delay
+        self._token_expired = False
+        self._closing = False
 
     # ------------------------------------------------------------------ API
 
@@ -98,6 +107,7 @@ class RoomcastClient:
         )
 
     async def close(self) -> None:
+        self._closing = True
         await self.sio.disconnect()
         for task in list(self._tasks):
             task.cancel()
@@ -173,6 +183,42 @@ class RoomcastClient:
             for feed in list(self._feeds.values()):
                 self._spawn(self._resubscribe(feed))
         self._connected_once = True
+
+    async def _on_token_expired(self, payload: Any = None, *_: Any) -> None:
+        self._token_expired = True
+        await self._dispatch("token:expired", payload if isinstance(payload, dict) else {})
+
+    async def _on_disconnect(self, *_: Any) -> None:
+        if self._token_expired and not self._closing:
+            self._token_expired = False
+            if callable(self._token):
+                self._spawn(self._renew())
+            else:
+                log.warning("token_expired_no_refresh", detail="pass a token function to renew")
+
+    async def _renew(self) -> None:
+        """Connect again, with a fresh token, after the server ended an expired session."""
+        await self.sio.eio.wait()  # the old connection's read loop has ended
+        # python-socketio finishes its own disconnect in another task and offers
+        # nothing to await: look until it is done (a few loop turns). Done means
+        # its HTTP session is closed and dropped too; connecting before that would
+        # reuse the session it is about to close, or leave a new one unclosed.
+        for _ in range(100):
+            if self.sio.eio.state == "disconnected" and self.sio.eio.http is None:
+                break
+            await asyncio.sleep(0.05)
+        delay = self._reconnection_delay
+        while not self._closing:
+            try:
+                await self.connect()  # _on_connect resubscribes every room with lastSeq
+                return
+            except socketio.exceptions.ConnectionError as exc:
+                if "AUTHENTICATION_FAILED" in str(exc):
+                    log.warning("token_refresh_refused", error=str(exc))
+                    return
+                log.warning("reconnect_failed", error=str(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _resubscribe(self, feed: _Feed) -> None:
         try:

@@ -62,11 +62,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     rest_rate_limit: int = 600
     """REST requests per user per minute; 0 switches the limit off."""
     node_id: str | None = None
+    """How this node names itself in /health and admin stats (default: host-pid)."""
     revocation_refresh_seconds: float = 30.0
     """How often each node reloads revoked tokens (the fallback for a lost NOTIFY)."""
     revocation_retention_seconds: int = 30 * 86400
     """How long a revocation is kept when the token's exp is unknown (admin, CLI)."""
-    """How this node names itself in /health and admin stats (default: host-pid)."""
+    socket_events_per_minute: int = 100
+    """Client events one Socket.IO connection may send per minute (RATE_LIMIT_EXCEEDED)."""
+    max_socket_frame_bytes: int = 1024 * 1024
+    """A socket message over this ends the connection; up to it, over max_body_bytes is
+    refused with PAYLOAD_TOO_LARGE."""
+    typing_timeout_seconds: float = 5.0
+    """A typing indicator stops by itself after this long without ``typing:start``."""
 
 
 ENVIRONMENT: Mapping[str, str] = {
@@ -96,6 +103,9 @@ ENVIRONMENT: Mapping[str, str] = {
     "ROOMCAST_NODE_ID": "node_id",
     "ROOMCAST_REVOCATION_REFRESH": "revocation_refresh_seconds",
     "ROOMCAST_REVOCATION_RETENTION": "revocation_retention_seconds",
+    "ROOMCAST_SOCKET_EVENTS_PER_MINUTE": "socket_events_per_minute",
+    "ROOMCAST_MAX_SOCKET_FRAME_BYTES": "max_socket_frame_bytes",
+    "ROOMCAST_TYPING_TIMEOUT": "typing_timeout_seconds",
 }
 """Environment variable → Settings field."""
 
@@ -141,6 +151,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         "ROOMCAST_PING_TIMEOUT": settings.ping_timeout_seconds,
         "ROOMCAST_IDEMPOTENCY_TTL": settings.idempotency_ttl_seconds,
         "ROOMCAST_REVOCATION_RETENTION": settings.revocation_retention_seconds,
+        "ROOMCAST_SOCKET_EVENTS_PER_MINUTE": settings.socket_events_per_minute,
+        "ROOMCAST_MAX_SOCKET_FRAME_BYTES": settings.max_socket_frame_bytes,
     }
     for variable, number in positive.items():
         if number < 1:
@@ -149,6 +161,12 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise ConfigError("ROOMCAST_REVOCATION_REFRESH must be positive")
     if settings.rest_rate_limit < 0:
         raise ConfigError("ROOMCAST_REST_RATE_LIMIT must be 0 (off) or positive")
+    if settings.typing_timeout_seconds <= 0:
+        raise ConfigError("ROOMCAST_TYPING_TIMEOUT must be positive")
+    if settings.max_socket_frame_bytes < settings.max_body_bytes:
+        raise ConfigError(
+            "ROOMCAST_MAX_SOCKET_FRAME_BYTES must be at least ROOMCAST_MAX_BODY_BYTES"
+        )
     return settings
 
 

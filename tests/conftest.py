@@ -189,6 +189,7 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         # Load-style tests send thousands of requests as one user; the REST limit
         # is tested on a node of its own (tests/e2e/test_operations.py).
         rest_rate_limit=0,
+        typing_timeout_seconds=0.5,  # tests await the automatic stop; keep it short
     )
     with run_server(settings) as running:
         yield running

@@ -1,5 +1,8 @@
 """The Socket.IO server: connect with a JWT, subscribe with replay, unsubscribe, replay.
 
+Presence and typing (``live.py``), per-connection limits (``limits.py``) and
+token expiry (``sessions.py``) are registered here and live in their modules.
+
 Handlers are thin: parse the payload into a Struct, check the caller against the
 room's current state, then read or join. Every handler answers: success or a
 typed error in the seed-003 envelope, in the ack when the client asked for one
@@ -18,19 +21,26 @@ import socketio
 import structlog
 
 from roomcast import wire
-from roomcast.domain.errors import AuthenticationFailed, InvalidPayload, PermissionDenied
+from roomcast.domain.errors import (
+    AuthenticationFailed,
+    InvalidPayload,
+    PermissionDenied,
+    RateLimitExceeded,
+    Rejected,
+)
 from roomcast.domain.notifications import inbox_stream
 from roomcast.domain.state import UserRef
 from roomcast.gateway import jsoncodec
 from roomcast.gateway.delivery import (
-    LocalDelivery,
-    RedisDelivery,
     Registry,
     Visibility,
     room_name,
     seq_of,
 )
 from roomcast.gateway.errors import as_ack, as_error_event
+from roomcast.gateway.limits import ClientLimits, event_header
+from roomcast.gateway.live import LiveRooms
+from roomcast.gateway.presence import MemoryPresence
 from roomcast.gateway.protocol import (
     AnswerRequest,
     MarkReadRequest,
@@ -41,6 +51,8 @@ from roomcast.gateway.protocol import (
     parse,
     quiz_ack,
 )
+from roomcast.gateway.roomwatch import WatchedLocal, WatchedRedis
+from roomcast.gateway.sessions import Sessions
 from roomcast.metrics import REPLAYS
 from roomcast.outbox.codec import Envelope
 from roomcast.outbox.store import EventStore
@@ -67,13 +79,57 @@ class GatewayServices:
 
 
 class _Server(socketio.AsyncServer):  # type: ignore[misc]
+    limits: ClientLimits | None = None
+    """Checked for every client event, before any handler (gateway/limits.py)."""
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        # An event over the message limit is refused here, before it is decoded,
+        # while its ack id can still be read from the packet's header.
+        if (
+            self.limits is not None
+            and isinstance(data, str)
+            and eio_sid not in self._binary_packet  # not a binary attachment
+            and (size := self.limits.oversized(data)) is not None
+            and (header := event_header(data)) is not None
+        ):
+            sid = self.manager.sid_from_eio_sid(eio_sid, header.namespace)
+            if sid is not None and self.manager.is_connected(sid, header.namespace):
+                try:
+                    self.limits.admit(sid)
+                    error: Rejected = self.limits.too_large(size, header.event)
+                except RateLimitExceeded as exc:
+                    error = exc
+                await self._refuse(sid, eio_sid, header.namespace, header.ack_id, error)
+            return
+        await super()._handle_eio_message(eio_sid, data)
+
     async def _handle_event_internal(
         self, server: Any, sid: str, eio_sid: str, data: Any, namespace: str, id: Any
     ) -> None:
         # Our handlers must know whether the client asked for an ack: a refusal
         # without one is reported as an `error` event instead (seed 003).
         _ack_requested.set(id is not None)
+        if self.limits is not None:
+            try:
+                self.limits.admit(sid)  # every client event counts, known or not
+            except RateLimitExceeded as exc:
+                await self._refuse(sid, eio_sid, namespace, id, exc)
+                return
         await super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
+
+    async def _refuse(
+        self, sid: str, eio_sid: str, namespace: str, ack_id: int | None, exc: Rejected
+    ) -> None:
+        """Answer an event no handler will see: in its ack, else as an ``error`` event."""
+        if ack_id is None:
+            await self.emit("error", as_error_event(exc), to=sid, namespace=namespace)
+            return
+        await self._send_packet(
+            eio_sid,
+            self.packet_class(
+                socketio.packet.ACK, namespace=namespace, id=ack_id, data=[as_ack(exc)]
+            ),
+        )
 
 
 Handler = Callable[[str, UserRef, tuple[Any, ...]], Awaitable[Any]]
@@ -90,12 +146,15 @@ class Gateway:
         ping_timeout: int = 20,
         redis_url: str | None = None,
         max_message_bytes: int = 64 * 1024,
+        max_frame_bytes: int = 1024 * 1024,
+        events_per_minute: int = 100,
+        typing_timeout: float = 5.0,
     ) -> None:
         self.registry = Registry()
-        manager: LocalDelivery = (
-            RedisDelivery(redis_url, channel="roomcast", json=jsoncodec)
+        manager: WatchedLocal | WatchedRedis = (
+            WatchedRedis(redis_url, channel="roomcast", json=jsoncodec)
             if redis_url
-            else LocalDelivery()
+            else WatchedLocal()
         )
         manager.bind(self.registry)
         self.services: GatewayServices | None = None
@@ -107,18 +166,37 @@ class Gateway:
             cors_allowed_origins=list(cors_origins) if cors_origins else None,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
-            max_http_buffer_size=max_message_bytes,
+            # engine.io drops a connection whose frame is over this; the smaller
+            # per-message limit is a typed refusal (gateway/limits.py).
+            max_http_buffer_size=max(max_frame_bytes, max_message_bytes),
             logger=False,
             engineio_logger=False,
         )
+        self.sio.limits = ClientLimits(
+            events_per_minute=events_per_minute, max_message_bytes=max_message_bytes
+        )
+        self.sessions = Sessions(self.sio)
+        self.live = LiveRooms(
+            self.sio,
+            self.registry,
+            presence=MemoryPresence(),
+            typing_timeout=typing_timeout,
+            readable=lambda room_id, user_id, action: self._svc().rooms.readable(
+                room_id, user_id, action
+            ),
+        )
+        manager.on_leave = self.live.left
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
-        self._route("room:subscribe", self._subscribe)
+        self._route("room:subscribe", self.live.announcing(self._subscribe))
         self._route("room:unsubscribe", self._unsubscribe)
         self._route("room:replay", self._replay)
         self._route("quiz:answer_submit", self._answer, ack=quiz_ack)
         self._route("notification:mark_read", self._mark_read)
         self._route("notification:replay", self._notification_replay)
+        self._route("presence:get_online", self.live.get_online)
+        self._route("typing:start", self.live.typing_start)
+        self._route("typing:stop", self.live.typing_stop)
         self.sio.on("*", self._unknown)
 
     # ---------------------------------------------------------------- plumbing
@@ -163,10 +241,15 @@ class Gateway:
         self.registry.add(sid, claims.user)
         # Every socket of a user hears that user's notifications, live.
         await self.sio.enter_room(sid, room_name(inbox_stream(claims.user.id)))
+        self.sessions.open(sid, claims)  # ends the socket when the token expires
         log.info("socket_connected", sid=sid, user_id=claims.user.id)
 
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
+        self.sessions.close(sid)
+        if self.sio.limits is not None:
+            self.sio.limits.forget(sid)
         self.registry.remove(sid)
+        await self.live.disconnected(sid)  # offline and stopped typing, to the others
         log.info("socket_disconnected", sid=sid, reason=str(reason))
 
     # ---------------------------------------------------------------- handlers
@@ -273,6 +356,15 @@ class Gateway:
             "headSeq": await store.head(stream),
             "nextAfter": seq_of(page[-1].payload) if page else request.after_seq,
         }
+
+    async def close(self) -> None:
+        """Stop the Redis listener and close the Redis connections (nothing without Redis).
+
+        python-socketio never closes them; a node that broadcast through Redis
+        (relay, presence, typing) would otherwise leave them open at shutdown.
+        """
+        if isinstance(self.sio.manager, WatchedRedis):
+            await self.sio.manager.close()
 
     # ---------------------------------------------------------------- relay side
 

@@ -202,3 +202,54 @@ class TestEveryNode:
     def test_the_cli_needs_a_jti(self, capsys):
         assert cli.main(["token", "revoke"]) == 2
         assert "--jti" in capsys.readouterr().err
+
+
+async def ended_by_revocation(url: str, value: str, revoke: Any) -> dict[str, Any]:
+    """Connect with ``value``, run ``revoke()``, return the ``token:expired`` notice the
+    socket got before the server disconnected it."""
+    client = socketio.AsyncClient(reconnection=False)
+    notices: asyncio.Queue[Any] = asyncio.Queue()
+    gone = asyncio.Event()
+    client.on("token:expired", notices.put)
+    client.on("disconnect", lambda *_: gone.set())
+    await client.connect(url, auth={"token": value}, transports=["websocket"])
+    try:
+        await revoke()
+        notice = await asyncio.wait_for(notices.get(), 10)
+        await asyncio.wait_for(gone.wait(), 10)
+    finally:
+        await client.disconnect()
+    return dict(notice)
+
+
+class TestOpenSockets:
+    async def test_revoking_a_token_ends_its_open_sockets_on_every_node(
+        self, server, second_node, http
+    ):
+        doomed = token(server, user_id())
+
+        async def revoke() -> None:
+            response = await http.post("/api/auth/revoke", headers=bearer(doomed))
+            assert response.status_code == 200
+
+        # The socket is on the other node: only the NOTIFY tells it.
+        notice = await ended_by_revocation(second_node.url, doomed, revoke)
+        assert notice["reason"] == "revoked"
+
+    async def test_other_tokens_sockets_stay_open(self, server, http):
+        keeper, doomed = token(server, user_id()), token(server, user_id())
+        client = socketio.AsyncClient(reconnection=False)
+        await client.connect(server.url, auth={"token": keeper}, transports=["websocket"])
+        try:
+
+            async def revoke() -> None:
+                response = await http.post("/api/auth/revoke", headers=bearer(doomed))
+                assert response.status_code == 200
+
+            await ended_by_revocation(server.url, doomed, revoke)
+            ack = await client.call(
+                "room:replay", {"roomId": "room_nope", "afterSeq": 0}, timeout=10
+            )
+            assert ack["error"]["code"] == "ROOM_NOT_FOUND"  # still connected, still answered
+        finally:
+            await client.disconnect()
