@@ -8,9 +8,10 @@ import time
 import httpx
 
 from ..conftest import RunningServer
-from .test_realtime import connected, create_room, http, user_id
+from .support import create_room, user_id
+from .test_realtime import connected
 
-__all__ = ["connected", "http"]  # fixtures used below
+__all__ = ["connected"]  # a fixture used below
 
 
 async def publish(

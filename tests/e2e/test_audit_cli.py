@@ -11,8 +11,6 @@ import json
 import os
 import signal
 import sys
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -25,18 +23,9 @@ from roomcast.service.rooms import RoomService
 
 from ..conftest import RunningServer
 from ..helpers import now
+from .support import user_id
 
 LINE_TIMEOUT = 20
-
-
-@pytest.fixture
-async def http(server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-        yield client
-
-
-def user_id() -> str:
-    return f"usr_{uuid.uuid4().hex[:10]}"
 
 
 class Api:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -25,10 +24,7 @@ from roomcast.client import RoomcastClient
 from roomcast.config import Settings
 
 from ..conftest import JWT_SECRET, RunningServer, run_server
-
-
-def user_id() -> str:
-    return f"usr_{uuid.uuid4().hex[:10]}"
+from .support import create_room, join, user_id
 
 
 class Peer:
@@ -94,24 +90,6 @@ async def peers(server: RunningServer) -> AsyncIterator[Connect]:
     yield connect
     for peer in opened:
         await peer.close()
-
-
-@pytest.fixture
-async def http(server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-        yield client
-
-
-async def create_room(http: httpx.AsyncClient, server: RunningServer, org: str) -> str:
-    response = await http.post("/api/rooms", json={"name": "Live"}, headers=server.auth(org))
-    assert response.status_code == 201, response.text
-    return str(response.json()["data"]["room"]["id"])
-
-
-async def join(http: httpx.AsyncClient, server: RunningServer, room_id: str, who: str) -> str:
-    response = await http.post(f"/api/rooms/{room_id}/participants", headers=server.auth(who))
-    assert response.status_code == 201, response.text
-    return str(response.json()["data"]["participant"]["id"])
 
 
 async def rename(

@@ -9,9 +9,7 @@ import httpx
 import socketio
 
 from ..conftest import RunningServer
-from .test_realtime import create_room, http, user_id
-
-__all__ = ["http"]  # fixture used below
+from .support import create_room, join, user_id
 
 
 class Inbox:
@@ -51,8 +49,7 @@ class Inbox:
 async def active_room_with(http: httpx.AsyncClient, server: RunningServer, org: str, *users: str):
     room_id = await create_room(http, server, org)
     for who in users:
-        joined = await http.post(f"/api/rooms/{room_id}/participants", headers=server.auth(who))
-        assert joined.status_code == 201, joined.text
+        await join(http, server, room_id, who)
     prize = await http.post(
         f"/api/rooms/{room_id}/prizes",
         json={"name": "iPhone", "quantity": 5},

@@ -7,7 +7,6 @@ deltas between two scrapes: tests run one at a time, so nothing else moves them.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,29 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from roomcast.client import RoomcastClient
 from roomcast.config import Settings
-from roomcast.tokens import mint
 
 from ..conftest import JWT_SECRET, RunningServer, run_server
-
-
-def user_id() -> str:
-    return f"usr_{uuid.uuid4().hex[:10]}"
-
-
-def token(server: RunningServer, sub: str, **extra: Any) -> str:
-    return mint(
-        secret=JWT_SECRET,
-        sub=sub,
-        name=None,
-        issuer=server.settings.jwt_issuer,
-        audience=server.settings.jwt_audience,
-        ttl_seconds=3600,
-        extra=extra,
-    )
-
-
-def bearer(value: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {value}"}
+from .support import bearer, token, user_id
 
 
 async def scrape(http: httpx.AsyncClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -57,12 +36,6 @@ async def scrape(http: httpx.AsyncClient) -> dict[tuple[str, tuple[tuple[str, st
 
 def value(samples: dict[Any, float], name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-@pytest.fixture
-async def http(server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-        yield client
 
 
 async def create_room(http: httpx.AsyncClient, headers: dict[str, str]) -> str:

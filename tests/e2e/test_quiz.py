@@ -11,9 +11,10 @@ import socketio
 from roomcast.domain import quiz
 
 from ..conftest import RunningServer
-from .test_realtime import connected, create_room, http, user_id
+from .support import create_room, join, user_id
+from .test_realtime import connected
 
-__all__ = ["connected", "http"]  # fixtures used below
+__all__ = ["connected"]  # a fixture used below
 
 QUESTION = {
     "question": "What is the capital of France?",
@@ -22,11 +23,6 @@ QUESTION = {
     "timeLimit": 60,
     "totalQuestions": 3,
 }
-
-
-async def join(http: httpx.AsyncClient, server: RunningServer, room_id: str, who: str) -> None:
-    response = await http.post(f"/api/rooms/{room_id}/participants", headers=server.auth(who))
-    assert response.status_code == 201, response.text
 
 
 async def ask(

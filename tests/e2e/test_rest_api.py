@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
 from ..conftest import RunningServer
-
-
-@pytest.fixture
-async def http(server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-        yield client
+from .support import user_id
 
 
 class Api:
@@ -37,10 +31,6 @@ class Api:
 @pytest.fixture
 def api(http: httpx.AsyncClient, server: RunningServer) -> Api:
     return Api(http, server)
-
-
-def user_id() -> str:
-    return f"usr_{uuid.uuid4().hex[:10]}"
 
 
 async def new_room(api: Api, organizer: str) -> str:

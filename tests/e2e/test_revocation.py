@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,39 +18,13 @@ import socketio
 
 from roomcast import cli
 from roomcast.config import Settings
-from roomcast.tokens import mint
 
 from ..conftest import JWT_SECRET, RunningServer, run_server
-
-
-def user_id() -> str:
-    return f"usr_{uuid.uuid4().hex[:10]}"
-
-
-def token(server: RunningServer, sub: str, **extra: Any) -> str:
-    return mint(
-        secret=JWT_SECRET,
-        sub=sub,
-        name=None,
-        issuer=server.settings.jwt_issuer,
-        audience=server.settings.jwt_audience,
-        ttl_seconds=3600,
-        extra=extra,
-    )
+from .support import bearer, token, user_id
 
 
 def jti_of(value: str) -> str:
     return str(jwt.decode(value, options={"verify_signature": False})["jti"])
-
-
-def bearer(value: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {value}"}
-
-
-@pytest.fixture
-async def http(server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-        yield client
 
 
 async def connect_error(url: str, value: str) -> dict[str, Any]:
