@@ -27,6 +27,9 @@ class SubscribeRequest(_Request, frozen=True, kw_only=True):
     room_id: RoomId
     last_seq: Seq | None = None
     """Replay every event after this seq before live ones (omit: live only)."""
+    batch: bool = False
+    """Receive the room's events as ``room:events`` frames (arrays of payloads),
+    the replay included, instead of one Socket.IO event per room event."""
 
 
 class UnsubscribeRequest(_Request, frozen=True, kw_only=True):

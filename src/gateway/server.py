@@ -30,6 +30,7 @@ from roomcast.gateway.delivery import (
     seq_of,
 )
 from roomcast.gateway.errors import as_ack, as_error_event
+from roomcast.gateway.outlet import Outlet
 from roomcast.gateway.protocol import ReplayRequest, SubscribeRequest, UnsubscribeRequest, parse
 from roomcast.outbox.codec import Envelope
 from roomcast.outbox.store import EventStore
@@ -83,6 +84,7 @@ class Gateway:
             else LocalDelivery()
         )
         manager.bind(self.registry)
+        self.delivery = manager
         self.services: GatewayServices | None = None
         self.sio = _Server(
             async_mode="asgi",
@@ -154,7 +156,8 @@ class Gateway:
         state, _ = await self._svc().rooms.readable(request.room_id, user.id, "room:subscribe")
         room = room_name(request.room_id)
         store = self._svc().store
-        self.registry.open_gate(room, sid)
+        out = Outlet(self.delivery, sid, batch=request.batch)
+        self.delivery.open_gate(room, sid)
         try:
             await self.sio.enter_room(sid, room)
             # Read the head after joining: everything after it reaches the gate.
@@ -173,21 +176,21 @@ class Gateway:
                 page = await store.read(request.room_id, after, min(_REPLAY_PAGE, head - after))
                 if not page:
                     break
-                for envelope in page:
-                    if visibility.admit(envelope.event, envelope.payload):
-                        await self.sio.emit(envelope.event, envelope.payload, to=sid)
+                out.send(
+                    [(e.event, e.payload) for e in page if visibility.admit(e.event, e.payload)]
+                )
                 after = seq_of(page[-1].payload)
             # Flush what arrived live meanwhile; the gate stays open until a take()
             # finds nothing, with no await in between, so no broadcast slips past.
             while held := self.registry.take(room, sid):
-                for event, data in held:
-                    if seq_of(data) > head and visibility.admit(event, data):
-                        await self.sio.emit(event, data, to=sid)
+                out.send(
+                    [(ev, d) for ev, d in held if seq_of(d) > head and visibility.admit(ev, d)]
+                )
         except BaseException:
-            self.registry.close_gate(room, sid)
+            self.delivery.close_gate(room, sid, batch=False)
             await self.sio.leave_room(sid, room)
             raise
-        self.registry.close_gate(room, sid)
+        self.delivery.close_gate(room, sid, batch=request.batch)
         if not visibility.member:  # removed while we were replaying
             await self.sio.leave_room(sid, room)
             raise PermissionDenied(

@@ -76,12 +76,18 @@ async def rename_many(
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
+@pytest.fixture(params=[True, False], ids=["batch", "single"])
+def batch(request: pytest.FixtureRequest) -> bool:
+    """Every test through `connected` runs with `room:events` frames and without."""
+    return bool(request.param)
+
+
 @pytest.fixture
-async def connected(server: RunningServer) -> AsyncIterator[Any]:
+async def connected(server: RunningServer, batch: bool) -> AsyncIterator[Any]:
     clients: list[RoomcastClient] = []
 
     async def make(sub: str) -> tuple[RoomcastClient, Recorder]:
-        client = RoomcastClient(server.url, server.token(sub))
+        client = RoomcastClient(server.url, server.token(sub), batch=batch)
         recorder = Recorder()
         client.on("*", recorder)
         await client.connect()
