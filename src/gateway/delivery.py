@@ -34,6 +34,7 @@ from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
 from roomcast.domain.state import UserRef
+from roomcast.gateway import jsoncodec
 
 __all__ = [
     "BATCH_EVENT",
@@ -197,6 +198,18 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
         parts = encoded if isinstance(encoded, list) else [encoded]
         return [eio_packet.Packet(eio_packet.MESSAGE, part) for part in parts]
 
+    def event_packet(self, namespace: str, event: str, data: Any) -> Any:
+        """One room event (or a ``room:events`` array of them) as one Engine.IO packet.
+
+        Room payloads are JSON (``msgspec.Raw`` or, from Redis, decoded dicts)
+        and never binary, so this writes the Socket.IO v5 EVENT packet itself
+        (``2[/nsp,]<json>``) instead of python-socketio's ``Packet``, which walks
+        the data looking for bytes: ~8 % of a replay's CPU in a profile.
+        """
+        body = jsoncodec.dumps([event, data])
+        head = "2" if namespace == "/" else f"2{namespace},"
+        return eio_packet.Packet(eio_packet.MESSAGE, head + body)
+
     def put(self, eio_sid: str, packets: Iterable[Any]) -> None:
         """Queue packets on one socket, synchronously.
 
@@ -305,7 +318,7 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
         if not payloads or not sids:
             return
         gated = self.registry.gates.get(room, {})
-        packets = self.packets(namespace, BATCH_EVENT, [payloads])
+        packets = [self.event_packet(namespace, BATCH_EVENT, payloads)]
         for sid in sids:
             if sid not in gated:
                 eio_sid = self.eio_sid_from_sid(sid, namespace)

@@ -31,9 +31,9 @@ class Outlet:
         eio_sid = delivery.eio_sid_from_sid(self._sid, self._namespace)
         if eio_sid is None:  # the socket is gone; its next subscribe replays again
             return
+        namespace = self._namespace
         if self._batch:
             payloads = [payload for _, payload in events]
-            delivery.put(eio_sid, delivery.packets(self._namespace, BATCH_EVENT, [payloads]))
+            delivery.put(eio_sid, [delivery.event_packet(namespace, BATCH_EVENT, payloads)])
             return
-        for event, payload in events:
-            delivery.put(eio_sid, delivery.packets(self._namespace, event, [payload]))
+        delivery.put(eio_sid, [delivery.event_packet(namespace, e, p) for e, p in events])

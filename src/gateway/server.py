@@ -8,6 +8,7 @@ and as an ``error`` event when it did not.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import structlog
 from roomcast import wire
 from roomcast.domain.errors import AuthenticationFailed, InvalidPayload, PermissionDenied
 from roomcast.domain.state import UserRef
-from roomcast.gateway import jsoncodec
+from roomcast.gateway import jsoncodec, replay
 from roomcast.gateway.delivery import (
     LocalDelivery,
     RedisDelivery,
@@ -172,14 +173,15 @@ class Gateway:
             visibility = Visibility(
                 user.id, member=await store.member_after(request.room_id, user.id, after)
             )
-            while after < head and sid in self.registry.users:  # stop if the socket left
-                page = await store.read(request.room_id, after, min(_REPLAY_PAGE, head - after))
-                if not page:
-                    break
-                out.send(
-                    [(e.event, e.payload) for e in page if visibility.admit(e.event, e.payload)]
-                )
-                after = seq_of(page[-1].payload)
+            async with contextlib.aclosing(
+                replay.pages(store, request.room_id, after, head, _REPLAY_PAGE)
+            ) as log_pages:
+                async for page in log_pages:
+                    if sid not in self.registry.users:  # the socket left: stop reading
+                        break
+                    out.send(
+                        [(e.event, e.payload) for e in page if visibility.admit(e.event, e.payload)]
+                    )
             # Flush what arrived live meanwhile; the gate stays open until a take()
             # finds nothing, with no await in between, so no broadcast slips past.
             while held := self.registry.take(room, sid):

@@ -220,9 +220,8 @@ class EventStore:
         """Up to ``limit`` events with ``seq > after``, in seq order, as envelopes."""
         with map_db_errors():
             rows = await self._pool.fetch(sql.READ, stream_id, after, limit)
-        return [
-            codec.envelope(r["type"], r["event_id"], r["seq"], r["data"].encode()) for r in rows
-        ]
+        raw = msgspec.Raw
+        return [codec.Envelope(event=r[0], payload=raw(r[1].encode())) for r in rows]
 
     async def find_remembered(self, principal: str, key: str) -> tuple[bytes, str, bytes] | None:
         """``(fingerprint, stream_id, result)`` stored under an idempotency key, if any."""
