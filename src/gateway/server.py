@@ -154,7 +154,6 @@ class Gateway:
 
     async def _subscribe(self, sid: str, user: UserRef, args: tuple[Any, ...]) -> Any:
         request = parse(SubscribeRequest, args)
-        state, _ = await self._svc().rooms.readable(request.room_id, user.id, "room:subscribe")
         room = room_name(request.room_id)
         store = self._svc().store
         out = Outlet(self.delivery, sid, batch=request.batch)
@@ -162,7 +161,11 @@ class Gateway:
         try:
             await self.sio.enter_room(sid, room)
             # Read the head after joining: everything after it reaches the gate.
-            head = await store.head(request.room_id)
+            # Nothing reaches this socket until the permission check below passes.
+            head, member = await store.head_and_member(request.room_id, user.id, request.last_seq)
+            state, _ = await self._svc().rooms.readable(
+                request.room_id, user.id, "room:subscribe", head=head
+            )
             if request.last_seq is not None and request.last_seq > head:
                 # A seq this room never reached: the client's history is not this log's.
                 raise InvalidPayload(
@@ -170,9 +173,7 @@ class Gateway:
                     {"roomId": request.room_id, "headSeq": head},
                 )
             after = head if request.last_seq is None else request.last_seq
-            visibility = Visibility(
-                user.id, member=await store.member_after(request.room_id, user.id, after)
-            )
+            visibility = Visibility(user.id, member=member)
             async with contextlib.aclosing(
                 replay.pages(store, request.room_id, after, head, _REPLAY_PAGE)
             ) as log_pages:

@@ -117,12 +117,23 @@ NOTIFY_CHANNEL = "roomcast_outbox"
 
 # Was the user a member of the room right after `seq`? Only their own
 # joined/left events matter: the last one up to `seq` decides (none: history
-# before their first join is the room's record, visible to members).
-LAST_MEMBERSHIP_EVENT = """
-    SELECT type FROM events
-    WHERE stream_id = $1 AND seq <= $2
-      AND type IN ('participant:joined', 'participant:left')
-      AND coalesce(data->'participant'->>'userId', data->>'userId') = $3
-    ORDER BY seq DESC
+# before their first join is the room's record, visible to members). The
+# partial index `events_membership` serves it.
+_LAST_MEMBERSHIP = """
+    SELECT e.type FROM events e
+    WHERE e.stream_id = $1 AND e.seq <= {seq}
+      AND e.type IN ('participant:joined', 'participant:left')
+      AND coalesce(e.data->'participant'->>'userId', e.data->>'userId') = $3
+    ORDER BY e.seq DESC
     LIMIT 1
+"""
+LAST_MEMBERSHIP_EVENT = _LAST_MEMBERSHIP.format(seq="$2")
+
+# What a subscribe needs before it replays, in one round trip: the head, and
+# the user's last membership event up to `$2` (NULL: up to the head).
+HEAD_AND_MEMBERSHIP = f"""
+    SELECT s.version,
+           ({_LAST_MEMBERSHIP.format(seq="coalesce($2::bigint, s.version)")}) AS membership
+    FROM streams s
+    WHERE s.stream_id = $1
 """

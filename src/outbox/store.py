@@ -237,6 +237,17 @@ class EventStore:
             last = await self._pool.fetchval(sql.LAST_MEMBERSHIP_EVENT, stream_id, seq, user_id)
         return bool(last != "participant:left")
 
+    async def head_and_member(
+        self, stream_id: str, user_id: str, seq: int | None
+    ) -> tuple[int, bool]:
+        """``head`` and ``member_after(stream_id, user_id, seq)`` (``seq`` None: the head),
+        read together in one statement (one round trip for a subscribe)."""
+        with map_db_errors():
+            row = await self._pool.fetchrow(sql.HEAD_AND_MEMBERSHIP, stream_id, seq, user_id)
+        if row is None:
+            return 0, True
+        return int(row[0]), row[1] != "participant:left"
+
     async def ping(self) -> None:
         with map_db_errors():
             await self._pool.fetchval(sql.PING)

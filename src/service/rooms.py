@@ -191,18 +191,27 @@ class RoomService:
             "the room is too busy right now; retry", {"roomId": room_id, "attempts": attempt + 1}
         )
 
-    async def current(self, room_id: str) -> Loaded:
-        """The room's state at its committed head (cache checked against the head)."""
+    async def current(self, room_id: str, *, head: int | None = None) -> Loaded:
+        """The room's state at its committed head (cache checked against the head, or
+        against ``head`` when the caller has just read it)."""
         cached = self._cache.get(room_id)
-        if cached is not None and cached.version == await self._store.head(room_id):
+        if cached is not None and cached.version == (
+            await self._store.head(room_id) if head is None else head
+        ):
             self._cache.move_to_end(room_id)
             return cached
         return await self._load(room_id, fresh=True)
 
-    async def readable(self, room_id: str, user_id: str, action: str) -> tuple[Room, int]:
+    async def readable(
+        self, room_id: str, user_id: str, action: str, *, head: int | None = None
+    ) -> tuple[Room, int]:
         """The room at its head and its version, if it exists and ``user_id`` may read it
-        (its organizer or a current participant); ROOM_NOT_FOUND or PERMISSION_DENIED."""
-        loaded = await self.current(room_id)
+        (its organizer or a current participant); ROOM_NOT_FOUND or PERMISSION_DENIED.
+
+        ``head``: the stream's version as the caller just read it; a cached state
+        at that version is trusted without reading the head again.
+        """
+        loaded = await self.current(room_id, head=head)
         state = loaded.state
         if state is None or state.deleted:
             raise RoomNotFound("room not found", {"roomId": room_id})
