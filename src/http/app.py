@@ -17,7 +17,6 @@ from roomcast import __version__
 from roomcast.domain.state import UserRef
 from roomcast.http.auth import caller_from
 from roomcast.http.commands import CommandContext
-from roomcast.http.deps import Caller
 from roomcast.http.draws import DrawController
 from roomcast.http.errors import EXCEPTION_HANDLERS
 from roomcast.http.health import health
@@ -82,11 +81,13 @@ def create_app(
     async def caller(request: Request[Any, Any, Any]) -> UserRef:
         return caller_from(request, _services(request).verifier)
 
-    async def command_context(request: Request[Any, Any, Any], caller: Caller) -> CommandContext:
+    async def command_context(request: Request[Any, Any, Any]) -> CommandContext:
+        # Authenticates itself rather than depending on `caller`: one dependency to
+        # resolve per command instead of two (Litestar's DI is per-request work).
         services = _services(request)
         return CommandContext(
             request=request,
-            caller=caller,
+            caller=caller_from(request, services.verifier),
             service=services.rooms,
             sources=services.sources,
             seeds=services.seeds,

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
+import structlog
 from litestar import MediaType, Request, Response
 
 from roomcast import wire
@@ -122,6 +123,14 @@ class CommandContext:
             expected_version=expected_version(self.request),
             idempotency=await idempotency(self.request, self.caller),
         )
+        if not outcome.replayed and outcome.result.events:
+            # Carried by the request's one log line (request_finished), not a line of its own.
+            structlog.contextvars.bind_contextvars(
+                command=type(command).__struct_config__.tag,
+                room_id=room_id,
+                seq=outcome.result.version,
+                events=len(outcome.result.events),
+            )
         headers = {"ETag": f'"{outcome.result.version}"'}
         if outcome.replayed:
             headers["Idempotent-Replayed"] = "true"
