@@ -144,7 +144,7 @@ class Relay:
             return 0
         publish = self._publish
         for row in rows:  # the payload comes spliced by the statement (sql._WIRE_PAYLOAD)
-            await publish(row["stream_id"], row["type"], msgspec.Raw(row["payload"].encode()))
+            await publish(row["stream_id"], row["type"], msgspec.Raw(row["payload"]))
         await conn.execute(sql.RELAY_DONE, [r["global_id"] for r in rows])
         self.stats.published += len(rows)
         self.stats.batches += 1

@@ -72,12 +72,17 @@ HEAD = "SELECT version FROM streams WHERE stream_id = $1"
 
 # The wire payload, spliced by PostgreSQL exactly as `codec.wire_payload` does
 # in Python: the stored JSON text (a `json` column keeps the bytes as written)
-# with `eventId` and `seq` in front. One text column per row instead of a uuid,
-# an int and a text to decode and splice: about half the Python work per event
-# of a replay (tests/integration/test_read_path.py checks the two agree).
+# with `eventId` and `seq` in front, as UTF-8 `bytea`, which asyncpg hands over
+# as `bytes` (a text column would be decoded to `str` only to be encoded back).
+# One column per row instead of a uuid, an int and a text to decode and splice:
+# about half the Python work per event of a replay
+# (tests/integration/test_read_path.py checks the two agree).
 _WIRE_PAYLOAD = """
-    '{"eventId":"' || e.event_id::text || '","seq":' || e.seq::text || ','
-        || substr(e.data::text, 2) AS payload
+    convert_to(
+        '{"eventId":"' || e.event_id::text || '","seq":' || e.seq::text || ','
+            || substr(e.data::text, 2),
+        'UTF8'
+    ) AS payload
 """
 
 # A page of the log in seq order; (stream_id, seq) is the primary access path.

@@ -221,7 +221,7 @@ class EventStore:
         with map_db_errors():
             rows = await self._pool.fetch(sql.READ, stream_id, after, limit)
         raw = msgspec.Raw
-        return [codec.Envelope(event=r[0], payload=raw(r[1].encode())) for r in rows]
+        return [codec.Envelope(event=r[0], payload=raw(r[1])) for r in rows]
 
     async def find_remembered(self, principal: str, key: str) -> tuple[bytes, str, bytes] | None:
         """``(fingerprint, stream_id, result)`` stored under an idempotency key, if any."""

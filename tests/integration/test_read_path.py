@@ -53,6 +53,6 @@ async def test_read_payloads_are_the_codec_envelopes_byte_for_byte(store: EventS
 
     async with pool.acquire() as conn:
         relayed = [r for r in await conn.fetch(sql.RELAY_BATCH, 1000) if r["stream_id"] == stream]
-    assert [(r["type"], r["payload"].encode()) for r in relayed] == [
+    assert [(r["type"], r["payload"]) for r in relayed] == [
         (e.event, bytes(e.payload)) for e in expected
     ]
