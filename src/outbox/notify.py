@@ -1,12 +1,9 @@
 """After-commit wake-ups for the relay: in-process at once, other processes by NOTIFY.
 
 The NOTIFY is sent after the append has committed, in its own statement, and
-only when this process's relay is not the active publisher (if it is, every
-other relay is a standby waiting on the lock, and a NOTIFY would wake nobody
-useful: one statement per commit saved). It is coalesced: however many
-commits happen while one NOTIFY is in flight, one more follows. It is only a
-wake-up; the relay polls anyway, so a lost one delays delivery by at most the
-poll interval and loses nothing.
+coalesced: however many commits happen while one NOTIFY is in flight, one more
+follows. It is only a wake-up; the relay polls anyway, so a lost one delays
+delivery by at most the poll interval and loses nothing.
 """
 
 from __future__ import annotations
@@ -25,17 +22,15 @@ log = structlog.get_logger("roomcast.relay")
 
 
 class CommitSignal:
-    def __init__(
-        self, pool: asyncpg.Pool, *, local: Callable[[], bool | None] | None = None
-    ) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, local: Callable[[], None] | None = None) -> None:
         self._pool = pool
         self._local = local
         self._wanted = False
         self._task: asyncio.Task[None] | None = None
 
     def __call__(self) -> None:
-        if self._local is not None and self._local():
-            return  # the local relay publishes (relay.Relay.wake)
+        if self._local is not None:
+            self._local()
         self._wanted = True
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._notify())

@@ -69,14 +69,9 @@ class Relay:
         """For a process whose only job is relaying: park until cancelled."""
         await asyncio.Event().wait()
 
-    def wake(self) -> bool:
-        """Something was committed: look now rather than at the next poll.
-
-        True when this relay is the active publisher: then no relay elsewhere
-        needs waking (they are standbys), and the caller can skip the NOTIFY.
-        """
+    def wake(self) -> None:
+        """Something was committed: look now rather than at the next poll."""
         self._wake.set()
-        return self.stats.active
 
     async def run(self) -> None:
         """Hold the publisher lock and drain the outbox; reconnect after failures."""
