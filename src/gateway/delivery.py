@@ -133,6 +133,10 @@ class Registry:
         self.gates: dict[str, dict[str, list[tuple[str, Any]]]] = {}
         self.batch: dict[str, set[str]] = {}
         """Per room, the live (ungated) sockets that take its events as ``room:events``."""
+        self.floors: dict[str, dict[str, tuple[int, bool]]] = {}
+        """Per room, sockets just out of a subscribe: (the last seq it sent them, batch).
+        Live events up to that seq are duplicates of the replay and are not sent; the
+        first one above it ends the floor (the relay publishes a room in seq order)."""
 
     def add(self, sid: str, user: UserRef) -> None:
         self.users[sid] = user
@@ -149,6 +153,15 @@ class Registry:
             self.close_gate(room, sid)
         for room in [r for r, sids in self.batch.items() if sid in sids]:
             self.set_batch(room, sid, False)
+        for room in [r for r, floored in self.floors.items() if sid in floored]:
+            self.drop_floor(room, sid)
+
+    def drop_floor(self, room: str, sid: str) -> None:
+        floored = self.floors.get(room)
+        if floored is not None:
+            floored.pop(sid, None)
+            if not floored:
+                del self.floors[room]
 
     def set_batch(self, room: str, sid: str, batch: bool) -> None:
         if batch:
@@ -237,16 +250,26 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
         self.flush(room, namespace)  # what was broadcast before goes out as before
         self.registry.open_gate(room, sid)
 
-    def close_gate(self, room: str, sid: str, *, batch: bool, namespace: str = "/") -> None:
+    def close_gate(
+        self, room: str, sid: str, *, batch: bool, floor: int = 0, namespace: str = "/"
+    ) -> None:
         """Deliver live to ``sid`` again, as ``room:events`` frames when ``batch``.
 
+        ``floor``: the last seq the subscribe sent; live events up to it are not
+        sent again (the replay read them before the relay published them).
         Synchronous on purpose: the caller's last ``take()`` and this call must
         have no ``await`` between them. The tick's frame is flushed first: what
         it holds was also held at the gate, and went out with the replay.
         """
         self.flush(room, namespace)
         self.registry.close_gate(room, sid)
-        self.registry.set_batch(room, sid, batch)
+        self.registry.set_batch(room, sid, False)
+        self.registry.drop_floor(room, sid)
+        if floor > 0:
+            # Joins the frame's recipients at its first event above the floor.
+            self.registry.floors.setdefault(room, {})[sid] = (floor, batch)
+        else:
+            self.registry.set_batch(room, sid, batch)
 
     # ------------------------------------------------------------ broadcasting
 
@@ -281,6 +304,9 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
             for sid, held in gated.items():
                 held.append((event, data))
                 skip.add(sid)
+        floors = self.registry.floors.get(target)
+        if floors:
+            self._apply_floors(target, namespace, floors, data, skip)
         batch = self.registry.batch.get(target)
         if batch:
             if len(args) == 1 and seq_of(data) > 0:  # a room event: into this tick's frame
@@ -296,6 +322,28 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
                 self.put(eio_sid, packets)
         if target.startswith("room:"):
             await self.evict_after(event, data, namespace, target)
+
+    def _apply_floors(
+        self,
+        room: str,
+        namespace: str,
+        floors: dict[str, tuple[int, bool]],
+        data: Any,
+        skip: set[str],
+    ) -> None:
+        seq = seq_of(data)
+        if seq <= 0:
+            return  # not a room event: floors are about seqs
+        for sid, (floor, batch) in list(floors.items()):
+            if seq <= floor:
+                skip.add(sid)  # its subscribe already sent this one
+                continue
+            self.registry.drop_floor(room, sid)
+            if batch:
+                # The tick's frame so far predates this socket's stream: send it
+                # to the others first, then let this socket join the frame.
+                self.flush(room, namespace)
+                self.registry.set_batch(room, sid, True)
 
     def _collect(self, namespace: str, room: str, data: Any) -> None:
         key = (namespace, room)
@@ -328,6 +376,7 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
     async def leave_room(self, sid: str, namespace: str, room: str) -> Any:
         self.flush(room, namespace)  # events broadcast while it was in the room still reach it
         self.registry.set_batch(room, sid, False)
+        self.registry.drop_floor(room, sid)
         return await super().leave_room(sid, namespace, room)
 
     async def evict_after(self, event: str, data: Any, namespace: str, room: str) -> None:

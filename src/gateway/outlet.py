@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from roomcast.gateway.delivery import BATCH_EVENT, LocalDelivery
+from roomcast.gateway.delivery import BATCH_EVENT, LocalDelivery, seq_of
 
 __all__ = ["Outlet"]
 
@@ -22,11 +22,14 @@ class Outlet:
         self._sid = sid
         self._batch = batch
         self._namespace = namespace
+        self.last_seq = 0
+        """The highest seq sent (the floor for live duplicates afterwards)."""
 
     def send(self, events: list[tuple[str, Any]]) -> None:
         """Queue ``events`` (name, payload) in order. Synchronous: nothing can interleave."""
         if not events:
             return
+        self.last_seq = max(self.last_seq, seq_of(events[-1][1]))
         delivery = self._delivery
         eio_sid = delivery.eio_sid_from_sid(self._sid, self._namespace)
         if eio_sid is None:  # the socket is gone; its next subscribe replays again

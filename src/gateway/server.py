@@ -193,7 +193,7 @@ class Gateway:
             self.delivery.close_gate(room, sid, batch=False)
             await self.sio.leave_room(sid, room)
             raise
-        self.delivery.close_gate(room, sid, batch=request.batch)
+        self.delivery.close_gate(room, sid, batch=request.batch, floor=max(head, out.last_seq))
         if not visibility.member:  # removed while we were replaying
             await self.sio.leave_room(sid, room)
             raise PermissionDenied(

@@ -227,3 +227,19 @@ class TestBatchFrames:
         ack = await client.call("room:subscribe", {"roomId": room_id, "batch": flag}, timeout=30)
         assert ack["success"] is False
         assert ack["error"]["code"] == "INVALID_PAYLOAD"
+
+
+class TestNoDuplicateAcrossTheSeam:
+    @pytest.mark.parametrize("batch", [True, False], ids=["batch", "single"])
+    async def test_writes_during_the_replay_arrive_once_each(self, server, http, raw, batch):
+        """The replay reads events the relay may not have published yet; when the relay
+        does publish them, the socket does not get them a second time (the floor)."""
+        org = user_id()
+        room_id = await create_room(http, server, org)
+        await rename_many(http, server, org, room_id, 200)
+        client, wire = await raw(org)
+        writing = asyncio.create_task(rename_many(http, server, org, room_id, 100, concurrency=4))
+        await subscribe(client, {"roomId": room_id, "lastSeq": 0, "batch": batch})
+        await writing
+        await wire.wait_for_seq(301)
+        assert wire.seqs == list(range(1, 302))
