@@ -41,6 +41,10 @@ class _Stamped(msgspec.Struct):
 
 _plain = msgspec.json.Decoder(tuple[str, _Seq])
 _stamped = msgspec.json.Decoder(tuple[str, _Stamped])
+_plain_frame = msgspec.json.Decoder(tuple[str, list[_Seq]])
+_stamped_frame = msgspec.json.Decoder(tuple[str, list[_Stamped]])
+_FRAME = '["room:events",'
+"""How a ``room:events`` frame (``batch: true`` subscribers) starts: an array of payloads."""
 _any = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder().encode
 
@@ -51,6 +55,7 @@ class Client:
     __slots__ = (
         "acks",
         "base",
+        "batch",
         "dups",
         "error",
         "gaps",
@@ -78,6 +83,7 @@ class Client:
         self.t_last = 0.0
         self.t_target: float | None = None
         self.error: str | None = None
+        self.batch = False
 
     async def open(self, url: str, token: str) -> None:
         uri = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
@@ -121,6 +127,8 @@ class Client:
 
     async def subscribe(self, room: str, last_seq: int | None, within: float) -> int:
         payload: dict[str, Any] = {"roomId": room}
+        if self.batch:
+            payload["batch"] = True
         if last_seq is not None:
             payload["lastSeq"] = last_seq
             self.base = last_seq
@@ -142,7 +150,26 @@ class Client:
                 if not isinstance(packet, str):
                     continue
                 kind = packet[:2]
-                if kind == "42":
+                if kind == "42" and packet.startswith(_FRAME, 2):
+                    now = time.time()
+                    if worker.record:
+                        _, stamped_items = _stamped_frame.decode(packet[2:])
+                        for item in stamped_items:
+                            if (
+                                item.seq
+                                and item.timestamp is not None
+                                and len(worker.latencies) < _MAX_LATENCIES
+                            ):
+                                worker.latencies.append(now - item.timestamp.timestamp())
+                                worker.latency_seqs.append(item.seq)
+                            if item.seq:
+                                self._seen(item.seq, now)
+                    else:
+                        _, items = _plain_frame.decode(packet[2:])
+                        for plain_item in items:
+                            if plain_item.seq:
+                                self._seen(plain_item.seq, now)
+                elif kind == "42":
                     now = time.time()
                     body = packet[2:]
                     if worker.record:
@@ -228,10 +255,13 @@ class Worker:
         last_seq: int | None = None,
         concurrency: int = 50,
         within: float = 60.0,
+        batch: bool = False,
     ) -> dict[str, Any]:
         started = time.time()
         gate = asyncio.Semaphore(concurrency)
         fresh = [Client(self) for _ in range(n)]
+        for client in fresh:
+            client.batch = batch  # kept for reconnects
         errors: list[str] = []
         heads: list[int] = []
 

@@ -13,6 +13,12 @@ delivered, and
   function (python-socketio itself never reconnects after a server-side
   disconnect), and so resubscribes as above.
 
+By default it subscribes with ``batch: true``: the server then sends a room's
+events as ``room:events`` frames (arrays of payloads, the replay included), many
+events per Socket.IO message. Handlers still get one call per event, with the
+event's name (the payload's ``type``). ``batch=False`` asks for one message per
+event.
+
 Example::
 
     async with RoomcastClient("http://127.0.0.1:8000", token) as client:
@@ -40,6 +46,7 @@ Handler = Callable[[str, dict[str, Any]], Awaitable[None] | None]
 """``handler(event_name, payload)``; may be sync or async."""
 
 _REPLAY_LIMIT = 1000
+_BATCH_EVENT = "room:events"
 
 
 class SubscriptionError(Exception):
@@ -71,11 +78,13 @@ class RoomcastClient:
         transports: list[str] | None = None,
         reconnection_delay: float = 0.5,
         request_timeout: float = 30.0,
+        batch: bool = True,
     ) -> None:
         self.url = url
         self._token = token
         self._transports = transports or ["websocket"]
         self._timeout = request_timeout
+        self.batch = batch
         self._feeds: dict[str, _Feed] = {}
         self._handlers: dict[str, list[Handler]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -168,6 +177,8 @@ class RoomcastClient:
         payload: dict[str, Any] = {"roomId": feed.room_id}
         if feed.last_seq is not None:
             payload["lastSeq"] = feed.last_seq
+        if self.batch:
+            payload["batch"] = True
         data = await self._call("room:subscribe", payload)
         if feed.last_seq is None:
             feed.last_seq = int(data["headSeq"])  # live from here on
@@ -227,18 +238,37 @@ class RoomcastClient:
             log.warning("resubscribe_failed", room_id=feed.room_id, error=str(exc))
 
     async def _on_event(self, event: str, payload: Any = None, *_: Any) -> None:
+        if event == _BATCH_EVENT and isinstance(payload, list):
+            touched: dict[str, _Feed] = {}
+            for item in payload:
+                if isinstance(item, dict) and isinstance(item.get("type"), str):
+                    feed = self._accept(item["type"], item)
+                    if feed is not None:
+                        touched[feed.room_id] = feed
+            for feed in touched.values():  # one drain per frame, not one per event
+                self._schedule(feed)
+            return
         if not isinstance(payload, dict):
             return
         room_id, seq = payload.get("roomId"), payload.get("seq")
-        feed = self._feeds.get(room_id) if isinstance(room_id, str) else None
-        if feed is None or not isinstance(seq, int):
+        if not isinstance(room_id, str) or room_id not in self._feeds or not isinstance(seq, int):
             await self._dispatch(event, payload)  # not a room event (e.g. room:subscribed)
             return
+        feed = self._accept(event, payload)
+        if feed is not None:
+            self._schedule(feed)
+
+    def _accept(self, event: str, payload: dict[str, Any]) -> _Feed | None:
+        """Queue one room event for in-order delivery; the feed to drain, or None."""
+        room_id, seq = payload.get("roomId"), payload.get("seq")
+        feed = self._feeds.get(room_id) if isinstance(room_id, str) else None
+        if feed is None or not isinstance(seq, int):
+            return None
         if (feed.last_seq is not None and seq <= feed.last_seq) or seq in feed.pending:
             self.duplicates_dropped += 1
-            return
+            return None
         feed.pending[seq] = (event, payload)
-        self._schedule(feed)
+        return feed
 
     def _schedule(self, feed: _Feed) -> None:
         self._spawn(self._drain(feed))

@@ -18,8 +18,12 @@ async def connect_clients(
     last_seq: int | None = None,
     workers: list[Worker] | None = None,
     concurrency: int = 50,
+    batch: bool = False,
 ) -> int:
-    """``n`` clients on ``server`` (subscribed to ``room`` if given); the room's head seq."""
+    """``n`` clients on ``server`` (subscribed to ``room`` if given); the room's head seq.
+
+    ``batch``: subscribe with ``batch: true`` (``room:events`` frames; the bare
+    server ignores the flag and sends one message per event)."""
     chosen = workers or b.workers.all
     replies = await b.workers.connect(
         chosen,
@@ -30,6 +34,7 @@ async def connect_clients(
         last_seq=last_seq,
         concurrency=concurrency,
         within=120,
+        batch=batch,
     )
     failed = sum(r["failed"] for r in replies)
     if failed:

@@ -6,7 +6,8 @@ handshake, CONNECT with its JWT) and subscribes with its own last seq, all at
 once. Time: from the first reconnect to the last client having the head event.
 A client that never catches up within the deadline is counted (must be 0).
 Baseline: the same storm against the bare server, which replays the 100 events
-from memory.
+from memory. Ours runs with ``batch: true`` (as ``RoomcastClient`` subscribes:
+the replay is one ``room:events`` frame) and, for comparison, without.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from bench.scenarios.common import arm, connect_clients, finished_at, wait
 from bench.stats import Scenario, Target
 
 
-async def storm(b: Bench, server: Server, room: str, clients: int, behind: int) -> dict[str, Any]:
-    head = await connect_clients(b, server, clients, room)
+async def storm(
+    b: Bench, server: Server, room: str, clients: int, behind: int, *, batch: bool = False
+) -> dict[str, Any]:
+    head = await connect_clients(b, server, clients, room, batch=batch)
     await b.workers.each("close")
     await asyncio.sleep(0.5)  # let the server see the disconnects
     if server is b.app:
@@ -49,7 +52,7 @@ async def run(b: Bench) -> Scenario:
     for clients in plan.p5_clients:
         took = s.figure(
             f"n{clients}",
-            f"time until all {clients} caught up",
+            f"time until all {clients} caught up, room:events frames (batch: true)",
             "s",
             "bare python-socketio, replay from memory",
             higher_is_better=False,
@@ -63,20 +66,39 @@ async def run(b: Bench) -> Scenario:
             higher_is_better=False,
             target=Target("==", 0, on="ours", stat="max", text="0 in every round"),
         )
+        took_single = s.figure(
+            f"n{clients}.single",
+            f"time until all {clients} caught up, one message per event",
+            "s",
+            "bare python-socketio, replay from memory",
+            higher_is_better=False,
+        )
+        never_single = s.figure(
+            f"n{clients}.single.never",
+            f"clients never caught up, of {clients}, one message per event",
+            "clients",
+            "bare python-socketio",
+            higher_is_better=False,
+            target=Target("==", 0, on="ours", stat="max", text="0 in every round"),
+        )
         rounds = []
         for r in range(plan.repeats):
-            order = ("app", "bare") if r % 2 == 0 else ("bare", "app")
+            order = ("app", "single", "bare") if r % 2 == 0 else ("bare", "single", "app")
             got = {}
             for which in order:
-                if which == "app":
-                    room = await b.create_room()
-                    got[which] = await storm(b, b.app, room, clients, behind)
-                else:
+                if which == "bare":
                     got[which] = await storm(b, b.bare, "bench", clients, behind)
+                else:
+                    room = await b.create_room()
+                    got[which] = await storm(b, b.app, room, clients, behind, batch=which == "app")
             took.ours.append(got["app"]["seconds"])
             took.base.append(got["bare"]["seconds"])
             never.ours.append(got["app"]["never"])
             never.base.append(got["bare"]["never"])
+            took_single.ours.append(got["single"]["seconds"])
+            took_single.base.append(got["bare"]["seconds"])
+            never_single.ours.append(got["single"]["never"])
+            never_single.base.append(got["bare"]["never"])
             rounds.append(
                 {
                     k: {x: v[x] for x in ("seconds", "never", "received", "gaps", "dups", "errors")}
@@ -85,7 +107,8 @@ async def run(b: Bench) -> Scenario:
             )
             log(
                 f"P5 n={clients} #{r + 1}: app {got['app']['seconds']:.2f} s "
-                f"({got['app']['never']} never), bare {got['bare']['seconds']:.2f} s"
+                f"({got['app']['never']} never), single {got['single']['seconds']:.2f} s, "
+                f"bare {got['bare']['seconds']:.2f} s"
             )
         s.details[f"n{clients}"] = rounds
     return s

@@ -24,7 +24,9 @@ __all__ = [
 
 T = TypeVar("T")
 
-RoomId = Annotated[str, Meta(min_length=1, max_length=64)]
+RoomId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[^:]+$")]
+"""Room ids never contain ':'; other streams do (``user:{id}``, a user's notifications),
+and a client must not join, leave or read those as rooms."""
 Seq = Annotated[int, Meta(ge=0)]
 
 
@@ -38,6 +40,9 @@ class SubscribeRequest(_Request, frozen=True, kw_only=True):
     room_id: RoomId
     last_seq: Seq | None = None
     """Replay every event after this seq before live ones (omit: live only)."""
+    batch: bool = False
+    """Receive the room's events as ``room:events`` frames (arrays of payloads),
+    the replay included, instead of one Socket.IO event per room event."""
 
 
 class UnsubscribeRequest(_Request, frozen=True, kw_only=True):

@@ -11,6 +11,7 @@ and as an ``error`` event when it did not.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from roomcast.domain.errors import (
 )
 from roomcast.domain.notifications import inbox_stream
 from roomcast.domain.state import UserRef
-from roomcast.gateway import jsoncodec
+from roomcast.gateway import jsoncodec, replay
 from roomcast.gateway.delivery import (
     Registry,
     Visibility,
@@ -40,6 +41,7 @@ from roomcast.gateway.delivery import (
 from roomcast.gateway.errors import as_ack, as_error_event
 from roomcast.gateway.limits import ClientLimits, event_header
 from roomcast.gateway.live import LiveRooms
+from roomcast.gateway.outlet import Outlet
 from roomcast.gateway.presence import MemoryPresence
 from roomcast.gateway.protocol import (
     AnswerRequest,
@@ -157,6 +159,7 @@ class Gateway:
             else WatchedLocal()
         )
         manager.bind(self.registry)
+        self.delivery = manager
         self.services: GatewayServices | None = None
         self.sio = _Server(
             async_mode="asgi",
@@ -256,14 +259,18 @@ class Gateway:
 
     async def _subscribe(self, sid: str, user: UserRef, args: tuple[Any, ...]) -> Any:
         request = parse(SubscribeRequest, args)
-        state, _ = await self._svc().rooms.readable(request.room_id, user.id, "room:subscribe")
         room = room_name(request.room_id)
         store = self._svc().store
-        self.registry.open_gate(room, sid)
+        out = Outlet(self.delivery, sid, batch=request.batch)
+        self.delivery.open_gate(room, sid)
         try:
             await self.sio.enter_room(sid, room)
             # Read the head after joining: everything after it reaches the gate.
-            head = await store.head(request.room_id)
+            # Nothing reaches this socket until the permission check below passes.
+            head, member = await store.head_and_member(request.room_id, user.id, request.last_seq)
+            state, _ = await self._svc().rooms.readable(
+                request.room_id, user.id, "room:subscribe", head=head
+            )
             if request.last_seq is not None and request.last_seq > head:
                 # A seq this room never reached: the client's history is not this log's.
                 raise InvalidPayload(
@@ -271,30 +278,29 @@ class Gateway:
                     {"roomId": request.room_id, "headSeq": head},
                 )
             after = head if request.last_seq is None else request.last_seq
-            visibility = Visibility(
-                user.id, member=await store.member_after(request.room_id, user.id, after)
-            )
+            visibility = Visibility(user.id, member=member)
             if after < head:
                 REPLAYS.labels("subscribe").inc()
-            while after < head and sid in self.registry.users:  # stop if the socket left
-                page = await store.read(request.room_id, after, min(_REPLAY_PAGE, head - after))
-                if not page:
-                    break
-                for envelope in page:
-                    if visibility.admit(envelope.event, envelope.payload):
-                        await self.sio.emit(envelope.event, envelope.payload, to=sid)
-                after = seq_of(page[-1].payload)
+            async with contextlib.aclosing(
+                replay.pages(store, request.room_id, after, head, _REPLAY_PAGE)
+            ) as log_pages:
+                async for page in log_pages:
+                    if sid not in self.registry.users:  # the socket left: stop reading
+                        break
+                    out.send(
+                        [(e.event, e.payload) for e in page if visibility.admit(e.event, e.payload)]
+                    )
             # Flush what arrived live meanwhile; the gate stays open until a take()
             # finds nothing, with no await in between, so no broadcast slips past.
             while held := self.registry.take(room, sid):
-                for event, data in held:
-                    if seq_of(data) > head and visibility.admit(event, data):
-                        await self.sio.emit(event, data, to=sid)
+                out.send(
+                    [(ev, d) for ev, d in held if seq_of(d) > head and visibility.admit(ev, d)]
+                )
         except BaseException:
-            self.registry.close_gate(room, sid)
+            self.delivery.close_gate(room, sid, batch=False)
             await self.sio.leave_room(sid, room)
             raise
-        self.registry.close_gate(room, sid)
+        self.delivery.close_gate(room, sid, batch=request.batch, floor=max(head, out.last_seq))
         if not visibility.member:  # removed while we were replaying
             await self.sio.leave_room(sid, room)
             raise PermissionDenied(

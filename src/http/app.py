@@ -115,11 +115,14 @@ def create_app(
     async def app_limits(request: Request[Any, Any, Any]) -> AppLimits:
         return _services(request).app_limits
 
-    async def claims(request: Request[Any, Any, Any]) -> Claims:
+    def authenticated(request: Request[Any, Any, Any]) -> Claims:
         verified = claims_from(request, _services(request).verifier)
         if limiter is not None:
             limiter.hit(verified.user.id)
         return verified
+
+    async def claims(request: Request[Any, Any, Any]) -> Claims:
+        return authenticated(request)
 
     async def caller(request: Request[Any, Any, Any], claims: Claimed) -> UserRef:
         return principal_of(request, claims)[0]
@@ -142,9 +145,11 @@ def create_app(
             raise NotFound("metrics are not enabled on this app")
         return found
 
-    async def command_context(request: Request[Any, Any, Any], claims: Claimed) -> CommandContext:
+    async def command_context(request: Request[Any, Any, Any]) -> CommandContext:
+        # Authenticates itself rather than depending on `claims`: one dependency to
+        # resolve per command instead of two (Litestar's DI is per-request work).
         services = _services(request)
-        caller, app = principal_of(request, claims)
+        caller, app = principal_of(request, authenticated(request))
         return CommandContext(
             request=request,
             caller=caller,

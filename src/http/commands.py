@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
+import structlog
 from litestar import Request, Response
 
 from roomcast.domain.commands import Command
@@ -152,4 +153,12 @@ class CommandContext:
             expected_version=expected_version(self.request),
             idempotency=await self.idempotency(),
         )
+        if not outcome.replayed and outcome.result.events:
+            # Carried by the request's one log line (request_finished), not a line of its own.
+            structlog.contextvars.bind_contextvars(
+                command=type(command).__struct_config__.tag,
+                room_id=room_id,
+                seq=outcome.result.version,
+                events=len(outcome.result.events),
+            )
         return self.respond(outcome, render, status_code)

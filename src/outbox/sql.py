@@ -70,12 +70,27 @@ LOAD = """
 
 HEAD = "SELECT version FROM streams WHERE stream_id = $1"
 
+# The wire payload, spliced by PostgreSQL exactly as `codec.wire_payload` does
+# in Python: the stored JSON text (a `json` column keeps the bytes as written)
+# with `eventId` and `seq` in front, as UTF-8 `bytea`, which asyncpg hands over
+# as `bytes` (a text column would be decoded to `str` only to be encoded back).
+# One column per row instead of a uuid, an int and a text to decode and splice:
+# about half the Python work per event of a replay
+# (tests/integration/test_read_path.py checks the two agree).
+_WIRE_PAYLOAD = """
+    convert_to(
+        '{"eventId":"' || e.event_id::text || '","seq":' || e.seq::text || ','
+            || substr(e.data::text, 2),
+        'UTF8'
+    ) AS payload
+"""
+
 # A page of the log in seq order; (stream_id, seq) is the primary access path.
-READ = """
-    SELECT event_id, seq, type, data::text AS data
-    FROM events
-    WHERE stream_id = $1 AND seq > $2
-    ORDER BY seq
+READ = f"""
+    SELECT e.type, {_WIRE_PAYLOAD}
+    FROM events e
+    WHERE e.stream_id = $1 AND e.seq > $2
+    ORDER BY e.seq
     LIMIT $3
 """
 
@@ -100,8 +115,8 @@ OUTBOX_BACKLOG = """
 # the outbox only when they have been published. Within a room `global_id`
 # order is seq order (a room's appends are serialised by its head row lock, and
 # each takes its identities while holding it).
-RELAY_BATCH = """
-    SELECT o.global_id, o.stream_id, o.seq, e.event_id, e.type, e.data::text AS data,
+RELAY_BATCH = f"""
+    SELECT o.global_id, o.stream_id, e.type, {_WIRE_PAYLOAD},
            extract(epoch FROM clock_timestamp() - o.enqueued_at) AS lag_seconds
     FROM outbox o JOIN events e ON e.global_id = o.global_id
     ORDER BY o.global_id
@@ -116,12 +131,23 @@ NOTIFY_CHANNEL = "roomcast_outbox"
 
 # Was the user a member of the room right after `seq`? Only their own
 # joined/left events matter: the last one up to `seq` decides (none: history
-# before their first join is the room's record, visible to members).
-LAST_MEMBERSHIP_EVENT = """
-    SELECT type FROM events
-    WHERE stream_id = $1 AND seq <= $2
-      AND type IN ('participant:joined', 'participant:left')
-      AND coalesce(data->'participant'->>'userId', data->>'userId') = $3
-    ORDER BY seq DESC
+# before their first join is the room's record, visible to members). The
+# partial index `events_membership` serves it.
+_LAST_MEMBERSHIP = """
+    SELECT e.type FROM events e
+    WHERE e.stream_id = $1 AND e.seq <= {seq}
+      AND e.type IN ('participant:joined', 'participant:left')
+      AND coalesce(e.data->'participant'->>'userId', e.data->>'userId') = $3
+    ORDER BY e.seq DESC
     LIMIT 1
+"""
+LAST_MEMBERSHIP_EVENT = _LAST_MEMBERSHIP.format(seq="$2")
+
+# What a subscribe needs before it replays, in one round trip: the head, and
+# the user's last membership event up to `$2` (NULL: up to the head).
+HEAD_AND_MEMBERSHIP = f"""
+    SELECT s.version,
+           ({_LAST_MEMBERSHIP.format(seq="coalesce($2::bigint, s.version)")}) AS membership
+    FROM streams s
+    WHERE s.stream_id = $1
 """

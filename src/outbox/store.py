@@ -244,9 +244,8 @@ class EventStore:
         """Up to ``limit`` events with ``seq > after``, in seq order, as envelopes."""
         with map_db_errors():
             rows = await self._pool.fetch(sql.READ, stream_id, after, limit)
-        return [
-            codec.envelope(r["type"], r["event_id"], r["seq"], r["data"].encode()) for r in rows
-        ]
+        raw = msgspec.Raw
+        return [codec.Envelope(event=r[0], payload=raw(r[1])) for r in rows]
 
     async def find_remembered(self, principal: str, key: str) -> tuple[bytes, str, bytes] | None:
         """``(fingerprint, stream_id, result)`` stored under an idempotency key, if any."""
@@ -267,6 +266,17 @@ class EventStore:
         with map_db_errors():
             row = await self._pool.fetchrow(sql.OUTBOX_BACKLOG)
         return int(row["depth"]), float(row["oldest_seconds"])
+
+    async def head_and_member(
+        self, stream_id: str, user_id: str, seq: int | None
+    ) -> tuple[int, bool]:
+        """``head`` and ``member_after(stream_id, user_id, seq)`` (``seq`` None: the head),
+        read together in one statement (one round trip for a subscribe)."""
+        with map_db_errors():
+            row = await self._pool.fetchrow(sql.HEAD_AND_MEMBERSHIP, stream_id, seq, user_id)
+        if row is None:
+            return 0, True
+        return int(row[0]), row[1] != "participant:left"
 
     async def ping(self) -> None:
         with map_db_errors():

@@ -54,14 +54,22 @@ class RoomService(StreamService[Command, room.State]):
             room_id, command, expected_version=expected_version, idempotency=idempotency
         )
 
-    async def current(self, room_id: str) -> Loaded[room.State]:
+    async def current(self, room_id: str, *, head: int | None = None) -> Loaded[room.State]:
+        """The room's state at its committed head (cache checked against the head, or
+        against ``head`` when the caller has just read it)."""
         _require_room_id(room_id)
-        return await super().current(room_id)
+        return await super().current(room_id, head=head)
 
-    async def readable(self, room_id: str, user_id: str, action: str) -> tuple[Room, int]:
+    async def readable(
+        self, room_id: str, user_id: str, action: str, *, head: int | None = None
+    ) -> tuple[Room, int]:
         """The room at its head and its version, if it exists and ``user_id`` may read it
-        (its organizer or a current participant); ROOM_NOT_FOUND or PERMISSION_DENIED."""
-        loaded = await self.current(room_id)
+        (its organizer or a current participant); ROOM_NOT_FOUND or PERMISSION_DENIED.
+
+        ``head``: the stream's version as the caller just read it; a cached state
+        at that version is trusted without reading the head again.
+        """
+        loaded = await self.current(room_id, head=head)
         state = loaded.state
         if state is None or state.deleted:
             raise RoomNotFound("room not found", {"roomId": room_id})

@@ -206,7 +206,9 @@ class StreamService(Generic[C, S]):
                         state=pending.state,
                     )
                 )
-                log.info(
+                # debug: over HTTP the request's one line (request_finished) carries
+                # these fields; a line per command costs ~4 % of a command's CPU.
+                log.debug(
                     "command_applied",
                     command=_name(command),
                     stream_id=stream_id,
@@ -219,10 +221,13 @@ class StreamService(Generic[C, S]):
             {"roomId": stream_id, "attempts": attempt + 1},
         )
 
-    async def current(self, stream_id: str) -> Loaded[S]:
-        """The room's state at its committed head (cache checked against the head)."""
+    async def current(self, stream_id: str, *, head: int | None = None) -> Loaded[S]:
+        """The stream's state at its committed head (cache checked against the head, or
+        against ``head`` when the caller has just read it)."""
         cached = self._cache.get(stream_id)
-        if cached is not None and cached.version == await self._store.head(stream_id):
+        if cached is not None and cached.version == (
+            await self._store.head(stream_id) if head is None else head
+        ):
             self._cache.move_to_end(stream_id)
             return cached
         return await self._load(stream_id, fresh=True)

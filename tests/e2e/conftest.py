@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
 
+from roomcast.client import RoomcastClient
+
 from ..conftest import RunningServer
+from .support import Recorder
 
 
 @pytest.fixture
@@ -15,3 +19,26 @@ async def http(server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client for the session's server."""
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         yield client
+
+
+@pytest.fixture(params=[True, False], ids=["batch", "single"])
+def batch(request: pytest.FixtureRequest) -> bool:
+    """Every test through `connected` runs with `room:events` frames and without."""
+    return bool(request.param)
+
+
+@pytest.fixture
+async def connected(server: RunningServer, batch: bool) -> AsyncIterator[Any]:
+    clients: list[RoomcastClient] = []
+
+    async def make(sub: str) -> tuple[RoomcastClient, Recorder]:
+        client = RoomcastClient(server.url, server.token(sub), batch=batch)
+        recorder = Recorder()
+        client.on("*", recorder)
+        await client.connect()
+        clients.append(client)
+        return client, recorder
+
+    yield make
+    for client in clients:
+        await client.close()

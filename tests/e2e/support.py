@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -11,7 +12,7 @@ from roomcast.tokens import mint
 
 from ..conftest import JWT_SECRET, RunningServer
 
-__all__ = ["bearer", "create_room", "join", "token", "user_id"]
+__all__ = ["Recorder", "bearer", "create_room", "join", "rename_many", "token", "user_id"]
 
 
 def user_id() -> str:
@@ -50,3 +51,47 @@ async def join(http: httpx.AsyncClient, server: RunningServer, room_id: str, who
     response = await http.post(f"/api/rooms/{room_id}/participants", headers=server.auth(who))
     assert response.status_code == 201, response.text
     return str(response.json()["data"]["participant"]["id"])
+
+
+class Recorder:
+    """Collects a client's room events; lets a test await "seq N has arrived"."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self._changed = asyncio.Condition()
+
+    async def __call__(self, event: str, payload: dict[str, Any]) -> None:
+        if "eventId" not in payload:
+            return  # room:subscribed and other notices
+        async with self._changed:
+            self.events.append((event, payload))
+            self._changed.notify_all()
+
+    @property
+    def seqs(self) -> list[int]:
+        return [p["seq"] for _, p in self.events if "seq" in p]
+
+    async def wait_for_seq(self, seq: int, within: float = 60) -> None:
+        async with asyncio.timeout(within), self._changed:
+            await self._changed.wait_for(lambda: bool(self.seqs) and self.seqs[-1] >= seq)
+
+
+async def rename_many(
+    http: httpx.AsyncClient,
+    server: RunningServer,
+    org: str,
+    room_id: str,
+    count: int,
+    concurrency: int = 8,
+) -> None:
+    headers = server.auth(org)
+    queue = iter(range(count))
+
+    async def worker() -> None:
+        for i in queue:
+            response = await http.patch(
+                f"/api/rooms/{room_id}", json={"name": f"name {i}"}, headers=headers
+            )
+            assert response.status_code == 200, response.text
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))

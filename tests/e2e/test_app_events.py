@@ -9,9 +9,6 @@ import httpx
 
 from ..conftest import RunningServer
 from .support import create_room, user_id
-from .test_realtime import connected
-
-__all__ = ["connected"]  # a fixture used below
 
 
 async def publish(

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from ..conftest import RunningServer
-from .test_realtime import create_room, rename_many, user_id
+from .support import create_room, rename_many, user_id
 
 JS_DIR = Path(__file__).parent / "js"
 CLIENT = JS_DIR / "client.mjs"

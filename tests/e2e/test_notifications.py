@@ -169,3 +169,14 @@ async def test_nobody_else_reads_or_marks_a_users_notifications(
     # An inbox is not a room: room routes never reach it.
     sneaky = await http.get(f"/api/rooms/user:{bob}/events", headers=server.auth(bob))
     assert (sneaky.status_code, sneaky.json()["error"]["code"]) == (404, "ROOM_NOT_FOUND")
+
+
+async def test_an_inbox_cannot_be_subscribed_or_left_as_a_room(server: RunningServer):
+    bob = user_id()
+    inbox = await Inbox(server, bob).connect()
+    try:
+        for event in ("room:subscribe", "room:unsubscribe", "room:replay"):
+            ack = await inbox.call(event, {"roomId": f"user:{bob}", "afterSeq": 0})
+            assert ack["error"]["code"] == "INVALID_PAYLOAD", (event, ack)
+    finally:
+        await inbox.sio.disconnect()

@@ -12,9 +12,6 @@ from roomcast.domain import quiz
 
 from ..conftest import RunningServer
 from .support import create_room, join, user_id
-from .test_realtime import connected
-
-__all__ = ["connected"]  # a fixture used below
 
 QUESTION = {
     "question": "What is the capital of France?",

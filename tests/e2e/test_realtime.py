@@ -3,94 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 import socketio
 
-from roomcast.client import RoomcastClient, SubscriptionError
+from roomcast.client import SubscriptionError
 
-from ..conftest import RunningServer
-
-
-def user_id() -> str:
-    return f"usr_{uuid.uuid4().hex[:10]}"
-
-
-class Recorder:
-    """Collects a client's room events; lets a test await "seq N has arrived"."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-        self._changed = asyncio.Condition()
-
-    async def __call__(self, event: str, payload: dict[str, Any]) -> None:
-        if "eventId" not in payload:
-            return  # room:subscribed and other notices
-        async with self._changed:
-            self.events.append((event, payload))
-            self._changed.notify_all()
-
-    @property
-    def seqs(self) -> list[int]:
-        return [p["seq"] for _, p in self.events if "seq" in p]
-
-    async def wait_for_seq(self, seq: int, within: float = 60) -> None:
-        async with asyncio.timeout(within), self._changed:
-            await self._changed.wait_for(lambda: bool(self.seqs) and self.seqs[-1] >= seq)
-
-
-@pytest.fixture
-async def http(server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-        yield client
-
-
-async def create_room(http: httpx.AsyncClient, server: RunningServer, org: str) -> str:
-    response = await http.post("/api/rooms", json={"name": "Live"}, headers=server.auth(org))
-    assert response.status_code == 201, response.text
-    return str(response.json()["data"]["room"]["id"])
-
-
-async def rename_many(
-    http: httpx.AsyncClient,
-    server: RunningServer,
-    org: str,
-    room_id: str,
-    count: int,
-    concurrency: int = 8,
-) -> None:
-    headers = server.auth(org)
-    queue = iter(range(count))
-
-    async def worker() -> None:
-        for i in queue:
-            response = await http.patch(
-                f"/api/rooms/{room_id}", json={"name": f"name {i}"}, headers=headers
-            )
-            assert response.status_code == 200, response.text
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-
-
-@pytest.fixture
-async def connected(server: RunningServer) -> AsyncIterator[Any]:
-    clients: list[RoomcastClient] = []
-
-    async def make(sub: str) -> tuple[RoomcastClient, Recorder]:
-        client = RoomcastClient(server.url, server.token(sub))
-        recorder = Recorder()
-        client.on("*", recorder)
-        await client.connect()
-        clients.append(client)
-        return client, recorder
-
-    yield make
-    for client in clients:
-        await client.close()
+from .support import Recorder, create_room, rename_many, user_id
 
 
 class TestLiveDelivery:

@@ -20,7 +20,7 @@ from roomcast.client import RoomcastClient
 from roomcast.config import Settings
 
 from ..conftest import JWT_SECRET, RunningServer, run_server
-from .test_realtime import Recorder, create_room, rename_many, user_id
+from .support import Recorder, create_room, rename_many, user_id
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +92,10 @@ async def start_relay(relays: list[RelayProcess], own_database_url: str, redis_u
 
 
 async def subscribed_clients(server: RunningServer, org: str, room_id: str, count: int):
+    """``count`` clients, alternately with ``room:events`` frames and without."""
     pairs = []
-    for _ in range(count):
-        client = RoomcastClient(server.url, server.token(org))
+    for i in range(count):
+        client = RoomcastClient(server.url, server.token(org), batch=i % 2 == 0)
         recorder = Recorder()
         client.on("*", recorder)
         await client.connect()
@@ -143,7 +144,7 @@ async def test_two_relays_one_publishes_and_the_other_takes_over(
     org = user_id()
     async with httpx.AsyncClient(base_url=redis_server.url, timeout=30) as http:
         room_id = await create_room(http, redis_server, org)
-        [(client, recorder)] = await subscribed_clients(redis_server, org, room_id, 1)
+        [(client, recorder)] = await subscribed_clients(redis_server, org, room_id, 1)  # batch
         try:
             first = await start_relay(relays, own_database_url, redis_url)
             async with asyncio.timeout(30):

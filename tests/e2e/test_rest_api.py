@@ -7,6 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
+import structlog.testing
 
 from ..conftest import RunningServer
 from .support import user_id
@@ -351,3 +353,26 @@ class TestOperations:
     async def test_every_response_carries_a_request_id(self, http):
         response = await http.get("/health", headers={"X-Request-ID": "abc123"})
         assert response.headers["x-request-id"] == "abc123"
+
+    async def test_a_command_logs_one_line_that_names_the_command_and_its_seq(self, api):
+        org = user_id()
+        room_id = await new_room(api, org)
+        with structlog.testing.capture_logs(
+            processors=[structlog.contextvars.merge_contextvars]
+        ) as lines:
+            await api.call(
+                "PATCH", f"/api/rooms/{room_id}", org, headers={"X-Request-ID": "one-line"},
+                json={"name": "Renamed"},
+            )  # fmt: skip
+        # At info and above (the level shipped): debug lines are filtered out by then.
+        mine = [
+            line
+            for line in lines
+            if line.get("request_id") == "one-line" and line["log_level"] != "debug"
+        ]
+        assert [line["event"] for line in mine] == ["request_finished"]
+        assert mine[0]["command"] == "update_room"
+        assert mine[0]["room_id"] == room_id
+        assert mine[0]["seq"] == 2
+        assert mine[0]["events"] == 1
+        assert mine[0]["status"] == 200
