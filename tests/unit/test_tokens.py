@@ -65,3 +65,37 @@ def test_roomcast_token_role_mints_an_admin_token(tmp_path, monkeypatch, capsys)
     assert claims.roles == ("admin", "audit")
     assert cli.main(["token"]) == 2  # minting needs --sub
     assert "--sub" in capsys.readouterr().err
+
+
+def test_a_token_verified_before_is_still_refused_once_revoked():
+    revoked: set[str] = set()
+    checker = verifier(revoked)
+    value = token()
+    jti = jwt.decode(value, options={"verify_signature": False})["jti"]
+    assert checker.verify(value).token_id == jti  # checked in full, then remembered
+    revoked.add(jti)
+    with pytest.raises(AuthenticationFailed, match="revoked"):
+        checker.verify(value)
+
+
+def test_a_remembered_token_is_refused_once_it_expires(monkeypatch):
+    import datetime as real
+
+    import jwt.api_jwt
+
+    import roomcast.tokens as tokens
+
+    checker = verifier()
+    value = token()
+    assert checker.verify(value).user.id == "usr_a"
+    later = tokens.time.time() + 60 + 11  # past exp and the 10 s leeway
+
+    class Later(real.datetime):
+        @classmethod
+        def now(cls, tz: real.tzinfo | None = None) -> Later:
+            return cls.fromtimestamp(later, tz)
+
+    monkeypatch.setattr(tokens.time, "time", lambda: later)  # our remembered tokens
+    monkeypatch.setattr(jwt.api_jwt, "datetime", Later)  # PyJWT's own exp check
+    with pytest.raises(AuthenticationFailed, match="expired"):
+        checker.verify(value)
