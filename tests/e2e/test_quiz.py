@@ -188,8 +188,9 @@ async def test_the_answer_stays_hidden_until_close_then_ranks_and_board(
 async def test_a_question_closes_itself_at_its_time_limit(
     server: RunningServer, http: httpx.AsyncClient, connected
 ):
-    org = user_id()
+    org, player = user_id(), user_id()
     room_id = await create_room(http, server, org)
+    await join(http, server, room_id, player)
     watcher, _ = await connected(org)
     await watcher.subscribe(room_id)
     question = await ask(http, room_id, server.app_auth("trivia"), timeLimit=1)
@@ -204,6 +205,14 @@ async def test_a_question_closes_itself_at_its_time_limit(
     assert payload["questionId"] == question["questionId"]
     assert payload["correctAnswer"] == "Paris"
     assert payload["timestamp"] >= question["startTime"]
+
+    # A participant answering now is too late, whatever their own clock says.
+    late = await socket(server, player)
+    try:
+        refused = await submit(late, question["questionId"], "Paris")
+    finally:
+        await late.disconnect()
+    assert refused["error"]["code"] == "QUESTION_CLOSED"
 
 
 async def test_an_app_without_publish_cannot_ask(server: RunningServer, http: httpx.AsyncClient):

@@ -100,3 +100,13 @@ def test_every_error_code_is_documented_in_the_error_table():
     table = PROTOCOL[PROTOCOL.index("\n## Error codes\n") :]
     missing = [code.value for code in ErrorCode if f"`{code.value}`" not in table]
     assert not missing, f"docs/protocol.md's error codes lack {missing}"
+
+
+def test_every_event_a_client_may_send_is_documented():
+    from roomcast.gateway.server import Gateway
+
+    handled = set(Gateway().sio.handlers["/"]) - {"connect", "disconnect", "*"}
+    glance = PROTOCOL[PROTOCOL.index("## At a glance") : PROTOCOL.index("## Connecting")]
+    missing = sorted(name for name in handled if f"`{name}`" not in glance)
+    assert not missing, f"docs/protocol.md's table lacks {missing}"
+    assert {"room:subscribe", "quiz:answer_submit", "presence:get_online"} <= handled
