@@ -8,6 +8,9 @@ delivered, and
 * on a gap (seq jumps), refills it with ``room:replay`` before going on,
 * after any reconnect, subscribes again with ``lastSeq`` so the server replays
   what was missed;
+* follows the user's own notification stream the same way, once asked to
+  (``follow_notifications``): once each, in seq order, what was missed while
+  disconnected fetched with ``notification:replay``;
 * when the server ends the session because the token expired (``token:expired``,
   then a disconnect), connects again with a fresh token from the ``token``
   function (python-socketio itself never reconnects after a server-side
@@ -47,6 +50,8 @@ Handler = Callable[[str, dict[str, Any]], Awaitable[None] | None]
 
 _REPLAY_LIMIT = 1000
 _BATCH_EVENT = "room:events"
+_INBOX = "user:"
+"""The feed key of the user's notification stream (room ids never contain ':')."""
 
 
 class SubscriptionError(Exception):
@@ -148,6 +153,15 @@ class RoomcastClient:
             feed = self._feeds[room_id] = _Feed(room_id=room_id, last_seq=last_seq)
         return await self._subscribe(feed)
 
+    async def follow_notifications(self, last_seq: int = 0) -> None:
+        """Deliver this user's notification events (``notification:*``) to handlers once
+        each and in seq order, starting after ``last_seq``; missed ones are fetched now
+        and after every reconnect."""
+        feed = self._feeds.get(_INBOX)
+        if feed is None:
+            feed = self._feeds[_INBOX] = _Feed(room_id=_INBOX, last_seq=last_seq)
+        await self._catch_up(feed)
+
     async def unsubscribe(self, room_id: str) -> None:
         self._feeds.pop(room_id, None)
         await self._call("room:unsubscribe", {"roomId": room_id})
@@ -231,8 +245,28 @@ class RoomcastClient:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
+    async def _catch_up(self, feed: _Feed) -> None:
+        """The inbox has no subscribe: every socket of the user gets it live. Fetch
+        what came after ``last_seq`` up to the head and deliver it in order."""
+        feed.subscribed = True
+        while True:
+            before = feed.last_seq
+            assert before is not None
+            data = await self._call(
+                "notification:replay", {"afterSeq": before, "limit": _REPLAY_LIMIT}
+            )
+            for item in data.get("events", []):
+                self._accept(item["event"], item["payload"])
+            await self._drain(feed)
+            done = data.get("nextAfter", 0) >= data.get("headSeq", 0)
+            if done or feed.last_seq is None or feed.last_seq <= before:
+                return
+
     async def _resubscribe(self, feed: _Feed) -> None:
         try:
+            if feed.room_id == _INBOX:
+                await self._catch_up(feed)
+                return
             await self._subscribe(feed)
         except (SubscriptionError, socketio.exceptions.SocketIOError) as exc:
             log.warning("resubscribe_failed", room_id=feed.room_id, error=str(exc))
@@ -250,18 +284,18 @@ class RoomcastClient:
             return
         if not isinstance(payload, dict):
             return
-        room_id, seq = payload.get("roomId"), payload.get("seq")
-        if not isinstance(room_id, str) or room_id not in self._feeds or not isinstance(seq, int):
-            await self._dispatch(event, payload)  # not a room event (e.g. room:subscribed)
+        feed_key, seq = _feed_key(event, payload), payload.get("seq")
+        if feed_key is None or feed_key not in self._feeds or not isinstance(seq, int):
+            await self._dispatch(event, payload)  # not a followed event (e.g. room:subscribed)
             return
         feed = self._accept(event, payload)
         if feed is not None:
             self._schedule(feed)
 
     def _accept(self, event: str, payload: dict[str, Any]) -> _Feed | None:
-        """Queue one room event for in-order delivery; the feed to drain, or None."""
-        room_id, seq = payload.get("roomId"), payload.get("seq")
-        feed = self._feeds.get(room_id) if isinstance(room_id, str) else None
+        """Queue one event for in-order delivery; the feed to drain, or None."""
+        feed_key, seq = _feed_key(event, payload), payload.get("seq")
+        feed = self._feeds.get(feed_key) if feed_key is not None else None
         if feed is None or not isinstance(seq, int):
             return None
         if (feed.last_seq is not None and seq <= feed.last_seq) or seq in feed.pending:
@@ -298,10 +332,14 @@ class RoomcastClient:
 
     async def _refill(self, feed: _Feed, before: int) -> bool:
         assert feed.last_seq is not None
+        limit = min(_REPLAY_LIMIT, before - feed.last_seq - 1)
         try:
-            data = await self.replay(
-                feed.room_id, feed.last_seq, min(_REPLAY_LIMIT, before - feed.last_seq - 1)
-            )
+            if feed.room_id == _INBOX:
+                data = await self._call(
+                    "notification:replay", {"afterSeq": feed.last_seq, "limit": limit}
+                )
+            else:
+                data = await self.replay(feed.room_id, feed.last_seq, limit)
         except (SubscriptionError, socketio.exceptions.SocketIOError, TimeoutError) as exc:
             log.warning("gap_refill_failed", room_id=feed.room_id, error=str(exc))
             return False
@@ -330,3 +368,11 @@ class RoomcastClient:
                     await result
             except Exception:  # one failing handler must not stop delivery to others
                 log.exception("handler_failed", handler_event=event, seq=payload.get("seq"))
+
+
+def _feed_key(event: str, payload: dict[str, Any]) -> str | None:
+    """Which followed stream an event belongs to: its room, or the user's inbox."""
+    if event.startswith("notification:") and "userId" in payload:
+        return _INBOX
+    room_id = payload.get("roomId")
+    return room_id if isinstance(room_id, str) else None

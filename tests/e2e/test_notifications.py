@@ -180,3 +180,49 @@ async def test_an_inbox_cannot_be_subscribed_or_left_as_a_room(server: RunningSe
             assert ack["error"]["code"] == "INVALID_PAYLOAD", (event, ack)
     finally:
         await inbox.sio.disconnect()
+
+
+async def test_the_python_client_follows_notifications_across_a_reconnect(
+    server: RunningServer, http: httpx.AsyncClient
+):
+    from roomcast.client import RoomcastClient
+
+    org, bob = user_id(), user_id()
+    room_id, prize = await active_room_with(http, server, org, bob)
+    got: list[tuple[str, int]] = []
+    arrived = asyncio.Condition()
+
+    async def record(event: str, payload: dict[str, Any]) -> None:
+        async with arrived:
+            got.append((event, payload["seq"]))
+            arrived.notify_all()
+
+    async def until(seq: int) -> None:
+        async with asyncio.timeout(30), arrived:
+            await arrived.wait_for(lambda: bool(got) and got[-1][1] >= seq)
+
+    client = RoomcastClient(server.url, server.token(bob))
+    client.on("notification:received", record)
+    client.on("notification:read", record)
+    await client.connect()
+    try:
+        await client.follow_notifications(last_seq=0)
+        winner = await draw(http, server, org, room_id, prize)
+        await until(1)
+        # Cut the transport; while it is down, bob reads the notification elsewhere
+        # (REST) and wins again; the client catches up after its own reconnect.
+        await client.sio.eio.ws.close()
+        listed = (await http.get("/api/notifications", headers=server.auth(bob))).json()
+        notification_id = listed["data"]["notifications"][0]["id"]
+        await http.post(f"/api/notifications/{notification_id}/read", headers=server.auth(bob))
+        await http.delete(f"/api/rooms/{room_id}/winners/{winner['id']}", headers=server.auth(org))
+        await draw(http, server, org, room_id, prize)
+        await until(3)
+    finally:
+        await client.close()
+    assert got == [
+        ("notification:received", 1),
+        ("notification:read", 2),
+        ("notification:received", 3),
+    ]
+    assert client.reconnects >= 1
