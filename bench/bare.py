@@ -143,6 +143,7 @@ def main() -> None:
         access_log=False,
         ws_ping_interval=25,
         ws_ping_timeout=20,
+        ws_per_message_deflate=False,
         lifespan="off",
     )
 

@@ -142,6 +142,7 @@ def _serve(settings: Settings) -> int:
         ws_ping_timeout=settings.ping_timeout_seconds,
         # A frame the Socket.IO server would refuse anyway is not buffered whole.
         ws_max_size=settings.max_socket_frame_bytes,
+        ws_per_message_deflate=settings.ws_compression,
     )
     return 0
 

@@ -74,6 +74,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     refused with PAYLOAD_TOO_LARGE."""
     typing_timeout_seconds: float = 5.0
     """A typing indicator stops by itself after this long without ``typing:start``."""
+    ws_compression: bool = False
+    """Offer WebSocket permessage-deflate. Off, as in Socket.IO's own server since
+    engine.io 4: zlib per message per socket costs more CPU and memory than a
+    realtime feed of small JSON events saves in bytes."""
 
 
 ENVIRONMENT: Mapping[str, str] = {
@@ -106,6 +110,7 @@ ENVIRONMENT: Mapping[str, str] = {
     "ROOMCAST_SOCKET_EVENTS_PER_MINUTE": "socket_events_per_minute",
     "ROOMCAST_MAX_SOCKET_FRAME_BYTES": "max_socket_frame_bytes",
     "ROOMCAST_TYPING_TIMEOUT": "typing_timeout_seconds",
+    "ROOMCAST_WS_COMPRESSION": "ws_compression",
 }
 """Environment variable → Settings field."""
 
