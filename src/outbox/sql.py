@@ -77,12 +77,12 @@ HEAD = "SELECT version FROM streams WHERE stream_id = $1"
 # One column per row instead of a uuid, an int and a text to decode and splice:
 # about half the Python work per event of a replay
 # (tests/integration/test_read_path.py checks the two agree).
+# The stored text loses its leading `{` as bytes (`substring` of a bytea is an
+# offset), not as text: a text `substr` walks UTF-8 characters, and cost 0.7 ms
+# more per 500-row page than the whole rest of the read.
 _WIRE_PAYLOAD = """
-    convert_to(
-        '{"eventId":"' || e.event_id::text || '","seq":' || e.seq::text || ','
-            || substr(e.data::text, 2),
-        'UTF8'
-    ) AS payload
+    convert_to('{"eventId":"' || e.event_id::text || '","seq":' || e.seq::text || ',', 'UTF8')
+        || substring(convert_to(e.data::text, 'UTF8') FROM 2) AS payload
 """
 
 # A page of the log in seq order; (stream_id, seq) is the primary access path.
