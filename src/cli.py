@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from roomcast import __version__
 from roomcast.audit import cli as audit_cli
@@ -131,20 +132,23 @@ def _serve(settings: Settings) -> int:
         fmt=settings.log_format,
         production=settings.env == "production",
     )
-    # log_config=None: uvicorn's loggers go through our structlog handler.
     uvicorn.run(
-        build_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,  # the request_finished line carries the request id instead
-        ws_ping_interval=settings.ping_interval_seconds,
-        ws_ping_timeout=settings.ping_timeout_seconds,
-        # A frame the Socket.IO server would refuse anyway is not buffered whole.
-        ws_max_size=settings.max_socket_frame_bytes,
-        ws_per_message_deflate=settings.ws_compression,
+        build_app(settings), host=settings.host, port=settings.port, **uvicorn_options(settings)
     )
     return 0
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How ``roomcast serve`` runs uvicorn (the tests' server runs with the same)."""
+    return {
+        "log_config": None,  # uvicorn's loggers go through our structlog handler
+        "access_log": False,  # the request_finished line carries the request id instead
+        "ws_ping_interval": settings.ping_interval_seconds,
+        "ws_ping_timeout": settings.ping_timeout_seconds,
+        # A frame the Socket.IO server would refuse anyway is not buffered whole.
+        "ws_max_size": settings.max_socket_frame_bytes,
+        "ws_per_message_deflate": settings.ws_compression,
+    }
 
 
 async def _reachable(dsn: str) -> None:

@@ -21,6 +21,7 @@ import pytest
 import uvicorn
 
 from roomcast.bootstrap import build_app
+from roomcast.cli import uvicorn_options
 from roomcast.config import Settings
 from roomcast.outbox.database import connect, migrate
 from roomcast.outbox.embedded import EmbeddedPostgres, EmbeddedPostgresError
@@ -214,7 +215,7 @@ class run_server:
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(512)
         port = self._sock.getsockname()[1]
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
+        config = uvicorn.Config(app, lifespan="on", **uvicorn_options(self.settings))
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="uvicorn", daemon=True)
         self._thread.start()
