@@ -1,16 +1,19 @@
-"""Reading a room's log forward in pages, the next page read while this one is sent."""
+"""Reading a room's log forward in pages, the next pages read while this one is sent."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import AsyncGenerator
 
-from roomcast.gateway.delivery import seq_of
 from roomcast.outbox.codec import Envelope
 from roomcast.outbox.store import EventStore
 
 __all__ = ["pages"]
+
+AHEAD = 2
+"""Page reads in flight at once: each on its own pool connection."""
 
 
 async def pages(
@@ -18,26 +21,35 @@ async def pages(
 ) -> AsyncGenerator[list[Envelope], None]:
     """The events ``after < seq <= head`` in pages of ``size``, in seq order.
 
-    The read of page n+1 is in flight while the caller sends page n: the
-    database works on the next rows while this process encodes and writes, so a
-    long replay costs about max(read, send) per page instead of their sum.
-    It holds at most two pool connections, and one for a replay of one page.
+    A room's seqs are dense, so page n covers ``after + n*size < seq <= after +
+    (n+1)*size`` and can be asked for before page n-1 has arrived: up to
+    ``AHEAD`` reads are in flight while the caller sends the page before them.
+    The database works on the next rows (on its own cores) while this process
+    encodes and writes, so a long replay costs about max(read, send) per page
+    instead of their sum. It holds at most ``AHEAD`` pool connections, and one
+    for a replay of one page.
     """
-    pending: asyncio.Future[list[Envelope]] | None = None
+    pending: deque[asyncio.Future[list[Envelope]]] = deque()
+    start = after
+
+    def ask() -> None:
+        nonlocal start
+        pending.append(asyncio.ensure_future(store.read(room_id, start, min(size, head - start))))
+        start += size
+
     try:
-        if after < head:
-            pending = asyncio.ensure_future(store.read(room_id, after, min(size, head - after)))
-        while pending is not None:
-            page = await pending
-            pending = None
+        while start < head and len(pending) < AHEAD:
+            ask()
+        while pending:
+            page = await pending.popleft()
             if not page:
                 return
-            after = seq_of(page[-1].payload)
-            if after < head:
-                pending = asyncio.ensure_future(store.read(room_id, after, min(size, head - after)))
+            if start < head:
+                ask()
             yield page
     finally:
-        if pending is not None:
-            pending.cancel()
+        for future in pending:
+            future.cancel()
+        for future in pending:
             with contextlib.suppress(BaseException):
-                await pending
+                await future
