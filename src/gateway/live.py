@@ -122,7 +122,7 @@ class _Emitter(Protocol):
         self, event: str, data: Any = None, *, room: str | None = None, skip_sid: Any = None
     ) -> None: ...
 
-    def rooms(self, sid: str) -> list[str]: ...
+    def in_room(self, sid: str, room: str) -> bool: ...
 
 
 Readable = Callable[[str, str, str], Awaitable[object]]
@@ -176,7 +176,7 @@ class LiveRooms:
     async def subscribed(self, room_id: str, sid: str, user: UserRef) -> None:
         # A socket that disconnected, or was evicted, while its subscribe was
         # replaying is not in the room: it must not come online there.
-        if sid not in self._registry.users or room_name(room_id) not in self._server.rooms(sid):
+        if sid not in self._registry.users or not self._server.in_room(sid, room_name(room_id)):
             return
         if await self.presence.join(room_id, sid, user, self._now()):
             notice = PresenceOnline(

@@ -84,6 +84,11 @@ class _Server(socketio.AsyncServer):  # type: ignore[misc]
     limits: ClientLimits | None = None
     """Checked for every client event, before any handler (gateway/limits.py)."""
 
+    def in_room(self, sid: str, room: str, namespace: str = "/") -> bool:
+        # `rooms(sid)` walks every room of the namespace (each socket has one of
+        # its own): per subscribe that is O(sockets), quadratic in a reconnect storm.
+        return sid in self.manager.rooms.get(namespace, {}).get(room, ())
+
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         # An event over the message limit is refused here, before it is decoded,
         # while its ack id can still be read from the packet's header.
