@@ -1,0 +1,65 @@
+"""What `roomcast serve` writes to stderr: one JSON line per event, ours and the libraries'."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+
+import msgspec
+import pytest
+import structlog
+
+from roomcast.logconfig import configure_logging
+
+
+@pytest.fixture
+def configured() -> Iterator[io.StringIO]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    stream = io.StringIO()
+    configure_logging(level="info", fmt="json", stream=stream)
+    try:
+        yield stream
+    finally:
+        structlog.reset_defaults()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+def _lines(stream: io.StringIO) -> list[dict[str, object]]:
+    return [msgspec.json.decode(line) for line in stream.getvalue().splitlines()]
+
+
+def test_our_lines_are_json_with_their_fields(configured: io.StringIO) -> None:
+    log = structlog.get_logger("roomcast.gateway")
+    log.info("socket_connected", sid="s1", user_id="usr_1")
+    log.debug("not_at_info")
+    try:
+        raise RuntimeError("relay down")
+    except RuntimeError:
+        log.exception("relay_failed")
+    lines = _lines(configured)
+    assert [x["event"] for x in lines] == ["socket_connected", "relay_failed"]
+    assert lines[0]["sid"] == "s1"
+    assert lines[0]["level"] == "info"
+    assert "timestamp" in lines[0]
+    assert "RuntimeError: relay down" in str(lines[1]["exception"])
+
+
+def test_websocket_handshake_lines_are_dropped_and_the_rest_kept(
+    configured: io.StringIO,
+) -> None:
+    uvicorn = logging.getLogger("uvicorn.error")
+    uvicorn.info('%s - "WebSocket %s" [accepted]', "127.0.0.1:5000", "/socket.io/")
+    logging.getLogger("websockets.server").info("connection open")
+    logging.getLogger("websockets.server").info("connection closed")
+    uvicorn.info('%s - "WebSocket %s" 403', "127.0.0.1:5000", "/socket.io/")
+    uvicorn.warning("connection closed")  # a warning always gets through
+    uvicorn.info("Started server process [%d]", 42)
+    events = [x["event"] for x in _lines(configured)]
+    assert events == [
+        '127.0.0.1:5000 - "WebSocket /socket.io/" 403',
+        "connection closed",
+        "Started server process [42]",
+    ]
