@@ -59,7 +59,7 @@ def snapshot_for(pending: PendingAppend) -> str | None:
     return None
 
 
-def update_events(loaded: Loaded, count: int, prefix: str = "bench") -> list[Any]:
+def update_events(loaded: Loaded[Any], count: int, prefix: str = "bench") -> list[Any]:
     """``count`` room:updated events on top of ``loaded`` (renames, decided by the domain)."""
     state = loaded.state
     events: list[Any] = []
@@ -73,7 +73,7 @@ def update_events(loaded: Loaded, count: int, prefix: str = "bench") -> list[Any
     return events
 
 
-def after(pending: PendingAppend) -> Loaded:
+def after(pending: PendingAppend) -> Loaded[Any]:
     return Loaded(
         stream_id=pending.stream_id,
         version=pending.new_version,
@@ -89,7 +89,7 @@ class Streams:
         self.pool = pool
         self.store = EventStore(pool, snapshot_every=SNAPSHOT_EVERY)
 
-    async def create_room(self, name: str = "Bench room") -> Loaded:
+    async def create_room(self, name: str = "Bench room") -> Loaded[Any]:
         room_id = f"room_{uuid.uuid4().hex[:16]}"
         command = CreateRoom(actor=ORG, at=datetime.now(UTC), room_id=room_id, name=name)
         empty = Loaded(stream_id=room_id, version=0, last_hash=codec.ZERO_HASH, state=None)
@@ -97,7 +97,9 @@ class Streams:
         await self.store.append(pending)
         return after(pending)
 
-    def prepare_updates(self, loaded: Loaded, count: int, chunk: int = 1000) -> list[PendingAppend]:
+    def prepare_updates(
+        self, loaded: Loaded[Any], count: int, chunk: int = 1000
+    ) -> list[PendingAppend]:
         """``count`` events as appends of up to ``chunk`` events each, chained on ``loaded``."""
         out = []
         while count > 0:
@@ -110,7 +112,7 @@ class Streams:
             count -= take
         return out
 
-    def statements(self, loaded: Loaded, count: int) -> list[tuple[object, ...]]:
+    def statements(self, loaded: Loaded[Any], count: int) -> list[tuple[object, ...]]:
         """One single-event append statement per command, exactly as the store builds them."""
         out = []
         for pending in self.prepare_updates(loaded, count, chunk=1):
@@ -154,6 +156,8 @@ class Bench:
         self.databases: list[str] = []
         self.app: Server
         self.bare: Server
+        self.ceiling: Server
+        """P1 only: bench/ceiling.py, started and stopped by the scenario."""
         self.workers: Workers
         self.pool: asyncpg.Pool  # the app's database
         self.raw_pool: asyncpg.Pool  # the raw baselines' database
@@ -288,6 +292,17 @@ class Bench:
             self.procs,
             name,
             [sys.executable, "-m", "bench.bare", "--port", str(port)],
+            env=dict(os.environ),
+            ready_path="/ready",
+            port=port,
+        )
+
+    async def start_ceiling(self, name: str) -> Server:
+        port = free_port()
+        return await Server.start(
+            self.procs,
+            name,
+            [sys.executable, "-m", "bench.ceiling", "--port", str(port)],
             env=dict(os.environ),
             ready_path="/ready",
             port=port,

@@ -54,6 +54,32 @@ async def _app_round(b: Bench, concurrency: int, total: int) -> tuple[float, lis
     return total / elapsed, latencies
 
 
+async def _ceiling_round(b: Bench, concurrency: int, total: int) -> tuple[float, list[float]]:
+    shares = Workers.split(total, concurrency)
+    https = [b.http(b.ceiling) for _ in range(concurrency)]
+    latencies: list[float] = []
+
+    async def run(i: int, count: int, timed: bool) -> None:
+        http, path = https[i], f"/api/rooms/room_{i}"
+        for j in range(count):
+            started = time.perf_counter()
+            status, body = await http.request("PATCH", path, {"name": f"name {j}"})
+            if timed:
+                latencies.append(time.perf_counter() - started)
+            if status != 200:
+                raise HttpError(f"PATCH {path}: HTTP {status}: {body[:200]!r}")
+
+    try:
+        await asyncio.gather(*(run(i, WARMUP, False) for i in range(concurrency)))
+        started = time.perf_counter()
+        await asyncio.gather(*(run(i, shares[i], True) for i in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    finally:
+        for http in https:
+            await http.close()
+    return total / elapsed, latencies
+
+
 async def _raw_round(b: Bench, concurrency: int, total: int) -> tuple[float, list[float]]:
     shares = Workers.split(total, concurrency)
     rooms = [await b.raw.create_room() for _ in range(concurrency)]
@@ -86,37 +112,62 @@ async def run(b: Bench) -> Scenario:
     s = Scenario("P1", "Command throughput: REST API vs raw asyncpg append")
     s.note = (
         f"{plan.p1_commands} renames per round; c rooms at concurrency c; "
-        f"pool of {plan.pool_size} connections in both"
+        f"pool of {plan.pool_size} connections in both; ceiling: an empty Litestar "
+        "PATCH route on uvicorn, same client (bench/ceiling.py)"
     )
-    for c in plan.p1_levels:
-        rates = s.figure(
-            f"c{c}",
-            f"commands/s, concurrency {c}",
-            "cmd/s",
-            "raw asyncpg, same append statement",
-            target=Target(">=", 0.8, text="≥ 0.8× raw asyncpg") if c == 32 else None,
-        )
-        p50 = s.figure(
-            f"c{c}.p50",
-            f"command latency p50, concurrency {c}",
-            "ms",
-            "raw asyncpg append",
-            higher_is_better=False,
-        )
-        for r in range(plan.repeats):
-            order = ("app", "raw") if r % 2 == 0 else ("raw", "app")
-            got: dict[str, tuple[float, list[float]]] = {}
-            for which in order:
-                if which == "app":
-                    got[which] = await _app_round(b, c, plan.p1_commands)
-                else:
-                    got[which] = await _raw_round(b, c, plan.p1_commands)
-            rates.ours.append(got["app"][0])
-            rates.base.append(got["raw"][0])
-            p50.ours.append(percentile(got["app"][1], 50) * 1000)
-            p50.base.append(percentile(got["raw"][1], 50) * 1000)
-            log(
-                f"P1 c={c} #{r + 1}: REST {got['app'][0]:.0f}/s, raw {got['raw'][0]:.0f}/s "
-                f"({got['app'][0] / got['raw'][0]:.2f}×)"
-            )
+    b.ceiling = await b.start_ceiling("ceiling")
+    try:
+        for c in plan.p1_levels:
+            await _level(b, s, c)
+    finally:
+        await b.stop(b.ceiling)
     return s
+
+
+async def _level(b: Bench, s: Scenario, c: int) -> None:
+    """One concurrency level: ours, the empty route and raw asyncpg, alternating."""
+    plan = b.plan
+    rates = s.figure(
+        f"c{c}",
+        f"commands/s, concurrency {c}",
+        "cmd/s",
+        "raw asyncpg, same append statement",
+        target=Target(">=", 0.8, text="≥ 0.8× raw asyncpg") if c == 32 else None,
+    )
+    p50 = s.figure(
+        f"c{c}.p50",
+        f"command latency p50, concurrency {c}",
+        "ms",
+        "raw asyncpg append",
+        higher_is_better=False,
+    )
+    ceiling = s.figure(
+        f"c{c}.ceiling",
+        f"HTTP ceiling: empty PATCH route, concurrency {c}",
+        "req/s",
+        "raw asyncpg, same append statement",
+    )
+    kept = s.figure(
+        f"c{c}.kept",
+        f"commands/s vs the empty route's requests/s, concurrency {c}",
+        "cmd/s",
+        "empty Litestar PATCH route on uvicorn",
+    )
+    rounds = {"app": _app_round, "ceiling": _ceiling_round, "raw": _raw_round}
+    for r in range(plan.repeats):
+        order = ("app", "ceiling", "raw") if r % 2 == 0 else ("raw", "ceiling", "app")
+        got: dict[str, tuple[float, list[float]]] = {}
+        for which in order:
+            got[which] = await rounds[which](b, c, plan.p1_commands)
+        rates.ours.append(got["app"][0])
+        rates.base.append(got["raw"][0])
+        ceiling.ours.append(got["ceiling"][0])
+        ceiling.base.append(got["raw"][0])
+        kept.ours.append(got["app"][0])
+        kept.base.append(got["ceiling"][0])
+        p50.ours.append(percentile(got["app"][1], 50) * 1000)
+        p50.base.append(percentile(got["raw"][1], 50) * 1000)
+        log(
+            f"P1 c={c} #{r + 1}: REST {got['app'][0]:.0f}/s, raw {got['raw'][0]:.0f}/s "
+            f"({got['app'][0] / got['raw'][0]:.2f}×), empty route {got['ceiling'][0]:.0f}/s"
+        )
