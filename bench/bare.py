@@ -31,6 +31,9 @@ import msgspec
 import socketio
 import uvicorn
 
+from roomcast import gctune
+from roomcast.cli import uvicorn_options
+from roomcast.config import Settings
 from roomcast.gateway import jsoncodec
 from roomcast.ids import uuid7
 from roomcast.outbox.codec import wire_payload
@@ -134,18 +137,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.bare")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    # The same uvicorn options as `roomcast serve` (roomcast.cli._serve).
-    uvicorn.run(
-        Bare().app,
-        host="127.0.0.1",
-        port=args.port,
-        log_config=None,
-        access_log=False,
-        ws_ping_interval=25,
-        ws_ping_timeout=20,
-        ws_per_message_deflate=False,
-        lifespan="off",
-    )
+    # The same uvicorn and garbage-collector settings as `roomcast serve`.
+    settings = Settings()
+    gctune.tune(settings.gc_threshold)
+    app = Bare().app
+    gctune.freeze_startup()
+    uvicorn.run(app, host="127.0.0.1", port=args.port, lifespan="off", **uvicorn_options(settings))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import msgspec
 import uvicorn
 from litestar import Litestar, Response, get, patch
 
+from roomcast import gctune
 from roomcast.cli import uvicorn_options
 from roomcast.config import Settings
 
@@ -38,8 +39,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.ceiling")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
+    settings = Settings()  # the same uvicorn and garbage-collector settings as `roomcast serve`
+    gctune.tune(settings.gc_threshold)
     app = Litestar([rename, ready], openapi_config=None)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, **uvicorn_options(Settings()))
+    gctune.freeze_startup()
+    uvicorn.run(app, host="127.0.0.1", port=args.port, **uvicorn_options(settings))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from roomcast import __version__
+from roomcast import __version__, gctune
 from roomcast.audit import cli as audit_cli
 from roomcast.config import ConfigError, Settings, load_settings, resolve_jwt_secret
 from roomcast.domain.errors import ServiceUnavailable
@@ -132,9 +132,9 @@ def _serve(settings: Settings) -> int:
         fmt=settings.log_format,
         production=settings.env == "production",
     )
-    uvicorn.run(
-        build_app(settings), host=settings.host, port=settings.port, **uvicorn_options(settings)
-    )
+    gctune.tune(settings.gc_threshold)
+    app = build_app(settings, ready=gctune.freeze_startup)
+    uvicorn.run(app, host=settings.host, port=settings.port, **uvicorn_options(settings))
     return 0
 
 
@@ -187,10 +187,12 @@ async def _relay(settings: Settings) -> int:
         fmt=settings.log_format,
         production=settings.env == "production",
     )
+    gctune.tune(settings.gc_threshold)
     async with (
         database(settings) as dsn,
         reacting_relay(dsn, redis_publisher(settings.redis_url), settings) as relay,
     ):
+        gctune.freeze_startup()
         await relay.wait_forever()
     return 0
 

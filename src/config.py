@@ -74,6 +74,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     refused with PAYLOAD_TOO_LARGE."""
     typing_timeout_seconds: float = 5.0
     """A typing indicator stops by itself after this long without ``typing:start``."""
+    gc_threshold: int = 50_000
+    """The garbage collector's first-generation threshold under ``serve`` and
+    ``relay`` (roomcast/gctune.py); 0 keeps CPython's default (700)."""
     ws_compression: bool = False
     """Offer WebSocket permessage-deflate. Off, as in Socket.IO's own server since
     engine.io 4: zlib per message per socket costs more CPU and memory than a
@@ -111,6 +114,7 @@ ENVIRONMENT: Mapping[str, str] = {
     "ROOMCAST_MAX_SOCKET_FRAME_BYTES": "max_socket_frame_bytes",
     "ROOMCAST_TYPING_TIMEOUT": "typing_timeout_seconds",
     "ROOMCAST_WS_COMPRESSION": "ws_compression",
+    "ROOMCAST_GC_THRESHOLD": "gc_threshold",
 }
 """Environment variable → Settings field."""
 
@@ -166,6 +170,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise ConfigError("ROOMCAST_REVOCATION_REFRESH must be positive")
     if settings.rest_rate_limit < 0:
         raise ConfigError("ROOMCAST_REST_RATE_LIMIT must be 0 (off) or positive")
+    if settings.gc_threshold < 0:
+        raise ConfigError("ROOMCAST_GC_THRESHOLD must be 0 (CPython's default) or positive")
     if settings.typing_timeout_seconds <= 0:
         raise ConfigError("ROOMCAST_TYPING_TIMEOUT must be positive")
     if settings.max_socket_frame_bytes < settings.max_body_bytes:

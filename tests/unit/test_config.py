@@ -58,3 +58,12 @@ def test_every_setting_has_a_variable_and_every_variable_is_documented():
     documented = DOCS.read_text()
     missing = [name for name in ENVIRONMENT if f"`{name}`" not in documented]
     assert missing == []
+
+
+def test_process_tuning_switches_are_typed_and_checked():
+    settings = load_settings({"ROOMCAST_GC_THRESHOLD": "0", "ROOMCAST_WS_COMPRESSION": "true"})
+    assert settings.gc_threshold == 0
+    assert settings.ws_compression is True
+    assert load_settings({}).ws_compression is False
+    with pytest.raises(ConfigError, match="ROOMCAST_GC_THRESHOLD"):
+        load_settings({"ROOMCAST_GC_THRESHOLD": "-1"})
