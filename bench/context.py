@@ -287,22 +287,18 @@ class Bench:
         )
 
     async def start_bare(self, name: str) -> Server:
-        port = free_port()
-        return await Server.start(
-            self.procs,
-            name,
-            [sys.executable, "-m", "bench.bare", "--port", str(port)],
-            env=dict(os.environ),
-            ready_path="/ready",
-            port=port,
-        )
+        return await self._start_module(name, "bench.bare")
 
     async def start_ceiling(self, name: str) -> Server:
+        return await self._start_module(name, "bench.ceiling")
+
+    async def _start_module(self, name: str, module: str) -> Server:
+        """A baseline server of bench's own: ``python -m <module> --port N``, ready at /ready."""
         port = free_port()
         return await Server.start(
             self.procs,
             name,
-            [sys.executable, "-m", "bench.ceiling", "--port", str(port)],
+            [sys.executable, "-m", module, "--port", str(port)],
             env=dict(os.environ),
             ready_path="/ready",
             port=port,
