@@ -124,7 +124,11 @@ async def reacting_relay(dsn: str, publish: Publish, settings: Settings) -> Asyn
         await migrate(pool)
         signal = CommitSignal(pool)
         notifications = NotificationService(
-            EventStore(pool, snapshot_every=settings.snapshot_every), Sources(), on_commit=signal
+            EventStore(
+                pool, snapshot_every=settings.snapshot_every, append_batch=settings.append_batch
+            ),
+            Sources(),
+            on_commit=signal,
         )
         reacting = publishing_with(publish, Reactions(notifications))
         async with running_relay(dsn, reacting, settings) as relay:
@@ -226,7 +230,9 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
             await stack.enter_async_context(
                 housekeeping(pool, ttl_seconds=settings.idempotency_ttl_seconds)
             )
-            store = EventStore(pool, snapshot_every=settings.snapshot_every)
+            store = EventStore(
+                pool, snapshot_every=settings.snapshot_every, append_batch=settings.append_batch
+            )
             sources = Sources()
             signal = CommitSignal(pool)
             stack.push_async_callback(signal.close)

@@ -51,6 +51,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     max_body_bytes: int = 64 * 1024
     db_pool_size: int = 10
     snapshot_every: int = 100
+    append_batch: int = 64
+    """Most commands written in one transaction (group commit across streams); 1: one each."""
     relay: bool = True
     """Run the outbox relay inside ``roomcast serve`` (one publishes at a time)."""
     relay_poll_seconds: float = 0.25
@@ -100,6 +102,7 @@ ENVIRONMENT: Mapping[str, str] = {
     "ROOMCAST_MAX_BODY_BYTES": "max_body_bytes",
     "ROOMCAST_DB_POOL_SIZE": "db_pool_size",
     "ROOMCAST_SNAPSHOT_EVERY": "snapshot_every",
+    "ROOMCAST_APPEND_BATCH": "append_batch",
     "ROOMCAST_RELAY": "relay",
     "ROOMCAST_RELAY_POLL": "relay_poll_seconds",
     "ROOMCAST_IDEMPOTENCY_TTL": "idempotency_ttl_seconds",
@@ -155,6 +158,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         "ROOMCAST_PORT": settings.port,
         "ROOMCAST_DB_POOL_SIZE": settings.db_pool_size,
         "ROOMCAST_SNAPSHOT_EVERY": settings.snapshot_every,
+        "ROOMCAST_APPEND_BATCH": settings.append_batch,
         "ROOMCAST_MAX_BODY_BYTES": settings.max_body_bytes,
         "ROOMCAST_PING_INTERVAL": settings.ping_interval_seconds,
         "ROOMCAST_PING_TIMEOUT": settings.ping_timeout_seconds,

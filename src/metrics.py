@@ -18,10 +18,11 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 import msgspec
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 __all__ = [
+    "APPEND_BATCH",
     "BROADCASTS",
     "COMMANDS",
     "CONTENT_TYPE",
@@ -46,6 +47,13 @@ EVENTS_APPENDED = Counter(
     "Events appended to the log by this process.",
     registry=None,
 )
+APPEND_BATCH = Histogram(
+    "roomcast_append_batch_size",
+    "Appends written per transaction by group commit (1: alone; more: commands for "
+    "different streams that were waiting together).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+    registry=None,
+)
 BROADCASTS = Counter(
     "roomcast_broadcasts",
     "Room broadcasts emitted by this node's gateway (each reaches the room's local sockets).",
@@ -58,7 +66,7 @@ REPLAYS = Counter(
     registry=None,
 )
 
-_COUNTERS = (COMMANDS, EVENTS_APPENDED, BROADCASTS, REPLAYS)
+_COLLECTORS = (COMMANDS, EVENTS_APPENDED, APPEND_BATCH, BROADCASTS, REPLAYS)
 
 
 class NodeSample(msgspec.Struct, frozen=True, kw_only=True):
@@ -91,7 +99,7 @@ class Metrics:
         self._sampled: Sequence[Metric] = ()
         self._lock = asyncio.Lock()
         self.registry = CollectorRegistry(auto_describe=False)
-        for counter in _COUNTERS:
+        for counter in _COLLECTORS:
             self.registry.register(counter)
         self.registry.register(self)  # a Collector: it has collect()
 

@@ -2,6 +2,7 @@
 
 * StaleVersion            the compare-and-set on the stream head found another version
 * DuplicateIdempotencyKey  a concurrent request stored the same key first
+* HeadLocked              a grouped append found a stream head locked by another transaction
 * ServiceUnavailable       (domain) PostgreSQL cannot be reached or is shutting down
 """
 
@@ -14,7 +15,7 @@ import asyncpg
 
 from roomcast.domain.errors import ServiceUnavailable
 
-__all__ = ["DuplicateIdempotencyKey", "StaleVersion", "map_db_errors"]
+__all__ = ["DuplicateIdempotencyKey", "HeadLocked", "StaleVersion", "map_db_errors"]
 
 
 class StaleVersion(Exception):
@@ -23,6 +24,10 @@ class StaleVersion(Exception):
 
 class DuplicateIdempotencyKey(Exception):
     """Another request with the same Idempotency-Key committed first."""
+
+
+class HeadLocked(Exception):
+    """A grouped append did not wait for a stream head another transaction holds."""
 
 
 # Errors that mean "the database is not there right now", not "your query is wrong".

@@ -5,6 +5,10 @@ the stream head's compare-and-set, the events, their outbox rows, the
 idempotency key and, now and then, a snapshot. Either all of it commits or none.
 Everything it writes (seqs, hashes, event ids, the result to remember) is
 computed before it, from the state the command was decided on.
+
+Appends to existing streams that wait together are grouped (``group_commit``):
+one statement and one transaction for several streams, each with its own
+compare-and-set, so a stale stream is refused alone.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from roomcast.domain.decider import Decider
 from roomcast.domain.events import event_name
 from roomcast.metrics import EVENTS_APPENDED
 from roomcast.outbox import codec, sql
-from roomcast.outbox.errors import StaleVersion, map_db_errors
+from roomcast.outbox.errors import HeadLocked, StaleVersion, map_db_errors
+from roomcast.outbox.group_commit import GroupCommit
 
 __all__ = [
     "Appended",
@@ -30,6 +35,8 @@ __all__ = [
     "Loaded",
     "PendingAppend",
     "Remembered",
+    "Write",
+    "append_many_statement",
     "append_statement",
     "prepare",
 ]
@@ -84,6 +91,16 @@ class Remembered:
     key: str
     fingerprint: bytes
     result: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One append as the store writes it: the rows, the key to remember, the snapshot."""
+
+    pending: PendingAppend
+    remember: Remembered | None
+    snapshot: str | None
+    """The state as JSON when this append crosses a multiple of ``snapshot_every``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +200,48 @@ def append_statement(
     )
 
 
+def append_many_statement(writes: Sequence[Write]) -> tuple[object, ...]:
+    """Appends to distinct existing streams as ``(sql, *parameters)``: one statement.
+
+    Sorted by stream id, so concurrent batches lock the head rows in one order.
+    """
+    heads: tuple[list[Any], ...] = ([], [], [], [])
+    rows: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [], [])
+    keys: tuple[list[Any], ...] = ([], [], [], [], [])
+    snapshots: tuple[list[Any], ...] = ([], [])
+    for write in sorted(writes, key=lambda w: w.pending.stream_id):
+        p = write.pending
+        stream = p.stream_id
+        for column, value in zip(
+            heads, (stream, p.expected_version, p.new_version, p.last_hash), strict=True
+        ):
+            column.append(value)
+        count = len(p.seqs)
+        columns: tuple[list[Any], ...] = (
+            [stream] * count,
+            p.seqs,
+            p.event_ids,
+            p.types,
+            p.datas,
+            [p.actor_id] * count,
+            p.recorded_ats,
+            p.prev_hashes,
+            p.hashes,
+        )
+        for column, values in zip(rows, columns, strict=True):
+            column.extend(values)
+        r = write.remember
+        if r is not None:
+            for column, value in zip(
+                keys, (stream, r.principal, r.key, r.fingerprint, r.result.decode()), strict=True
+            ):
+                column.append(value)
+        if write.snapshot is not None:
+            snapshots[0].append(stream)
+            snapshots[1].append(write.snapshot)
+    return (sql.APPEND_MANY, *heads, *rows, *keys, *snapshots)
+
+
 def _initial() -> Any:
     return None  # every decider's state before its stream's first event
 
@@ -193,9 +252,22 @@ class EventStore:
     Does not own the pool: whoever created it closes it.
     """
 
-    def __init__(self, pool: asyncpg.Pool, *, snapshot_every: int = 100) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, snapshot_every: int = 100, append_batch: int = 64
+    ) -> None:
+        """``append_batch``: most appends per transaction (group commit); 1 writes each alone."""
         self._pool = pool
         self._snapshot_every = snapshot_every
+        self._group: GroupCommit[Write] | None = (
+            GroupCommit(
+                self._write_one,
+                self._write_many,
+                lambda write: write.pending.stream_id,
+                max_batch=append_batch,
+            )
+            if append_batch > 1
+            else None
+        )
 
     async def load(self, stream_id: str) -> Loaded[room.State]:
         """A room's state at the stream's head."""
@@ -233,12 +305,31 @@ class EventStore:
             pending.expected_version // self._snapshot_every
         ):
             snapshot = msgspec.json.encode(pending.state).decode()
-        with map_db_errors():
-            version = await self._pool.fetchval(*append_statement(pending, remember, snapshot))
-        if version is None:
+        write = Write(pending=pending, remember=remember, snapshot=snapshot)
+        # A new stream is created alone: its head row is an INSERT, not a compare-and-set.
+        if self._group is None or pending.expected_version == 0:
+            applied = await self._write_one(write)
+        else:
+            applied = await self._group.write(write)
+        if not applied:
             raise StaleVersion(f"{pending.stream_id} is not at version {pending.expected_version}")
         EVENTS_APPENDED.inc(len(pending.envelopes))
-        return Appended(version=version, envelopes=pending.envelopes)
+        return Appended(version=pending.new_version, envelopes=pending.envelopes)
+
+    async def _write_one(self, write: Write) -> bool:
+        with map_db_errors():
+            version = await self._pool.fetchval(
+                *append_statement(write.pending, write.remember, write.snapshot)
+            )
+        return version is not None
+
+    async def _write_many(self, writes: list[Write]) -> set[str]:
+        with map_db_errors():
+            try:
+                rows = await self._pool.fetch(*append_many_statement(writes))
+            except asyncpg.LockNotAvailableError as exc:  # NOWAIT: see sql.APPEND_MANY
+                raise HeadLocked(str(exc)) from exc
+        return {row[0] for row in rows}
 
     async def read(self, stream_id: str, after: int, limit: int) -> list[codec.Envelope]:
         """Up to ``limit`` events with ``seq > after``, in seq order, as envelopes."""

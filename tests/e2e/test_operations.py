@@ -85,6 +85,11 @@ class TestMetrics:
             == 1
         )
         assert value(delta, "roomcast_events_appended_total") == 2
+        # The rename went through group commit (the create is written alone).
+        assert value(delta, "roomcast_append_batch_size_count") >= 1
+        assert value(after, "roomcast_append_batch_size_bucket", le="128.0") == value(
+            after, "roomcast_append_batch_size_count"
+        )
         assert value(delta, "roomcast_replays_total", kind="subscribe") == 1
         assert value(delta, "roomcast_broadcasts_total") >= 2  # the two events, at least
         assert value(delta, "roomcast_relay_published_total") >= 2
