@@ -131,6 +131,7 @@ def _serve(settings: Settings) -> int:
         level=settings.log_level,
         fmt=settings.log_format,
         production=settings.env == "production",
+        per_loop_turn=True,
     )
     gctune.tune(settings.gc_threshold)
     app = build_app(settings, ready=gctune.freeze_startup)
@@ -186,6 +187,7 @@ async def _relay(settings: Settings) -> int:
         level=settings.log_level,
         fmt=settings.log_format,
         production=settings.env == "production",
+        per_loop_turn=True,
     )
     gctune.tune(settings.gc_threshold)
     async with (

@@ -51,7 +51,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     max_body_bytes: int = 64 * 1024
     db_pool_size: int = 10
     snapshot_every: int = 100
-    append_batch: int = 64
+    append_batch: int = 16
     """Most commands written in one transaction (group commit across streams); 1: one each."""
     relay: bool = True
     """Run the outbox relay inside ``roomcast serve`` (one publishes at a time)."""

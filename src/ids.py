@@ -4,10 +4,41 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 import time
 import uuid
 
 __all__ = ["new_id", "uuid7"]
+
+
+class _Entropy:
+    """``os.urandom`` bytes fetched 4 KiB at a time: one system call per ~400 ids, not one
+    each (that call was ~2.5 % of a command's CPU). Emptied in a forked child, so two
+    processes never hand out the same bytes."""
+
+    _CHUNK = 4096
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._offset = 0
+        self._lock = threading.Lock()
+
+    def take(self, count: int) -> bytes:
+        with self._lock:
+            end = self._offset + count
+            if end > len(self._buffer):
+                self._buffer, self._offset, end = os.urandom(self._CHUNK), 0, count
+            taken = self._buffer[self._offset : end]
+            self._offset = end
+            return taken
+
+    def forget(self) -> None:
+        self._buffer, self._offset = b"", 0
+        self._lock = threading.Lock()  # a lock held at fork time stays held in the child
+
+
+_entropy = _Entropy()
+os.register_at_fork(after_in_child=_entropy.forget)
 
 
 def uuid7(unix_ms: int | None = None) -> uuid.UUID:
@@ -16,7 +47,7 @@ def uuid7(unix_ms: int | None = None) -> uuid.UUID:
     Time-ordered, so the event table's unique index stays append-friendly.
     """
     ms = time.time_ns() // 1_000_000 if unix_ms is None else unix_ms
-    rand = int.from_bytes(os.urandom(10), "big")
+    rand = int.from_bytes(_entropy.take(10), "big")
     value = (ms & 0xFFFF_FFFF_FFFF) << 80
     value |= 0x7 << 76  # version
     value |= ((rand >> 62) & 0xFFF) << 64  # rand_a (12 bits)

@@ -17,7 +17,7 @@ _CREATE_HEAD = """
 # a duplicate seq.
 _UPDATE_HEAD = """
     UPDATE streams AS s SET version = $3, last_hash = $4, updated_at = now()
-    WHERE s.stream_id = $1 AND s.version = $2
+    WHERE s.stream_id = $1 AND s.version = $2{guard}
     RETURNING s.version
 """
 
@@ -51,7 +51,13 @@ SELECT version FROM head
 """
 
 APPEND_NEW = f"WITH head AS ({_CREATE_HEAD}){_APPEND_REST}"
-APPEND_EXISTING = f"WITH head AS ({_UPDATE_HEAD}){_APPEND_REST}"
+APPEND_EXISTING = f"WITH head AS ({_UPDATE_HEAD.format(guard='')}){_APPEND_REST}"
+
+# Group commit's batch of one (see APPEND_MANY): the same append, but the head
+# row is taken NOWAIT, so a lone batch never waits for another transaction's lock.
+APPEND_EXISTING_NOWAIT = f"""WITH locked AS MATERIALIZED (
+    SELECT stream_id FROM streams WHERE stream_id = $1 FOR UPDATE NOWAIT
+), head AS ({_UPDATE_HEAD.format(guard=" AND EXISTS (SELECT 1 FROM locked)")}){_APPEND_REST}"""
 
 # Group commit: the appends of several streams (commands for different rooms
 # that arrived together) as ONE statement, so one round trip and one transaction

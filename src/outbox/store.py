@@ -174,10 +174,20 @@ def prepare(
 
 
 def append_statement(
-    pending: PendingAppend, remember: Remembered | None = None, snapshot: str | None = None
+    pending: PendingAppend,
+    remember: Remembered | None = None,
+    snapshot: str | None = None,
+    *,
+    nowait: bool = False,
 ) -> tuple[object, ...]:
-    """The append as ``(sql, *parameters)``: one statement, one implicit transaction."""
-    statement = sql.APPEND_NEW if pending.expected_version == 0 else sql.APPEND_EXISTING
+    """The append as ``(sql, *parameters)``: one statement, one implicit transaction.
+
+    ``nowait``: fail with ``LockNotAvailableError`` rather than wait for the head row.
+    """
+    if pending.expected_version == 0:
+        statement = sql.APPEND_NEW
+    else:
+        statement = sql.APPEND_EXISTING_NOWAIT if nowait else sql.APPEND_EXISTING
     return (
         statement,
         pending.stream_id,
@@ -253,7 +263,7 @@ class EventStore:
     """
 
     def __init__(
-        self, pool: asyncpg.Pool, *, snapshot_every: int = 100, append_batch: int = 64
+        self, pool: asyncpg.Pool, *, snapshot_every: int = 100, append_batch: int = 16
     ) -> None:
         """``append_batch``: most appends per transaction (group commit); 1 writes each alone."""
         self._pool = pool
@@ -326,6 +336,14 @@ class EventStore:
     async def _write_many(self, writes: list[Write]) -> set[str]:
         with map_db_errors():
             try:
+                if len(writes) == 1:  # the lone-write statement: lighter to build and plan
+                    write = writes[0]
+                    version = await self._pool.fetchval(
+                        *append_statement(
+                            write.pending, write.remember, write.snapshot, nowait=True
+                        )
+                    )
+                    return set() if version is None else {write.pending.stream_id}
                 rows = await self._pool.fetch(*append_many_statement(writes))
             except asyncpg.LockNotAvailableError as exc:  # NOWAIT: see sql.APPEND_MANY
                 raise HeadLocked(str(exc)) from exc

@@ -28,10 +28,15 @@ class CountingStore(EventStore):
     def __init__(self, pool: asyncpg.Pool, **options: Any) -> None:
         super().__init__(pool, **options)
         self.batches: list[int] = []
+        self.tried = asyncio.Event()
+        """Set when a batch's statement has returned or failed."""
 
     async def _write_many(self, writes: list[Any]) -> set[str]:
         self.batches.append(len(writes))
-        return await super()._write_many(writes)
+        try:
+            return await super()._write_many(writes)
+        finally:
+            self.tried.set()
 
 
 async def _rooms(store: EventStore, count: int) -> list[Loaded[Any]]:
@@ -162,6 +167,27 @@ async def test_a_room_locked_by_another_transaction_holds_up_only_itself(pool):
     assert (await asyncio.wait_for(waiting, timeout=5)).version == 2
     assert store.batches[0] == 4  # all four tried together first
     assert [row["seq"] for row in await _log(pool, locked.stream_id)] == [1, 2]
+
+
+async def test_a_lone_append_to_a_locked_room_does_not_hold_up_the_next_batch(pool):
+    store = CountingStore(pool)
+    locked, other = await _rooms(store, 2)
+    async with pool.acquire() as holder:
+        transaction = holder.transaction()
+        await transaction.start()
+        await holder.execute(
+            "SELECT 1 FROM streams WHERE stream_id = $1 FOR UPDATE", locked.stream_id
+        )
+        waiting = asyncio.ensure_future(store.append(_renames(locked, 1)))
+        # Its batch of one found the lock and was handed off (a batch that waited
+        # for the lock would never return while it is held).
+        await asyncio.wait_for(store.tried.wait(), timeout=5)
+        done = await asyncio.wait_for(store.append(_renames(other, 1)), timeout=5)
+        assert done.version == 2
+        assert not waiting.done()
+        await transaction.rollback()
+    assert (await asyncio.wait_for(waiting, timeout=5)).version == 2
+    assert store.batches == [1, 1]
 
 
 async def test_snapshots_are_written_for_every_stream_of_a_batch_that_crosses_one(pool):

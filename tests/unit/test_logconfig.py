@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 from collections.abc import Iterator
@@ -63,3 +64,47 @@ def test_websocket_handshake_lines_are_dropped_and_the_rest_kept(
         "connection closed",
         "Started server process [42]",
     ]
+
+
+class CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+@pytest.fixture
+def per_turn() -> Iterator[CountingStream]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    stream = CountingStream()
+    configure_logging(level="info", fmt="json", stream=stream, per_loop_turn=True)
+    try:
+        yield stream
+    finally:
+        structlog.reset_defaults()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+async def test_a_loop_turns_lines_leave_in_one_write_at_the_end_of_the_turn(
+    per_turn: CountingStream,
+) -> None:
+    log = structlog.get_logger("roomcast.http")
+    for i in range(3):
+        log.info("request_finished", n=i)
+    logging.getLogger("uvicorn.error").warning("a library's line joins them")
+    assert per_turn.writes == 0  # still this turn
+    await asyncio.sleep(0)  # one turn of the loop: the call_soon'd write runs
+    assert per_turn.writes == 1
+    events = [x["event"] for x in _lines(per_turn)]
+    assert events == ["request_finished"] * 3 + ["a library's line joins them"]
+
+
+def test_outside_a_loop_each_line_is_written_at_once(per_turn: CountingStream) -> None:
+    structlog.get_logger("roomcast").info("starting")
+    assert per_turn.writes == 1
+    assert [x["event"] for x in _lines(per_turn)] == ["starting"]
