@@ -7,6 +7,13 @@ commands are serialised by its head row anyway) as fast as they can, for
 same events through an asyncpg pool of the app's size, with the same c
 concurrent workers, in its own database. Statements are built before the clock
 starts: the baseline is the database's share alone.
+
+The app groups the appends of different rooms that wait together into one
+transaction (ADR 0005); the raw baseline, as the target defines it, writes one
+transaction per command. A third round, **the store alone**, runs the same
+decided appends through ``EventStore.append`` with the app's group commit
+(batches of up to ``GROUP``) on the raw pool, no HTTP: what the database side of
+our path can do, so the table shows where the rest goes.
 """
 
 from __future__ import annotations
@@ -14,12 +21,16 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bench.context import Bench, log
+from bench.context import SNAPSHOT_EVERY, Bench, log
 from bench.httpc import HttpError
 from bench.procs import Workers
 from bench.stats import Scenario, Target, percentile
+from roomcast.config import Settings
+from roomcast.outbox.store import EventStore
 
 WARMUP = 5
+GROUP = Settings().append_batch
+"""The app's default ROOMCAST_APPEND_BATCH, which the app under test runs with."""
 
 
 async def _app_round(b: Bench, concurrency: int, total: int) -> tuple[float, list[float]]:
@@ -107,13 +118,42 @@ async def _raw_round(b: Bench, concurrency: int, total: int) -> tuple[float, lis
     return total / elapsed, latencies
 
 
+async def _store_round(b: Bench, concurrency: int, total: int) -> tuple[float, list[float]]:
+    shares = Workers.split(total, concurrency)
+    rooms = [await b.raw.create_room() for _ in range(concurrency)]
+    plans = [
+        b.raw.prepare_updates(rooms[i], WARMUP + shares[i], chunk=1) for i in range(concurrency)
+    ]
+    store = EventStore(b.raw_pool, snapshot_every=SNAPSHOT_EVERY, append_batch=GROUP)
+
+    async def warm(i: int) -> None:
+        for pending in plans[i][:WARMUP]:
+            await store.append(pending)
+
+    await asyncio.gather(*(warm(i) for i in range(concurrency)))
+    latencies: list[float] = []
+
+    async def run(i: int) -> None:
+        for pending in plans[i][WARMUP:]:
+            started = time.perf_counter()
+            await store.append(pending)
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(run(i) for i in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    return total / elapsed, latencies
+
+
 async def run(b: Bench) -> Scenario:
     plan = b.plan
     s = Scenario("P1", "Command throughput: REST API vs raw asyncpg append")
     s.note = (
         f"{plan.p1_commands} renames per round; c rooms at concurrency c; "
         f"pool of {plan.pool_size} connections in both; ceiling: an empty Litestar "
-        "PATCH route on uvicorn, same client (bench/ceiling.py)"
+        "PATCH route on uvicorn, same client (bench/ceiling.py); the store alone: the same "
+        "appends through EventStore.append with the app's group commit (batches of up to "
+        f"{GROUP}), no HTTP, on the raw pool"
     )
     b.ceiling = await b.start_ceiling("ceiling")
     try:
@@ -153,9 +193,22 @@ async def _level(b: Bench, s: Scenario, c: int) -> None:
         "cmd/s",
         "empty Litestar PATCH route on uvicorn",
     )
-    rounds = {"app": _app_round, "ceiling": _ceiling_round, "raw": _raw_round}
+    store = s.figure(
+        f"c{c}.store",
+        f"the store alone, grouped (no HTTP), concurrency {c}",
+        "cmd/s",
+        "raw asyncpg, same append statement",
+    )
+    rounds = {
+        "app": _app_round,
+        "ceiling": _ceiling_round,
+        "raw": _raw_round,
+        "store": _store_round,
+    }
     for r in range(plan.repeats):
-        order = ("app", "ceiling", "raw") if r % 2 == 0 else ("raw", "ceiling", "app")
+        order = (
+            ("app", "ceiling", "store", "raw") if r % 2 == 0 else ("raw", "store", "ceiling", "app")
+        )
         got: dict[str, tuple[float, list[float]]] = {}
         for which in order:
             got[which] = await rounds[which](b, c, plan.p1_commands)
@@ -163,11 +216,14 @@ async def _level(b: Bench, s: Scenario, c: int) -> None:
         rates.base.append(got["raw"][0])
         ceiling.ours.append(got["ceiling"][0])
         ceiling.base.append(got["raw"][0])
+        store.ours.append(got["store"][0])
+        store.base.append(got["raw"][0])
         kept.ours.append(got["app"][0])
         kept.base.append(got["ceiling"][0])
         p50.ours.append(percentile(got["app"][1], 50) * 1000)
         p50.base.append(percentile(got["raw"][1], 50) * 1000)
         log(
             f"P1 c={c} #{r + 1}: REST {got['app'][0]:.0f}/s, raw {got['raw'][0]:.0f}/s "
-            f"({got['app'][0] / got['raw'][0]:.2f}×), empty route {got['ceiling'][0]:.0f}/s"
+            f"({got['app'][0] / got['raw'][0]:.2f}×), empty route {got['ceiling'][0]:.0f}/s, "
+            f"store alone {got['store'][0]:.0f}/s"
         )
