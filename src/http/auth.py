@@ -16,6 +16,7 @@ from litestar import Request
 
 from roomcast.domain.errors import AppPermissionDenied, AuthenticationFailed, PermissionDenied
 from roomcast.domain.state import AppGrant, UserRef
+from roomcast.http.headers import header
 from roomcast.tokens import ADMIN_ROLE, Claims, TokenVerifier
 
 __all__ = [
@@ -53,10 +54,10 @@ def _verify(verifier: TokenVerifier, token: str) -> UserRef:
 
 
 def bearer_token(request: Request[Any, Any, Any]) -> str:
-    header = request.headers.get("authorization")
-    if not header:
+    value = header(request.scope, b"authorization")
+    if not value:
         raise AuthenticationFailed("Authentication failed: missing bearer token")
-    scheme, _, token = header.partition(" ")
+    scheme, _, token = value.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationFailed(
             "Authentication failed: expected 'Authorization: Bearer <token>'"
@@ -73,7 +74,7 @@ def principal_of(request: Request[Any, Any, Any], claims: Claims) -> Principal:
     """The caller as commands see it: a user, or an app with its grant."""
     if claims.app_id is None:
         return claims.user, None
-    named = request.headers.get("x-app-id")
+    named = header(request.scope, b"x-app-id")
     if named != claims.app_id:
         raise AppPermissionDenied(
             f"an app's requests carry X-App-Id: {claims.app_id}, the app its token names",

@@ -14,6 +14,7 @@ from litestar import Request, Response
 from roomcast.domain.commands import Command
 from roomcast.domain.errors import AppPermissionDenied, InvalidPayload
 from roomcast.domain.state import AppGrant, UserRef
+from roomcast.http.headers import header
 from roomcast.http.responses import ok
 from roomcast.outbox.codec import Envelope
 from roomcast.service.draws import RoomSeeds
@@ -65,10 +66,10 @@ def take(event: str, field: str | None, into: str) -> Render:
 
 def expected_version(request: Request[Any, Any, Any]) -> int | None:
     """``If-Match: "7"`` (or 7, or W/"7") → 7."""
-    header = request.headers.get("if-match")
-    if header is None:
+    raw = header(request.scope, b"if-match")
+    if raw is None:
         return None
-    value = header.strip().removeprefix("W/").strip('"')
+    value = raw.strip().removeprefix("W/").strip('"')
     if not value.isdigit():
         raise InvalidPayload(
             'If-Match must be the room\'s version, e.g. If-Match: "7"', {"header": "If-Match"}
@@ -77,7 +78,7 @@ def expected_version(request: Request[Any, Any, Any]) -> int | None:
 
 
 async def idempotency(request: Request[Any, Any, Any], caller: UserRef) -> Idempotency | None:
-    key = request.headers.get("idempotency-key")
+    key = header(request.scope, b"idempotency-key")
     if key is None:
         return None
     key = key.strip()

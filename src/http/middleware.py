@@ -9,6 +9,8 @@ from typing import Any
 import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from roomcast.http.headers import header
+
 __all__ = ["RequestContext"]
 
 log = structlog.get_logger("roomcast.http")
@@ -52,8 +54,8 @@ class RequestContext:
 
 
 def _incoming_id(scope: Any) -> str | None:
-    for name, value in scope.get("headers", []):
-        if name == b"x-request-id":
-            text: str = value.decode("latin-1")[:128]
-            return text if text.isprintable() else None
-    return None
+    value = header(scope, b"x-request-id")
+    if value is None:
+        return None
+    text = value[:128]
+    return text if text.isprintable() else None
