@@ -10,6 +10,7 @@ from typing import Any
 
 from litestar import Litestar, Request
 from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
@@ -145,9 +146,9 @@ def create_app(
             raise NotFound("metrics are not enabled on this app")
         return found
 
-    async def command_context(request: Request[Any, Any, Any]) -> CommandContext:
-        # Authenticates itself rather than depending on `claims`: one dependency to
-        # resolve per command instead of two (Litestar's DI is per-request work).
+    def command_context(request: Request[Any, Any, Any]) -> CommandContext:
+        # Authenticates itself rather than depending on `claims`: command routes call
+        # it (CommandContext.of) instead of resolving dependencies per request.
         services = _services(request)
         caller, app = principal_of(request, authenticated(request))
         return CommandContext(
@@ -184,13 +185,13 @@ def create_app(
             "node_stats": Provide(node_stats),
             "node_metrics": Provide(node_metrics),
             "revoker": Provide(revoker),
-            "ctx": Provide(command_context),
             "quiz": Provide(quiz),
             "notifications": Provide(notifications),
             "app_limits": Provide(app_limits),
         },
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
+        state=State({"command_context": command_context}),
         middleware=[RequestContext],
         request_max_body_size=max_body_bytes,
         cors_config=CORSConfig(allow_origins=list(cors_origins)) if cors_origins else None,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Annotated
+from typing import Annotated, Any
 
+from litestar import Request
 from litestar.di import NamedDependency
 from litestar.params import Parameter
 
 from roomcast.domain.state import UserRef
-from roomcast.http.commands import CommandContext
 from roomcast.metrics import Metrics
 from roomcast.outbox.revocations import Revocations
 from roomcast.outbox.store import EventStore
@@ -22,10 +22,10 @@ from roomcast.tokens import Claims
 
 __all__ = [
     "Admin",
+    "AnyRequest",
     "Caller",
     "Claimed",
     "Clock",
-    "Command",
     "Node",
     "NodeMetrics",
     "NodeStats",
@@ -53,8 +53,9 @@ Clock = NamedDependency[Sources]
 """Time and new ids."""
 Seeds = NamedDependency[RoomSeeds]
 """Each room's secret draw seed (activation, draws, closing)."""
-Command = NamedDependency[CommandContext]
-"""Caller, services and headers of a command route (``ctx.run(room_id, command)``)."""
+AnyRequest = Request[Any, Any, Any]
+"""A command route's request: ``CommandContext.of(request)`` gives the caller, services and
+headers (``ctx.run(room_id, command)``)."""
 Node = NamedDependency[Mapping[str, object]]
 """This node's realtime status (relay, sockets), for /health."""
 Quiz = NamedDependency[QuizService]

@@ -7,8 +7,8 @@ from litestar.params import JSONBody
 
 from roomcast.domain import commands
 from roomcast.http.bodies import CreatePrizeBody, UpdatePrizeBody
-from roomcast.http.commands import take
-from roomcast.http.deps import Command, PathId
+from roomcast.http.commands import CommandContext, take
+from roomcast.http.deps import AnyRequest, PathId
 
 __all__ = ["PrizeController"]
 
@@ -19,8 +19,9 @@ class PrizeController(Controller):
 
     @post("/", status_code=201, summary="Create a prize")
     async def create(
-        self, room_id: PathId, data: JSONBody[CreatePrizeBody], ctx: Command
+        self, room_id: PathId, data: JSONBody[CreatePrizeBody], request: AnyRequest
     ) -> Response[bytes]:
+        ctx = CommandContext.of(request)
         command = commands.CreatePrize(
             actor=ctx.caller,
             at=ctx.now(),
@@ -36,8 +37,13 @@ class PrizeController(Controller):
 
     @patch("/{prize_id:str}", summary="Update a prize")
     async def update(
-        self, room_id: PathId, prize_id: PathId, data: JSONBody[UpdatePrizeBody], ctx: Command
+        self,
+        room_id: PathId,
+        prize_id: PathId,
+        data: JSONBody[UpdatePrizeBody],
+        request: AnyRequest,
     ) -> Response[bytes]:
+        ctx = CommandContext.of(request)
         command = commands.UpdatePrize(
             actor=ctx.caller,
             at=ctx.now(),
@@ -50,6 +56,9 @@ class PrizeController(Controller):
         return await ctx.run(room_id, command, render=take("prize:updated", "prize", "prize"))
 
     @delete("/{prize_id:str}", status_code=200, summary="Delete a prize (soft)")
-    async def remove(self, room_id: PathId, prize_id: PathId, ctx: Command) -> Response[bytes]:
+    async def remove(
+        self, room_id: PathId, prize_id: PathId, request: AnyRequest
+    ) -> Response[bytes]:
+        ctx = CommandContext.of(request)
         command = commands.DeletePrize(actor=ctx.caller, at=ctx.now(), prize_id=prize_id)
         return await ctx.run(room_id, command)

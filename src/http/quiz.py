@@ -15,8 +15,8 @@ from msgspec import Meta
 
 from roomcast.domain import quiz as rules
 from roomcast.domain.quiz import LeaderboardEntry
-from roomcast.http.commands import take
-from roomcast.http.deps import Caller, Command, PathId, Quiz, Service
+from roomcast.http.commands import CommandContext, take
+from roomcast.http.deps import AnyRequest, Caller, PathId, Quiz, Service
 from roomcast.http.responses import ok
 from roomcast.service.quiz import QuestionDraft
 
@@ -55,8 +55,9 @@ class QuizController(Controller):
         summary="Publish a question (organizer, moderator, or an app with realtime:publish)",
     )
     async def publish(
-        self, room_id: PathId, data: JSONBody[QuestionBody], ctx: Command, quiz: Quiz
+        self, room_id: PathId, data: JSONBody[QuestionBody], request: AnyRequest, quiz: Quiz
     ) -> Response[bytes]:
+        ctx = CommandContext.of(request)
         outcome = await quiz.publish(
             room_id,
             QuestionDraft(
@@ -79,8 +80,9 @@ class QuizController(Controller):
         summary="Close a question now and reveal its answer (otherwise at its time limit)",
     )
     async def close(
-        self, room_id: PathId, question_id: PathId, ctx: Command, quiz: Quiz
+        self, room_id: PathId, question_id: PathId, request: AnyRequest, quiz: Quiz
     ) -> Response[bytes]:
+        ctx = CommandContext.of(request)
         outcome = await quiz.close(
             room_id,
             question_id,

@@ -13,8 +13,8 @@ from roomcast.domain.state import Participant, Prize, RoomInfo, RoomStatus, Winn
 from roomcast.http import app_events
 from roomcast.http.app_events import AppEventBody, Limits
 from roomcast.http.bodies import CreateRoomBody, StatusBody, UpdateRoomBody
-from roomcast.http.commands import take
-from roomcast.http.deps import Caller, Command, PathId, Service, Store
+from roomcast.http.commands import CommandContext, take
+from roomcast.http.deps import AnyRequest, Caller, PathId, Service, Store
 from roomcast.http.responses import ok
 from roomcast.outbox.codec import Envelope
 
@@ -40,7 +40,8 @@ class RoomController(Controller):
     tags = ["rooms"]  # noqa: RUF012 - Litestar reads it as a class attribute
 
     @post("/", status_code=201, summary="Create a room; the caller becomes its organizer")
-    async def create(self, data: JSONBody[CreateRoomBody], ctx: Command) -> Response[bytes]:
+    async def create(self, data: JSONBody[CreateRoomBody], request: AnyRequest) -> Response[bytes]:
+        ctx = CommandContext.of(request)
         room_id = ctx.new_id("room")
         command = commands.CreateRoom(
             actor=ctx.caller,
@@ -68,8 +69,9 @@ class RoomController(Controller):
 
     @patch("/{room_id:str}", summary="Change name, description or settings")
     async def update(
-        self, room_id: PathId, data: JSONBody[UpdateRoomBody], ctx: Command
+        self, room_id: PathId, data: JSONBody[UpdateRoomBody], request: AnyRequest
     ) -> Response[bytes]:
+        ctx = CommandContext.of(request)
         command = commands.UpdateRoom(
             actor=ctx.caller,
             at=ctx.now(),
@@ -81,8 +83,9 @@ class RoomController(Controller):
 
     @post("/{room_id:str}/status", status_code=200, summary="draft → active → closed")
     async def change_status(
-        self, room_id: PathId, data: JSONBody[StatusBody], ctx: Command
+        self, room_id: PathId, data: JSONBody[StatusBody], request: AnyRequest
     ) -> Response[bytes]:
+        ctx = CommandContext.of(request)
         # Activating commits to the room's secret draw seed (created here, before
         # the append, and reused by retries); closing reveals it. docs/audit.md.
         seed: bytes | None = None
@@ -96,7 +99,8 @@ class RoomController(Controller):
         return await ctx.run(room_id, command)
 
     @delete("/{room_id:str}", status_code=200, summary="Delete the room (soft: the log stays)")
-    async def remove(self, room_id: PathId, ctx: Command) -> Response[bytes]:
+    async def remove(self, room_id: PathId, request: AnyRequest) -> Response[bytes]:
+        ctx = CommandContext.of(request)
         # Deleting an active room reveals its draw seed, as closing does.
         seed = await ctx.seeds.get(room_id)
         return await ctx.run(
@@ -109,8 +113,9 @@ class RoomController(Controller):
         summary="An app publishes its own event to the room (app token, X-App-Id)",
     )
     async def publish_event(
-        self, room_id: PathId, data: JSONBody[AppEventBody], ctx: Command, app_limits: Limits
+        self, room_id: PathId, data: JSONBody[AppEventBody], request: AnyRequest, app_limits: Limits
     ) -> Response[bytes]:
+        ctx = CommandContext.of(request)
         return await app_events.publish(room_id, data, ctx, app_limits)
 
     @get("/{room_id:str}/events", summary="The room's log, in seq order, a page at a time")
