@@ -97,10 +97,8 @@ async def idempotency(request: Request[Any, Any, Any], caller: UserRef) -> Idemp
 
 @dataclass(frozen=True, slots=True)
 class CommandContext:
-    """Everything a command route needs besides its body: one dependency, not five.
-
-    Built per request (``CommandContext.of``) by ``roomcast.http.app`` from the
-    caller, the services and the request's headers.
+    """Everything a command route needs besides its body: the caller, the services and
+    the request's headers. Built per request by ``CommandContext.of(request)``.
     """
 
     request: Request[Any, Any, Any]

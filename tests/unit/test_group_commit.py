@@ -32,8 +32,11 @@ class Database:
     fail_one: dict[str, BaseException] = field(default_factory=dict)
     gate: asyncio.Event | None = None
     _gated: bool = False
+    began: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the first transaction starts."""
 
     async def _held(self) -> None:
+        self.began.set()
         if self.gate is not None and not self._gated:
             self._gated = True
             await self.gate.wait()
@@ -57,13 +60,9 @@ def group(db: Database, max_batch: int = 64) -> GroupCommit[Item]:
     return GroupCommit(db.one, db.many, lambda i: i.stream, max_batch=max_batch)
 
 
-async def _started(db: Database, count: int) -> None:
-    """Until ``count`` transactions have begun (each write is a few loop turns away)."""
-    for _ in range(1000):
-        if len(db.batches) >= count:
-            return
-        await asyncio.sleep(0)
-    raise AssertionError(f"{count} transactions never started: {db.batches}")
+async def _started(db: Database) -> None:
+    """Until the first transaction has begun (a write is a few loop turns away)."""
+    await asyncio.wait_for(db.began.wait(), timeout=5)
 
 
 async def test_a_lone_append_is_written_at_once_as_a_batch_of_one():
@@ -89,7 +88,7 @@ async def test_appends_arriving_during_a_transaction_form_the_next_batch():
     db = Database(gate=gate)
     g = group(db)
     first = asyncio.ensure_future(g.write(Item("r0", "first")))
-    await _started(db, 1)
+    await _started(db)
     later = _writes(g, 3)
     await asyncio.sleep(0)
     assert db.batches == [["first"]]  # one transaction at a time
@@ -144,7 +143,7 @@ async def test_a_caller_that_leaves_cannot_cut_the_batch_carrying_the_others():
     db = Database(gate=gate)
     g = group(db)
     writes = _writes(g, 3)
-    await _started(db, 1)
+    await _started(db)
     writes[0].cancel()  # the request that started the batch goes away
     gate.set()
     assert await asyncio.gather(*writes[1:]) == [True, True]
@@ -157,7 +156,7 @@ async def test_an_append_whose_caller_left_before_its_batch_is_not_written():
     db = Database(gate=gate)
     g = group(db)
     first = asyncio.ensure_future(g.write(Item("r0", "first")))
-    await _started(db, 1)
+    await _started(db)
     gone, kept = _writes(g, 2)
     await asyncio.sleep(0)
     gone.cancel()

@@ -36,4 +36,3 @@ def test_a_forked_child_does_not_repeat_its_parents_next_ids():
     parent = {uuid7(unix_ms=1).bytes for _ in range(10)}
     assert len(child) == 10
     assert not child & parent
-
