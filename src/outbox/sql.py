@@ -191,6 +191,11 @@ RELAY_BATCH = f"""
 
 RELAY_DONE = "DELETE FROM outbox WHERE global_id = ANY($1::bigint[])"
 
+# The relay's own vacuum of the queue table (outbox/relay.py says why). It
+# takes no lock that blocks appends or deletes; SKIP_LOCKED: if something
+# holds a conflicting lock (another VACUUM), skip this time.
+VACUUM_OUTBOX = "VACUUM (SKIP_LOCKED) outbox"
+
 # Wakes a relay in another process; sent after a commit, never inside the append
 # (a NOTIFY in the append would take a database-wide lock at every commit).
 NOTIFY_CHANNEL = "roomcast_outbox"

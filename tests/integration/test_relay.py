@@ -198,3 +198,29 @@ class TestSinglePublisher:
             await asyncio.gather(task_b, return_exceptions=True)
         assert first.by_room[room_id] == [1, 2, 3, 4, 5, 6]
         assert second.by_room[room_id] == [7]
+
+
+@pytest.mark.usefixtures("quiet_outbox")
+class TestOutboxVacuum:
+    async def test_the_publishing_relay_vacuums_the_outbox_and_keeps_publishing(
+        self, own_database_url, store
+    ):
+        """Every ``vacuum_every`` deleted rows the relay vacuums the queue table itself."""
+        service = RoomService(store)
+        room_id = await new_room(service)
+        published = Published()
+        relay = Relay(own_database_url, published, poll_interval=0.05, vacuum_every=5)
+        task = asyncio.create_task(relay.run())
+        try:
+            for i in range(10):
+                await service.execute(room_id, rename(alice, f"n{i}"))
+            await published.wait(room_id, 11)
+            # The vacuum follows the batch that crossed the threshold, before the
+            # next batch: once seq 12 is out, it has run.
+            await service.execute(room_id, rename(alice, "after"))
+            await published.wait(room_id, 12)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        assert relay.stats.vacuums >= 1
+        assert published.by_room[room_id] == list(range(1, 13))
