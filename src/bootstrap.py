@@ -17,6 +17,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import asyncpg
 import msgspec
 import socketio
 import structlog
@@ -116,6 +117,13 @@ async def running_relay(dsn: str, publish: Publish, settings: Settings) -> Async
         await asyncio.gather(task, return_exceptions=True)
 
 
+def event_store(pool: asyncpg.Pool, settings: Settings) -> EventStore:
+    """The store as the settings shape it (snapshots, group commit)."""
+    return EventStore(
+        pool, snapshot_every=settings.snapshot_every, append_batch=settings.append_batch
+    )
+
+
 @contextlib.asynccontextmanager
 async def reacting_relay(dsn: str, publish: Publish, settings: Settings) -> AsyncIterator[Relay]:
     """A relay that also runs the reactions (``roomcast relay``: no HTTP, no sockets)."""
@@ -124,9 +132,7 @@ async def reacting_relay(dsn: str, publish: Publish, settings: Settings) -> Asyn
         await migrate(pool)
         signal = CommitSignal(pool)
         notifications = NotificationService(
-            EventStore(
-                pool, snapshot_every=settings.snapshot_every, append_batch=settings.append_batch
-            ),
+            event_store(pool, settings),
             Sources(),
             on_commit=signal,
         )
@@ -230,9 +236,7 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
             await stack.enter_async_context(
                 housekeeping(pool, ttl_seconds=settings.idempotency_ttl_seconds)
             )
-            store = EventStore(
-                pool, snapshot_every=settings.snapshot_every, append_batch=settings.append_batch
-            )
+            store = event_store(pool, settings)
             sources = Sources()
             signal = CommitSignal(pool)
             stack.push_async_callback(signal.close)

@@ -4,7 +4,9 @@ its own compare-and-set, and the log's order unchanged (docs/guarantees.md)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -145,17 +147,20 @@ async def test_a_duplicate_key_in_a_batch_fails_only_its_own_append(pool):
     assert await store.find_remembered(alice.id, key) is not None
 
 
+@contextlib.asynccontextmanager
+async def head_held(pool: asyncpg.Pool, room_id: str) -> AsyncIterator[None]:
+    """Another session holds the room's head row (an open transaction) until the block ends."""
+    async with pool.acquire() as holder, holder.transaction():
+        await holder.execute("SELECT 1 FROM streams WHERE stream_id = $1 FOR UPDATE", room_id)
+        yield
+
+
 async def test_a_room_locked_by_another_transaction_holds_up_only_itself(pool):
     """A batch does not wait for a head row lock: the other rooms commit while it is held,
     and the locked room's append waits on its own, then commits."""
     store = CountingStore(pool)
     locked, *others = await _rooms(store, 4)
-    async with pool.acquire() as holder:
-        transaction = holder.transaction()
-        await transaction.start()
-        await holder.execute(
-            "SELECT 1 FROM streams WHERE stream_id = $1 FOR UPDATE", locked.stream_id
-        )
+    async with head_held(pool, locked.stream_id):
         waiting = asyncio.ensure_future(store.append(_renames(locked, 1)))
         done = await asyncio.wait_for(
             asyncio.gather(*(store.append(_renames(r, 1)) for r in others)), timeout=5
@@ -163,7 +168,6 @@ async def test_a_room_locked_by_another_transaction_holds_up_only_itself(pool):
         assert [d.version for d in done] == [2, 2, 2]
         assert not waiting.done()
         assert await store.head(locked.stream_id) == 1
-        await transaction.rollback()
     assert (await asyncio.wait_for(waiting, timeout=5)).version == 2
     assert store.batches[0] == 4  # all four tried together first
     assert [row["seq"] for row in await _log(pool, locked.stream_id)] == [1, 2]
@@ -172,12 +176,7 @@ async def test_a_room_locked_by_another_transaction_holds_up_only_itself(pool):
 async def test_a_lone_append_to_a_locked_room_does_not_hold_up_the_next_batch(pool):
     store = CountingStore(pool)
     locked, other = await _rooms(store, 2)
-    async with pool.acquire() as holder:
-        transaction = holder.transaction()
-        await transaction.start()
-        await holder.execute(
-            "SELECT 1 FROM streams WHERE stream_id = $1 FOR UPDATE", locked.stream_id
-        )
+    async with head_held(pool, locked.stream_id):
         waiting = asyncio.ensure_future(store.append(_renames(locked, 1)))
         # Its batch of one found the lock and was handed off (a batch that waited
         # for the lock would never return while it is held).
@@ -185,7 +184,6 @@ async def test_a_lone_append_to_a_locked_room_does_not_hold_up_the_next_batch(po
         done = await asyncio.wait_for(store.append(_renames(other, 1)), timeout=5)
         assert done.version == 2
         assert not waiting.done()
-        await transaction.rollback()
     assert (await asyncio.wait_for(waiting, timeout=5)).version == 2
     assert store.batches == [1, 1]
 

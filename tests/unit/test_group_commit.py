@@ -79,16 +79,22 @@ async def test_appends_waiting_together_share_one_transaction():
     assert db.batches == [["w0", "w1", "w2", "w3", "w4"]]
 
 
-def _writes(g: GroupCommit[Item], count: int) -> list[asyncio.Future[bool]]:
-    return [asyncio.ensure_future(g.write(Item(f"r{i}", f"w{i}"))) for i in range(count)]
-
-
-async def test_appends_arriving_during_a_transaction_form_the_next_batch():
+async def _first_held() -> tuple[asyncio.Event, Database, GroupCommit[Item], asyncio.Future[bool]]:
+    """A group whose first transaction (one append, "first") is held open until ``gate`` is set."""
     gate = asyncio.Event()
     db = Database(gate=gate)
     g = group(db)
     first = asyncio.ensure_future(g.write(Item("r0", "first")))
     await _started(db)
+    return gate, db, g, first
+
+
+def _writes(g: GroupCommit[Item], count: int) -> list[asyncio.Future[bool]]:
+    return [asyncio.ensure_future(g.write(Item(f"r{i}", f"w{i}"))) for i in range(count)]
+
+
+async def test_appends_arriving_during_a_transaction_form_the_next_batch():
+    gate, db, g, first = await _first_held()
     later = _writes(g, 3)
     await asyncio.sleep(0)
     assert db.batches == [["first"]]  # one transaction at a time
@@ -152,11 +158,7 @@ async def test_a_caller_that_leaves_cannot_cut_the_batch_carrying_the_others():
 
 
 async def test_an_append_whose_caller_left_before_its_batch_is_not_written():
-    gate = asyncio.Event()
-    db = Database(gate=gate)
-    g = group(db)
-    first = asyncio.ensure_future(g.write(Item("r0", "first")))
-    await _started(db)
+    gate, db, g, first = await _first_held()
     gone, kept = _writes(g, 2)
     await asyncio.sleep(0)
     gone.cancel()

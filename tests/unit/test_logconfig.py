@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 from collections.abc import Iterator
+from typing import TextIO, TypeVar
 
 import msgspec
 import pytest
@@ -13,19 +15,27 @@ import structlog
 
 from roomcast.logconfig import configure_logging
 
+S = TypeVar("S", bound=TextIO)
 
-@pytest.fixture
-def configured() -> Iterator[io.StringIO]:
+
+@contextlib.contextmanager
+def logging_into(stream: S, *, per_loop_turn: bool = False) -> Iterator[S]:
+    """JSON logging at info into ``stream``; structlog and the root logger restored after."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    stream = io.StringIO()
-    configure_logging(level="info", fmt="json", stream=stream)
+    configure_logging(level="info", fmt="json", stream=stream, per_loop_turn=per_loop_turn)
     try:
         yield stream
     finally:
         structlog.reset_defaults()
         root.handlers[:] = handlers
         root.setLevel(level)
+
+
+@pytest.fixture
+def configured() -> Iterator[io.StringIO]:
+    with logging_into(io.StringIO()) as stream:
+        yield stream
 
 
 def _lines(stream: io.StringIO) -> list[dict[str, object]]:
@@ -78,16 +88,8 @@ class CountingStream(io.StringIO):
 
 @pytest.fixture
 def per_turn() -> Iterator[CountingStream]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    stream = CountingStream()
-    configure_logging(level="info", fmt="json", stream=stream, per_loop_turn=True)
-    try:
+    with logging_into(CountingStream(), per_loop_turn=True) as stream:
         yield stream
-    finally:
-        structlog.reset_defaults()
-        root.handlers[:] = handlers
-        root.setLevel(level)
 
 
 async def test_a_loop_turns_lines_leave_in_one_write_at_the_end_of_the_turn(
