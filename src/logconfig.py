@@ -7,10 +7,15 @@ import atexit
 import logging
 import sys
 import threading
+import time
+from collections.abc import MutableMapping
+from datetime import UTC, datetime
 from typing import Any, TextIO, cast
 
 import msgspec
 import structlog
+
+from roomcast import logfields
 
 __all__ = ["configure_logging"]
 
@@ -21,6 +26,30 @@ def _dumps(obj: Any, **_: Any) -> str:
     # structlog passes `default=`; msgspec's encode takes no keywords. The stdlib
     # formatter that renders the line wants text, not bytes.
     return _json.encode(obj).decode()
+
+
+class _UtcStamp:
+    """structlog processor: ``timestamp`` as ISO 8601 in UTC with microseconds, ``…Z``.
+
+    The same text as ``TimeStamper(fmt="iso", utc=True)`` (which drops the
+    microseconds when they are 0), at a third of its cost: the date and time
+    of day are formatted once per second.
+    """
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(
+        self, _: Any, __: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = second
+        event_dict["timestamp"] = f"{self._prefix}.{int((now - second) * 1e6):06d}Z"
+        return event_dict
 
 
 class _WebSocketHandshakes(logging.Filter):
@@ -58,19 +87,17 @@ class _PerLoopTurn:
     def write(self, text: str) -> int:
         with self._lock:
             self._lines.append(text)
+            if self._pending:  # the write-out of this turn is already scheduled
+                return len(text)
+            self._pending = True
+        try:
+            asyncio.get_running_loop().call_soon(self._write_out)
+        except RuntimeError:
+            self._write_out()
         return len(text)
 
     def flush(self) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._write_out()
-            return
-        with self._lock:
-            if self._pending:
-                return
-            self._pending = True
-        loop.call_soon(self._write_out)
+        """Nothing to do: ``write`` has scheduled (or done) the write-out already."""
 
     def isatty(self) -> bool:
         return self._stream.isatty()
@@ -107,9 +134,9 @@ def configure_logging(
     if not isinstance(numeric, int):
         numeric = logging.INFO
     shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
+        logfields.merge,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _UtcStamp(),
     ]
     renderer: Any
     if as_json:

@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-import structlog
 from litestar import Request, Response
 
+from roomcast import logfields
 from roomcast.domain.commands import Command
 from roomcast.domain.errors import AppPermissionDenied, InvalidPayload
 from roomcast.domain.state import AppGrant, UserRef
@@ -165,7 +165,7 @@ class CommandContext:
         )
         if not outcome.replayed and outcome.result.events:
             # Carried by the request's one log line (request_finished), not a line of its own.
-            structlog.contextvars.bind_contextvars(
+            logfields.bind(
                 command=type(command).__struct_config__.tag,
                 room_id=room_id,
                 seq=outcome.result.version,
