@@ -138,7 +138,7 @@ async def reacting_relay(dsn: str, publish: Publish, settings: Settings) -> Asyn
         )
         reacting = publishing_with(publish, Reactions(notifications))
         async with running_relay(dsn, reacting, settings) as relay:
-            signal.wake_locally(relay.wake)
+            signal.wake_locally(relay.wake, active=relay.is_active)
             yield relay
         await signal.close()
     finally:
@@ -245,7 +245,7 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
             if settings.relay:
                 publish = publishing_with(gateway.publish, Reactions(notifications))
                 relay = await stack.enter_async_context(running_relay(dsn, publish, settings))
-                signal.wake_locally(relay.wake)
+                signal.wake_locally(relay.wake, active=relay.is_active)
             rooms = RoomService(store, on_commit=signal)
             revocations = await stack.enter_async_context(kept_revocations(pool, dsn, settings))
             # New connections and requests are refused by the verifier; open sockets

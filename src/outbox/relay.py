@@ -84,6 +84,10 @@ class Relay:
         """For a process whose only job is relaying: park until cancelled."""
         await asyncio.Event().wait()
 
+    def is_active(self) -> bool:
+        """Whether this relay is the publisher now (it holds the lock)."""
+        return self.stats.active
+
     def wake(self) -> None:
         """Something was committed: look now rather than at the next poll."""
         self._wake.set()

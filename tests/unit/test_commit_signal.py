@@ -57,3 +57,45 @@ async def test_commits_during_a_notify_in_flight_are_coalesced_into_one_more():
     pool.release.set()
     await signal.close()
     assert pool.statements == [NOTIFY, NOTIFY]
+
+
+class TimedPool(Pool):
+    """Also records when each NOTIFY was sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent_at: list[float] = []
+
+    async def execute(self, *args: Any) -> None:
+        self.sent_at.append(asyncio.get_running_loop().time())
+        await super().execute(*args)
+
+
+async def test_while_the_local_relay_publishes_other_processes_are_told_once_per_interval():
+    """Only observers listen then: the commits of one interval share one NOTIFY."""
+    pool = TimedPool()
+    signal = CommitSignal(pool, observer_interval=0.05)  # type: ignore[arg-type]
+    signal.wake_locally(lambda: None, active=lambda: True)
+    signal()
+    await pool.started.wait()  # the first at once
+    pool.started.clear()
+    signal()
+    signal()
+    await asyncio.wait_for(pool.started.wait(), 5)
+    await signal.close()
+    assert pool.statements == [NOTIFY, NOTIFY]
+    assert pool.sent_at[1] - pool.sent_at[0] >= 0.045
+
+
+async def test_a_standby_local_relay_does_not_slow_the_notify():
+    """Another process publishes: it must hear of every commit at once."""
+    pool = TimedPool()
+    signal = CommitSignal(pool, observer_interval=60)  # type: ignore[arg-type]
+    signal.wake_locally(lambda: None, active=lambda: False)
+    for _ in range(3):
+        signal()
+        await asyncio.wait_for(pool.started.wait(), 5)
+        pool.started.clear()
+    await signal.close()
+    assert pool.statements == [NOTIFY, NOTIFY, NOTIFY]
+    assert pool.sent_at[-1] - pool.sent_at[0] < 5
