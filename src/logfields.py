@@ -21,7 +21,7 @@ __all__ = ["bind", "merge", "request_scope"]
 _fields: ContextVar[dict[str, Any] | None] = ContextVar("roomcast_log_fields", default=None)
 
 
-class request_scope:  # noqa: N801 (used like a function: ``with request_scope(...)``)
+class request_scope:  # lower case: used like a function, ``with request_scope(...)``
     """Lines logged inside carry ``fields`` and whatever ``bind`` adds; none after.
 
     A class rather than ``@contextmanager``: a third of the cost, once per request.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any
 
 import msgspec
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -30,6 +31,7 @@ __all__ = [
     "REPLAYS",
     "Metrics",
     "NodeSample",
+    "count_command",
 ]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -42,6 +44,18 @@ COMMANDS = Counter(
     ["command", "outcome"],
     registry=None,
 )
+_command_children: dict[tuple[str, str], Any] = {}
+
+
+def count_command(command: str, outcome: str) -> None:
+    """``COMMANDS.labels(command, outcome).inc()``, with each labelled child looked up once
+    (``labels`` validates and locks on every call: ~1 % of a command's CPU)."""
+    child = _command_children.get((command, outcome))
+    if child is None:
+        child = _command_children[command, outcome] = COMMANDS.labels(command, outcome)
+    child.inc()
+
+
 EVENTS_APPENDED = Counter(
     "roomcast_events_appended",
     "Events appended to the log by this process.",

@@ -32,7 +32,7 @@ from roomcast.domain.errors import (
     VersionConflict,
 )
 from roomcast.ids import uuid7
-from roomcast.metrics import COMMANDS
+from roomcast.metrics import count_command
 from roomcast.outbox.codec import Envelope
 from roomcast.outbox.errors import DuplicateIdempotencyKey, StaleVersion
 from roomcast.outbox.store import EventStore, Loaded, Remembered, prepare
@@ -126,12 +126,12 @@ class StreamService(Generic[C, S]):
         try:
             outcome = await self._execute(stream_id, command, expected_version, idempotency)
         except Rejected as exc:
-            COMMANDS.labels(kind, exc.code.value).inc()
+            count_command(kind, exc.code.value)
             raise
         except Exception:
-            COMMANDS.labels(kind, "error").inc()
+            count_command(kind, "error")
             raise
-        COMMANDS.labels(kind, _outcome(outcome)).inc()
+        count_command(kind, _outcome(outcome))
         return outcome
 
     async def _execute(

@@ -10,6 +10,8 @@ import pytest
 import structlog
 import structlog.testing
 
+from roomcast import logfields
+
 from ..conftest import RunningServer
 from .support import user_id
 
@@ -357,9 +359,7 @@ class TestOperations:
     async def test_a_command_logs_one_line_that_names_the_command_and_its_seq(self, api):
         org = user_id()
         room_id = await new_room(api, org)
-        with structlog.testing.capture_logs(
-            processors=[structlog.contextvars.merge_contextvars]
-        ) as lines:
+        with structlog.testing.capture_logs(processors=[logfields.merge]) as lines:
             await api.call(
                 "PATCH", f"/api/rooms/{room_id}", org, headers={"X-Request-ID": "one-line"},
                 json={"name": "Renamed"},

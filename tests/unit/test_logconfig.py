@@ -6,13 +6,16 @@ import asyncio
 import contextlib
 import io
 import logging
+import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import TextIO, TypeVar
 
 import msgspec
 import pytest
 import structlog
 
+from roomcast import logfields
 from roomcast.logconfig import configure_logging
 
 S = TypeVar("S", bound=TextIO)
@@ -110,3 +113,52 @@ def test_outside_a_loop_each_line_is_written_at_once(per_turn: CountingStream) -
     structlog.get_logger("roomcast").info("starting")
     assert per_turn.writes == 1
     assert [x["event"] for x in _lines(per_turn)] == ["starting"]
+
+
+def test_a_requests_lines_carry_its_fields_and_only_its_lines(configured: io.StringIO) -> None:
+    log = structlog.get_logger("roomcast.http")
+    with logfields.request_scope(request_id="r1"):
+        log.info("inside")
+        logfields.bind(command="update_room", seq=2)
+        log.info("request_finished", seq=3)  # the line's own field wins
+    log.info("after")
+    logfields.bind(command="ignored")  # outside a request: nowhere to go
+    log.info("still_after")
+    inside, finished, after, still_after = _lines(configured)
+    assert inside["request_id"] == "r1"
+    assert "command" not in inside
+    assert (finished["request_id"], finished["command"], finished["seq"]) == (
+        "r1",
+        "update_room",
+        3,
+    )
+    assert "request_id" not in after
+    assert "command" not in still_after
+
+
+async def test_concurrent_requests_keep_their_own_fields(configured: io.StringIO) -> None:
+    log = structlog.get_logger("roomcast.http")
+    both_bound = asyncio.Barrier(2)
+
+    async def request(rid: str) -> None:
+        with logfields.request_scope(request_id=rid):
+            logfields.bind(room_id=f"room_{rid}")
+            await both_bound.wait()
+            log.info("request_finished")
+
+    await asyncio.gather(request("a"), request("b"))
+    lines = sorted(_lines(configured), key=lambda x: str(x["request_id"]))
+    assert [(x["request_id"], x["room_id"]) for x in lines] == [("a", "room_a"), ("b", "room_b")]
+
+
+def test_timestamps_are_utc_iso_with_microseconds(configured: io.StringIO) -> None:
+    before = datetime.now(UTC)
+    structlog.get_logger("roomcast").info("one")
+    structlog.get_logger("roomcast").info("two")
+    after = datetime.now(UTC)
+    stamps = [str(x["timestamp"]) for x in _lines(configured)]
+    for stamp in stamps:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", stamp), stamp
+        at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        assert before - timedelta(milliseconds=1) <= at <= after + timedelta(milliseconds=1)
+    assert stamps[0] <= stamps[1]
