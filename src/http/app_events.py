@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Response
 from litestar.di import NamedDependency
 from msgspec import Meta
 
 from roomcast.domain import commands
 from roomcast.http.commands import CommandContext, take
+from roomcast.http.responses import SuccessResponse
 from roomcast.service.ratelimit import RateLimiter
 
 __all__ = ["AppEventBody", "AppLimits", "Limits", "publish"]
@@ -50,7 +50,7 @@ class AppEventBody(
 
 async def publish(
     room_id: str, data: AppEventBody, ctx: CommandContext, limits: AppLimits
-) -> Response[bytes]:
+) -> SuccessResponse:
     """The route lives on ``RoomController`` (one route per path: it also serves GET)."""
     app = ctx.require_app()
     limits.per_room.hit(room_id)

@@ -8,14 +8,14 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from litestar import Request, Response
+from litestar import Request
 
 from roomcast import logfields
 from roomcast.domain.commands import Command
 from roomcast.domain.errors import AppPermissionDenied, InvalidPayload
 from roomcast.domain.state import AppGrant, UserRef
 from roomcast.http.headers import header
-from roomcast.http.responses import ok
+from roomcast.http.responses import SuccessResponse, ok
 from roomcast.outbox.codec import Envelope
 from roomcast.service.draws import RoomSeeds
 from roomcast.service.rooms import CommandResult, Idempotency, Outcome, RoomService, fingerprint
@@ -132,7 +132,7 @@ class CommandContext:
 
     def respond(
         self, outcome: Outcome, render: Render = plain, status_code: int = 200
-    ) -> Response[bytes]:
+    ) -> SuccessResponse:
         """The success envelope of an executed command, with ETag and replay headers."""
         headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
         return ok(
@@ -155,7 +155,7 @@ class CommandContext:
         *,
         render: Render = plain,
         status_code: int = 200,
-    ) -> Response[bytes]:
+    ) -> SuccessResponse:
         """Execute with the request's If-Match and Idempotency-Key; answer the envelope."""
         outcome = await self.service.execute(
             room_id,

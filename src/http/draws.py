@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Response, delete, post
+from litestar import Controller, delete, post
 from litestar.params import JSONBody
 
 from roomcast.domain import commands
 from roomcast.http.bodies import DrawBody
 from roomcast.http.commands import CommandContext, take
 from roomcast.http.deps import AnyRequest, PathId
+from roomcast.http.responses import SuccessResponse
 
 __all__ = ["DrawController"]
 
@@ -20,7 +21,7 @@ class DrawController(Controller):
     @post("/draws", status_code=201, summary="Draw a winner for a prize (organizer only)")
     async def draw(
         self, room_id: PathId, data: JSONBody[DrawBody], request: AnyRequest
-    ) -> Response[bytes]:
+    ) -> SuccessResponse:
         ctx = CommandContext.of(request)
         # The winner follows from the room's committed seed and the draw number
         # (src/domain/draw.py, docs/audit.md); decide checks the seed.
@@ -38,7 +39,7 @@ class DrawController(Controller):
     @delete("/winners/{winner_id:str}", status_code=200, summary="Remove a winner")
     async def remove_winner(
         self, room_id: PathId, winner_id: PathId, request: AnyRequest
-    ) -> Response[bytes]:
+    ) -> SuccessResponse:
         ctx = CommandContext.of(request)
         command = commands.RemoveWinner(actor=ctx.caller, at=ctx.now(), winner_id=winner_id)
         return await ctx.run(room_id, command)

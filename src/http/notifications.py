@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, Response, get, post
+from litestar import Controller, get, post
 from litestar.params import Parameter, QueryParameter
 
 from roomcast.domain.notifications import Notification
 from roomcast.http.deps import Caller, Notifications, PathId
-from roomcast.http.responses import ok
+from roomcast.http.responses import SuccessResponse, ok
 
 __all__ = ["NotificationController"]
 
@@ -39,7 +39,7 @@ class NotificationController(Controller):
         notifications: Notifications,
         unread_only: Annotated[bool, QueryParameter(name="unreadOnly")] = False,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
-    ) -> Response[bytes]:
+    ) -> SuccessResponse:
         items, unread, head = await notifications.inbox(caller.id)
         if unread_only:
             items = [n for n in items if not n.read]
@@ -48,7 +48,7 @@ class NotificationController(Controller):
     @post("/{notification_id:str}/read", status_code=200, summary="Mark one notification read")
     async def mark_read(
         self, notification_id: PathId, caller: Caller, notifications: Notifications
-    ) -> Response[bytes]:
+    ) -> SuccessResponse:
         outcome = await notifications.mark_read(caller, notification_id)
         return ok(
             ReadView(notification_id=notification_id, read=True, head_seq=outcome.result.version)

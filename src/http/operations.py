@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from litestar import Response, get
 
-from roomcast import wire
 from roomcast.http.deps import Admin, NodeMetrics, NodeStats
+from roomcast.http.responses import SuccessResponse, ok
 from roomcast.metrics import CONTENT_TYPE
 
 __all__ = ["admin_stats", "metrics"]
@@ -28,5 +28,5 @@ async def metrics(node_metrics: NodeMetrics) -> Response[bytes]:
     tags=["operations"],
     summary="This node's connections, rooms and subscribers per room (admin role)",
 )
-async def admin_stats(admin: Admin, node_stats: NodeStats) -> Response[bytes]:
-    return Response(content=wire.encode(wire.success(node_stats())), media_type="application/json")
+async def admin_stats(admin: Admin, node_stats: NodeStats) -> SuccessResponse:
+    return ok(node_stats())

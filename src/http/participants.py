@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Response, delete, patch, post
+from litestar import Controller, delete, patch, post
 from litestar.params import JSONBody
 
 from roomcast.domain import commands
 from roomcast.http.bodies import RoleBody
 from roomcast.http.commands import CommandContext, take
 from roomcast.http.deps import AnyRequest, PathId
+from roomcast.http.responses import SuccessResponse
 
 __all__ = ["ParticipantController"]
 
@@ -18,7 +19,7 @@ class ParticipantController(Controller):
     tags = ["participants"]  # noqa: RUF012 - Litestar reads it as a class attribute
 
     @post("/", status_code=201, summary="The caller joins the room")
-    async def join(self, room_id: PathId, request: AnyRequest) -> Response[bytes]:
+    async def join(self, room_id: PathId, request: AnyRequest) -> SuccessResponse:
         ctx = CommandContext.of(request)
         command = commands.JoinRoom(
             actor=ctx.caller, at=ctx.now(), participant_id=ctx.new_id("part")
@@ -31,14 +32,14 @@ class ParticipantController(Controller):
         )
 
     @delete("/me", status_code=200, summary="The caller leaves the room")
-    async def leave(self, room_id: PathId, request: AnyRequest) -> Response[bytes]:
+    async def leave(self, room_id: PathId, request: AnyRequest) -> SuccessResponse:
         ctx = CommandContext.of(request)
         return await ctx.run(room_id, commands.LeaveRoom(actor=ctx.caller, at=ctx.now()))
 
     @delete("/{participant_id:str}", status_code=200, summary="Remove a participant")
     async def remove(
         self, room_id: PathId, participant_id: PathId, request: AnyRequest
-    ) -> Response[bytes]:
+    ) -> SuccessResponse:
         ctx = CommandContext.of(request)
         command = commands.RemoveParticipant(
             actor=ctx.caller, at=ctx.now(), participant_id=participant_id
@@ -48,7 +49,7 @@ class ParticipantController(Controller):
     @patch("/{participant_id:str}", summary="Change a participant's role")
     async def change_role(
         self, room_id: PathId, participant_id: PathId, data: JSONBody[RoleBody], request: AnyRequest
-    ) -> Response[bytes]:
+    ) -> SuccessResponse:
         ctx = CommandContext.of(request)
         command = commands.ChangeParticipantRole(
             actor=ctx.caller, at=ctx.now(), participant_id=participant_id, role=data.role

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Response, delete, patch, post
+from litestar import Controller, delete, patch, post
 from litestar.params import JSONBody
 
 from roomcast.domain import commands
 from roomcast.http.bodies import CreatePrizeBody, UpdatePrizeBody
 from roomcast.http.commands import CommandContext, take
 from roomcast.http.deps import AnyRequest, PathId
+from roomcast.http.responses import SuccessResponse
 
 __all__ = ["PrizeController"]
 
@@ -20,7 +21,7 @@ class PrizeController(Controller):
     @post("/", status_code=201, summary="Create a prize")
     async def create(
         self, room_id: PathId, data: JSONBody[CreatePrizeBody], request: AnyRequest
-    ) -> Response[bytes]:
+    ) -> SuccessResponse:
         ctx = CommandContext.of(request)
         command = commands.CreatePrize(
             actor=ctx.caller,
@@ -42,7 +43,7 @@ class PrizeController(Controller):
         prize_id: PathId,
         data: JSONBody[UpdatePrizeBody],
         request: AnyRequest,
-    ) -> Response[bytes]:
+    ) -> SuccessResponse:
         ctx = CommandContext.of(request)
         command = commands.UpdatePrize(
             actor=ctx.caller,
@@ -58,7 +59,7 @@ class PrizeController(Controller):
     @delete("/{prize_id:str}", status_code=200, summary="Delete a prize (soft)")
     async def remove(
         self, room_id: PathId, prize_id: PathId, request: AnyRequest
-    ) -> Response[bytes]:
+    ) -> SuccessResponse:
         ctx = CommandContext.of(request)
         command = commands.DeletePrize(actor=ctx.caller, at=ctx.now(), prize_id=prize_id)
         return await ctx.run(room_id, command)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, Response, get, post
+from litestar import Controller, get, post
 from litestar.params import JSONBody
 from msgspec import Meta
 
@@ -17,7 +17,7 @@ from roomcast.domain import quiz as rules
 from roomcast.domain.quiz import LeaderboardEntry
 from roomcast.http.commands import CommandContext, take
 from roomcast.http.deps import AnyRequest, Caller, PathId, Quiz, Service
-from roomcast.http.responses import ok
+from roomcast.http.responses import SuccessResponse, ok
 from roomcast.service.quiz import QuestionDraft
 
 __all__ = ["QuestionBody", "QuizController"]
@@ -56,7 +56,7 @@ class QuizController(Controller):
     )
     async def publish(
         self, room_id: PathId, data: JSONBody[QuestionBody], request: AnyRequest, quiz: Quiz
-    ) -> Response[bytes]:
+    ) -> SuccessResponse:
         ctx = CommandContext.of(request)
         outcome = await quiz.publish(
             room_id,
@@ -81,7 +81,7 @@ class QuizController(Controller):
     )
     async def close(
         self, room_id: PathId, question_id: PathId, request: AnyRequest, quiz: Quiz
-    ) -> Response[bytes]:
+    ) -> SuccessResponse:
         ctx = CommandContext.of(request)
         outcome = await quiz.close(
             room_id,
@@ -95,7 +95,7 @@ class QuizController(Controller):
     @get("/leaderboard", summary="Participants by correct answers, then total response time")
     async def leaderboard(
         self, room_id: PathId, service: Service, caller: Caller
-    ) -> Response[bytes]:
+    ) -> SuccessResponse:
         state, version = await service.readable(room_id, caller.id, "quiz:leaderboard")
         board = Leaderboard(
             room_id=room_id,

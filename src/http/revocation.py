@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, post
+from litestar import Request, post
 from msgspec import UNSET, Meta, UnsetType
 
-from roomcast import wire
 from roomcast.domain.errors import InvalidPayload, PermissionDenied
 from roomcast.http.deps import Claimed, Clock, Revoker
+from roomcast.http.responses import SuccessResponse, ok
 from roomcast.tokens import ADMIN_ROLE
 
 __all__ = ["RevokeBody", "revoke"]
@@ -43,7 +43,7 @@ _decoder = msgspec.json.Decoder(RevokeBody)
 )
 async def revoke(
     request: Request[Any, Any, Any], claims: Claimed, revoker: Revoker, sources: Clock
-) -> Response[bytes]:
+) -> SuccessResponse:
     raw = await request.body()
     try:
         body = _decoder.decode(raw) if raw.strip() else RevokeBody()
@@ -65,4 +65,4 @@ async def revoke(
         expires_at = sources.now() + timedelta(seconds=revoker.retention_seconds)
     await revoker.revoke(target, expires_at=expires_at, revoked_by=claims.user.id)
     result = Revoked(jti=target, expires_at=expires_at)
-    return Response(content=wire.encode(wire.success(result)), media_type="application/json")
+    return ok(result)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, Response, delete, get, patch, post
+from litestar import Controller, delete, get, patch, post
 from litestar.params import JSONBody, Parameter
 
 from roomcast.domain import commands
@@ -15,7 +15,7 @@ from roomcast.http.app_events import AppEventBody, Limits
 from roomcast.http.bodies import CreateRoomBody, StatusBody, UpdateRoomBody
 from roomcast.http.commands import CommandContext, take
 from roomcast.http.deps import AnyRequest, Caller, PathId, Service, Store
-from roomcast.http.responses import ok
+from roomcast.http.responses import SuccessResponse, ok
 from roomcast.outbox.codec import Envelope
 
 __all__ = ["RoomController"]
@@ -40,7 +40,7 @@ class RoomController(Controller):
     tags = ["rooms"]  # noqa: RUF012 - Litestar reads it as a class attribute
 
     @post("/", status_code=201, summary="Create a room; the caller becomes its organizer")
-    async def create(self, data: JSONBody[CreateRoomBody], request: AnyRequest) -> Response[bytes]:
+    async def create(self, data: JSONBody[CreateRoomBody], request: AnyRequest) -> SuccessResponse:
         ctx = CommandContext.of(request)
         room_id = ctx.new_id("room")
         command = commands.CreateRoom(
@@ -56,7 +56,7 @@ class RoomController(Controller):
         )
 
     @get("/{room_id:str}", summary="The room's current state and version")
-    async def read(self, room_id: PathId, service: Service, caller: Caller) -> Response[bytes]:
+    async def read(self, room_id: PathId, service: Service, caller: Caller) -> SuccessResponse:
         state, version = await service.readable(room_id, caller.id, "room:read")
         view = RoomView(
             room=state.info,
@@ -70,7 +70,7 @@ class RoomController(Controller):
     @patch("/{room_id:str}", summary="Change name, description or settings")
     async def update(
         self, room_id: PathId, data: JSONBody[UpdateRoomBody], request: AnyRequest
-    ) -> Response[bytes]:
+    ) -> SuccessResponse:
         ctx = CommandContext.of(request)
         command = commands.UpdateRoom(
             actor=ctx.caller,
@@ -84,7 +84,7 @@ class RoomController(Controller):
     @post("/{room_id:str}/status", status_code=200, summary="draft → active → closed")
     async def change_status(
         self, room_id: PathId, data: JSONBody[StatusBody], request: AnyRequest
-    ) -> Response[bytes]:
+    ) -> SuccessResponse:
         ctx = CommandContext.of(request)
         # Activating commits to the room's secret draw seed (created here, before
         # the append, and reused by retries); closing reveals it. docs/audit.md.
@@ -99,7 +99,7 @@ class RoomController(Controller):
         return await ctx.run(room_id, command)
 
     @delete("/{room_id:str}", status_code=200, summary="Delete the room (soft: the log stays)")
-    async def remove(self, room_id: PathId, request: AnyRequest) -> Response[bytes]:
+    async def remove(self, room_id: PathId, request: AnyRequest) -> SuccessResponse:
         ctx = CommandContext.of(request)
         # Deleting an active room reveals its draw seed, as closing does.
         seed = await ctx.seeds.get(room_id)
@@ -114,7 +114,7 @@ class RoomController(Controller):
     )
     async def publish_event(
         self, room_id: PathId, data: JSONBody[AppEventBody], request: AnyRequest, app_limits: Limits
-    ) -> Response[bytes]:
+    ) -> SuccessResponse:
         ctx = CommandContext.of(request)
         return await app_events.publish(room_id, data, ctx, app_limits)
 
@@ -127,7 +127,7 @@ class RoomController(Controller):
         caller: Caller,
         after: Annotated[int, Parameter(ge=0)] = 0,
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
-    ) -> Response[bytes]:
+    ) -> SuccessResponse:
         _, version = await service.readable(room_id, caller.id, "room:read")
         events = await store.read(room_id, after, limit)
         next_after = after + len(events)
