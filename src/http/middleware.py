@@ -27,6 +27,7 @@ class RequestContext:
             return
         # Unique, not secret: a uuid4 would cost a getrandom() system call per request.
         request_id = _incoming_id(scope) or f"{random.getrandbits(128):032x}"
+        raw_id = request_id.encode()
         started = time.perf_counter()
         status = 500
 
@@ -34,9 +35,8 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode()))
-                message = {**message, "headers": headers}
+                # The message is the sender's own, built for this one call: amended in place.
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", raw_id)]
             await send(message)
 
         with logfields.request_scope(request_id=request_id):

@@ -57,7 +57,7 @@ def canonical_bytes(
     *,
     stream_id: str,
     seq: int,
-    event_id: uuid.UUID,
+    event_id: uuid.UUID | str,
     type_: str,
     data: bytes,
     actor_id: str | None,

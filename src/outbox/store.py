@@ -131,6 +131,7 @@ def prepare(
     for offset, event in enumerate(events, start=1):
         seq = loaded.version + offset
         event_id = new_event_id()
+        event_id_text = str(event_id)  # formatted once: for the hash and the broadcast
         data = codec.encode_event(event)
         type_ = event_name(event)
         digest = codec.chain_hash(
@@ -138,7 +139,7 @@ def prepare(
             codec.canonical_bytes(
                 stream_id=loaded.stream_id,
                 seq=seq,
-                event_id=event_id,
+                event_id=event_id_text,
                 type_=type_,
                 data=data,
                 actor_id=actor_id,
@@ -152,7 +153,7 @@ def prepare(
         recorded_ats.append(event.timestamp)
         prev_hashes.append(prev)
         hashes.append(digest)
-        envelopes.append(codec.envelope(type_, event_id, seq, data))
+        envelopes.append(codec.envelope(type_, event_id_text, seq, data))
         state = decider.evolve(state, event)
         prev = digest
     return PendingAppend(
