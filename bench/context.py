@@ -260,8 +260,9 @@ class Bench:
 
     # ------------------------------------------------------------ servers
 
-    async def start_app(self, name: str) -> Server:
-        """``roomcast serve`` on a free port of 127.0.0.1, on the app database, relay inside."""
+    async def start_app(self, name: str, settings: dict[str, str] | None = None) -> Server:
+        """``roomcast serve`` on a free port of 127.0.0.1, on the app database, relay inside;
+        ``settings``: more ``ROOMCAST_*`` variables for this one."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOMCAST_", "REDIS_"))}
         port = free_port()
         env |= {
@@ -277,6 +278,7 @@ class Bench:
             # per-user REST limit would measure itself, not the write path.
             "ROOMCAST_REST_RATE_LIMIT": "0",
         }
+        env |= settings or {}
         return await Server.start(
             self.procs,
             name,

@@ -223,6 +223,8 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
         max_frame_bytes=settings.max_socket_frame_bytes,
         events_per_minute=settings.socket_events_per_minute,
         typing_timeout=settings.typing_timeout_seconds,
+        recent_per_room=settings.replay_cache_events,
+        recent_total=settings.replay_cache_total,
     )
 
     @contextlib.asynccontextmanager

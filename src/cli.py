@@ -144,7 +144,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     return {
         "log_config": None,  # uvicorn's loggers go through our structlog handler
         "access_log": False,  # the request_finished line carries the request id instead
-        "server_header": False,  # no "server: uvicorn" advertised, nor checked and written per response
+        "server_header": False,  # nothing advertised; one header less to check and write
         "ws_ping_interval": settings.ping_interval_seconds,
         "ws_ping_timeout": settings.ping_timeout_seconds,
         # A frame the Socket.IO server would refuse anyway is not buffered whole.

@@ -76,6 +76,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     refused with PAYLOAD_TOO_LARGE."""
     typing_timeout_seconds: float = 5.0
     """A typing indicator stops by itself after this long without ``typing:start``."""
+    replay_cache_events: int = 10_000
+    """Latest events kept in memory per room for replays (gateway/history.py); 0: none."""
+    replay_cache_total: int = 100_000
+    """Latest events kept in memory for replays, all rooms together (~0.5 KB each)."""
     gc_threshold: int = 50_000
     """The garbage collector's first-generation threshold under ``serve`` and
     ``relay`` (roomcast/gctune.py); 0 keeps CPython's default (700)."""
@@ -118,6 +122,8 @@ ENVIRONMENT: Mapping[str, str] = {
     "ROOMCAST_TYPING_TIMEOUT": "typing_timeout_seconds",
     "ROOMCAST_WS_COMPRESSION": "ws_compression",
     "ROOMCAST_GC_THRESHOLD": "gc_threshold",
+    "ROOMCAST_REPLAY_CACHE_EVENTS": "replay_cache_events",
+    "ROOMCAST_REPLAY_CACHE_TOTAL": "replay_cache_total",
 }
 """Environment variable → Settings field."""
 
@@ -174,6 +180,12 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise ConfigError("ROOMCAST_REVOCATION_REFRESH must be positive")
     if settings.rest_rate_limit < 0:
         raise ConfigError("ROOMCAST_REST_RATE_LIMIT must be 0 (off) or positive")
+    for variable, number in (
+        ("ROOMCAST_REPLAY_CACHE_EVENTS", settings.replay_cache_events),
+        ("ROOMCAST_REPLAY_CACHE_TOTAL", settings.replay_cache_total),
+    ):
+        if number < 0:
+            raise ConfigError(f"{variable} must be 0 (off) or positive")
     if settings.gc_threshold < 0:
         raise ConfigError("ROOMCAST_GC_THRESHOLD must be 0 (CPython's default) or positive")
     if settings.typing_timeout_seconds <= 0:

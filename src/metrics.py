@@ -28,6 +28,7 @@ __all__ = [
     "COMMANDS",
     "CONTENT_TYPE",
     "EVENTS_APPENDED",
+    "REPLAYED_EVENTS",
     "REPLAYS",
     "Metrics",
     "NodeSample",
@@ -80,7 +81,15 @@ REPLAYS = Counter(
     registry=None,
 )
 
-_COLLECTORS = (COMMANDS, EVENTS_APPENDED, APPEND_BATCH, BROADCASTS, REPLAYS)
+REPLAYED_EVENTS = Counter(
+    "roomcast_replayed_events",
+    "Events sent by room:subscribe replays, by where they were read: memory (this node's "
+    "latest events of the room) or database.",
+    ["source"],
+    registry=None,
+)
+
+_COLLECTORS = (COMMANDS, EVENTS_APPENDED, APPEND_BATCH, BROADCASTS, REPLAYS, REPLAYED_EVENTS)
 
 
 class NodeSample(msgspec.Struct, frozen=True, kw_only=True):

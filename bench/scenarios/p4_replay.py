@@ -6,6 +6,12 @@ as ``RoomcastClient`` subscribes) and without (one Socket.IO message per
 event). Baseline: raw asyncpg reading the same rows (their stored columns, by
 primary key: ``RAW_READ``) in pages of 500 (the gateway's page size), on one
 connection (the median of three reads).
+
+The app holds each room's latest events in memory (``ROOMCAST_REPLAY_CACHE_EVENTS``,
+10,000 by default; gateway/history.py), so with the default settings this
+replay is served from memory. A second app on the same database, with that
+memory off, replays the same events from PostgreSQL: the figure for history
+older than the window (no target of its own).
 """
 
 from __future__ import annotations
@@ -14,8 +20,9 @@ import time
 from typing import Any
 
 from bench.context import Bench, log
+from bench.procs import Server
 from bench.scenarios.common import arm, connect_clients, finished_at, wait
-from bench.stats import Scenario, Target
+from bench.stats import Figure, Scenario, Target
 
 PAGE = 500
 
@@ -44,10 +51,16 @@ async def build_room(b: Bench, events: int) -> tuple[str, int]:
 
 
 async def app_replay(
-    b: Bench, room: str, head: int, behind: int, *, batch: bool = False
+    b: Bench,
+    room: str,
+    head: int,
+    behind: int,
+    *,
+    batch: bool = False,
+    server: Server | None = None,
 ) -> dict[str, Any]:
     one = b.workers.all[:1]
-    await connect_clients(b, b.app, 1, None, workers=one, batch=batch)
+    await connect_clients(b, server or b.app, 1, None, workers=one, batch=batch)
     await arm(b, head)
     started = time.time()
     await one[0].call("subscribe", room=room, last_seq=head - behind, within=300)
@@ -99,36 +112,64 @@ async def run(b: Bench) -> Scenario:
         "events/s",
         "raw asyncpg read of the same rows",
     )
+    database = s.figure(
+        f"b{behind}.database",
+        f"replay events/s, {behind} behind, frames, from PostgreSQL (replay memory off)",
+        "events/s",
+        "raw asyncpg read of the same rows",
+    )
+    # The same database, the same room: only where the replay reads from differs.
+    db_only = await b.start_app("app-db-replay", {"ROOMCAST_REPLAY_CACHE_EVENTS": "0"})
+    try:
+        rounds = await _rounds(b, room, head, behind, (fig, single, database), db_only)
+    finally:
+        await b.stop(db_only)
+    s.details["rounds"] = rounds
+    for mode, figure in (("batch", fig), ("single", single), ("database", database)):
+        wrong = [x for x in rounds if x[mode]["received"] != behind or x[mode]["gaps"]]
+        if wrong:
+            figure.note = "the client did not receive exactly the missed events: see details"
+    return s
+
+
+async def _rounds(
+    b: Bench, room: str, head: int, behind: int, figures: tuple[Figure, ...], db_only: Server
+) -> list[dict[str, Any]]:
+    """Each repeat: memory frames, memory single, PostgreSQL frames and the raw read,
+    in alternating order."""
+    fig, single, database = figures
+    modes = ("batch", "single", "database", "raw")
     # One untimed replay per mode: the app's pool opens the connections a replay
     # reads ahead on (it starts with two, the relay holding one), and first calls
     # fill caches; the raw baseline's pool is already open.
     for warm in (True, False):
         await app_replay(b, room, head, behind, batch=warm)
+    await app_replay(b, room, head, behind, batch=True, server=db_only)
     rounds = []
-    for r in range(plan.repeats):
-        order = ("batch", "single", "raw") if r % 2 == 0 else ("raw", "single", "batch")
+    for r in range(b.plan.repeats):
+        order = modes if r % 2 == 0 else tuple(reversed(modes))
         got = {}
         for which in order:
             if which == "raw":
                 got[which] = await raw_read(b, room, head, behind)
+            elif which == "database":
+                got[which] = await app_replay(b, room, head, behind, batch=True, server=db_only)
             else:
                 got[which] = await app_replay(b, room, head, behind, batch=which == "batch")
         fig.ours.append(got["batch"]["rate"])
         fig.base.append(got["raw"]["rate"])
         single.ours.append(got["single"]["rate"])
         single.base.append(got["raw"]["rate"])
+        database.ours.append(got["database"]["rate"])
+        database.base.append(got["raw"]["rate"])
         rounds.append(
             {k: {x: v[x] for x in ("received", "seconds", "rate")} for k, v in got.items()}
         )
-        for mode in ("batch", "single"):
+        for mode in ("batch", "single", "database"):
             rounds[-1][mode].update({x: got[mode][x] for x in ("gaps", "dups", "caught_up")})
         log(
             f"P4 #{r + 1}: replay {got['batch']['rate']:.0f} events/s in frames, "
-            f"{got['single']['rate']:.0f} single, raw read {got['raw']['rate']:.0f} rows/s"
+            f"{got['single']['rate']:.0f} single, {got['database']['rate']:.0f} from "
+            f"PostgreSQL, raw read {got['raw']['rate']:.0f} rows/s"
         )
-    s.details["rounds"] = rounds
-    for mode, figure in (("batch", fig), ("single", single)):
-        wrong = [x for x in rounds if x[mode]["received"] != behind or x[mode]["gaps"]]
-        if wrong:
-            figure.note = "the client did not receive exactly the missed events: see details"
-    return s
+    return rounds

@@ -4,7 +4,9 @@ One room per length, filled in bulk through the store (snapshots every 100
 events, as the app writes them) and relayed before measuring. Per length:
 command latency p50 of sequential PATCH renames (concurrency 1, after a
 warm-up that loads the room into the app's cache), and replay events/s of one
-client ``p8_replay`` events behind. The baseline of each figure is the same
+client ``p8_replay`` events behind, from PostgreSQL: on a second app with the
+replay memory off (``ROOMCAST_REPLAY_CACHE_EVENTS=0``), since a replay from
+memory does not touch the stream's history at all. The baseline of each figure is the same
 measurement on the shortest stream, in the same round. The lengths take turns
 in slices of ``SLICE`` commands, so a noisy moment on the machine hits them all.
 """
@@ -15,8 +17,9 @@ import time
 
 from bench.context import Bench, log
 from bench.httpc import HttpError
+from bench.procs import Server
 from bench.scenarios.p4_replay import app_replay, build_room
-from bench.stats import Scenario, Target, percentile
+from bench.stats import Figure, Scenario, Target, percentile
 
 WARMUP = 10
 SLICE = 20
@@ -78,13 +81,32 @@ async def run(b: Bench) -> Scenario:
     rep = {
         n: s.figure(
             f"replay.{n}",
-            f"replay events/s at {n} events",
+            f"replay events/s at {n} events (from PostgreSQL)",
             "events/s",
             f"same at {shortest} events",
             target=Target(">=", 1 / 1.2, text=f"≥ 1/1.2× at {shortest}") if n == longest else None,
         )
         for n in lengths[1:]
     }
+    db_only = await b.start_app("app-db-replay", {"ROOMCAST_REPLAY_CACHE_EVENTS": "0"})
+    try:
+        await _rounds(b, rooms, lat, rep, db_only, s)
+    finally:
+        await b.stop(db_only)
+    return s
+
+
+async def _rounds(
+    b: Bench,
+    rooms: dict[int, tuple[str, int]],
+    lat: dict[int, Figure],
+    rep: dict[int, Figure],
+    db_only: Server,
+    s: Scenario,
+) -> None:
+    plan = b.plan
+    lengths = plan.p8_lengths
+    shortest = lengths[0]
     raw: dict[str, dict[int, list[float]]] = {"latency_ms": {}, "replay_rate": {}}
     for r in range(plan.repeats):
         order = lengths if r % 2 == 0 else tuple(reversed(lengths))
@@ -93,7 +115,8 @@ async def run(b: Bench) -> Scenario:
         for n in order:
             room, _ = rooms[n]
             head = await b.streams.store.head(room)
-            rate[n] = (await app_replay(b, room, head, min(plan.p8_replay, head - 1)))["rate"]
+            behind = min(plan.p8_replay, head - 1)
+            rate[n] = (await app_replay(b, room, head, behind, server=db_only))["rate"]
             raw["latency_ms"].setdefault(n, []).append(p50[n])
             raw["replay_rate"].setdefault(n, []).append(rate[n])
         for n in lengths[1:]:
@@ -108,4 +131,3 @@ async def run(b: Bench) -> Scenario:
             + ", ".join(f"{n}: {rate[n]:.0f}/s" for n in lengths)
         )
     s.details.update(raw)
-    return s

@@ -35,6 +35,7 @@ from socketio import packet as sio_packet
 
 from roomcast.domain.state import UserRef
 from roomcast.gateway import jsoncodec
+from roomcast.gateway.history import RecentEvents
 from roomcast.metrics import BROADCASTS
 
 __all__ = [
@@ -197,9 +198,11 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
     """python-socketio's in-process manager, with gates, evictions and batch frames."""
 
     registry: Registry
+    recent: RecentEvents
 
-    def bind(self, registry: Registry) -> None:
+    def bind(self, registry: Registry, recent: RecentEvents | None = None) -> None:
         self.registry = registry
+        self.recent = RecentEvents(per_room=0, total=0) if recent is None else recent
         self._ticks: dict[tuple[str, str], list[Any]] = {}
         """Room events waiting for this tick's ``room:events`` frame, per (namespace, room)."""
 
@@ -293,9 +296,14 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
                 event, data, namespace, room=target, skip_sid=skip_sid, callback=callback, **kwargs
             )
             return
+        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        seq = seq_of(data) if len(args) == 1 and target.startswith("room:") else 0
+        if seq > 0:  # a room event: kept for replays, whether anyone here listens or not
+            self.recent.record(target, event, data, seq)
+            if event == "room:deleted":
+                self.recent.forget(target)
         if namespace not in self.rooms:
             return
-        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
         if isinstance(skip_sid, list):
             skip: set[str] = set(skip_sid)
         else:
@@ -310,7 +318,7 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
             self._apply_floors(target, namespace, floors, data, skip)
         batch = self.registry.batch.get(target)
         if batch:
-            if len(args) == 1 and seq_of(data) > 0:  # a room event: into this tick's frame
+            if seq > 0:  # a room event: into this tick's frame
                 self._collect(namespace, target, data)
                 skip |= batch
             else:  # anything else must not overtake the frame being collected

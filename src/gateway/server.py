@@ -39,6 +39,7 @@ from roomcast.gateway.delivery import (
     seq_of,
 )
 from roomcast.gateway.errors import as_ack, as_error_event
+from roomcast.gateway.history import RecentEvents
 from roomcast.gateway.limits import ClientLimits, event_header
 from roomcast.gateway.live import LiveRooms
 from roomcast.gateway.outlet import Outlet
@@ -156,14 +157,17 @@ class Gateway:
         max_frame_bytes: int = 1024 * 1024,
         events_per_minute: int = 100,
         typing_timeout: float = 5.0,
+        recent_per_room: int = 10_000,
+        recent_total: int = 100_000,
     ) -> None:
         self.registry = Registry()
+        self.recent = RecentEvents(per_room=recent_per_room, total=recent_total)
         manager: WatchedLocal | WatchedRedis = (
             WatchedRedis(redis_url, channel="roomcast", json=jsoncodec)
             if redis_url
             else WatchedLocal()
         )
-        manager.bind(self.registry)
+        manager.bind(self.registry, self.recent)
         self.delivery = manager
         self.services: GatewayServices | None = None
         self.sio = _Server(
@@ -287,7 +291,7 @@ class Gateway:
             if after < head:
                 REPLAYS.labels("subscribe").inc()
             async with contextlib.aclosing(
-                replay.pages(store, request.room_id, after, head, _REPLAY_PAGE)
+                replay.pages(store, request.room_id, after, head, _REPLAY_PAGE, self.recent)
             ) as log_pages:
                 async for page in log_pages:
                     if sid not in self.registry.users:  # the socket left: stop reading

@@ -8,8 +8,10 @@ import pytest
 
 from roomcast.domain import room
 from roomcast.gateway import replay
-from roomcast.gateway.delivery import seq_of
+from roomcast.gateway.delivery import room_name, seq_of
+from roomcast.gateway.history import RecentEvents
 from roomcast.ids import uuid7
+from roomcast.metrics import REPLAYED_EVENTS
 from roomcast.outbox.codec import Envelope
 from roomcast.outbox.store import EventStore, prepare
 
@@ -66,3 +68,42 @@ async def test_a_consumer_that_stops_leaves_no_read_in_flight(store: EventStore,
             break  # the reads ahead were already asked for
     # Closing cancelled or awaited them: every connection is back in the pool.
     assert pool.get_idle_size() == idle_before
+
+
+@pytest.mark.parametrize(
+    ("after", "window_from", "window_to", "head_cut"),
+    [
+        (0, 1, 41, 0),  # all of it held: nothing read
+        (0, 30, 41, 0),  # the older part read, the newer part held
+        (10, 5, 41, 3),  # held from before lastSeq, up past the head
+        (0, 30, 38, 0),  # the window stops short of the head: all read
+        (25, 36, 41, 10),  # the window starts after the head: all read
+    ],
+)
+async def test_held_events_serve_their_part_and_the_whole_is_the_same_log(
+    store: EventStore, after: int, window_from: int, window_to: int, head_cut: int
+) -> None:
+    stream, version = await _room(store, 40)
+    head = version - head_cut
+    logged = await store.read(stream, 0, version)
+    recent = RecentEvents(per_room=1000, total=1000)
+    for envelope in logged:  # what this node's relay published, as it published it
+        seq = seq_of(envelope.payload)
+        if window_from <= seq <= window_to:
+            recent.record(room_name(stream), envelope.event, envelope.payload, seq)
+    before = _replayed()
+    got = [page async for page in replay.pages(store, stream, after, head, 7, recent)]
+    after_counts = _replayed()
+    flat = [e for page in got for e in page]
+    assert flat == logged[after:head]  # the same envelopes, byte for byte, in order
+    assert all(len(page) <= 7 for page in got)
+    held = window_from <= head < window_to + 1
+    memory = head - max(after, window_from - 1) if held else 0
+    assert after_counts["memory"] - before["memory"] == memory
+    assert after_counts["database"] - before["database"] == head - after - memory
+
+
+def _replayed() -> dict[str, float]:
+    return {
+        source: REPLAYED_EVENTS.labels(source)._value.get() for source in ("memory", "database")
+    }

@@ -67,3 +67,13 @@ def test_process_tuning_switches_are_typed_and_checked():
     assert load_settings({}).ws_compression is False
     with pytest.raises(ConfigError, match="ROOMCAST_GC_THRESHOLD"):
         load_settings({"ROOMCAST_GC_THRESHOLD": "-1"})
+
+
+def test_the_replay_memory_can_be_sized_or_switched_off_but_not_negative():
+    settings = load_settings(
+        {"ROOMCAST_REPLAY_CACHE_EVENTS": "0", "ROOMCAST_REPLAY_CACHE_TOTAL": "500"}
+    )
+    assert (settings.replay_cache_events, settings.replay_cache_total) == (0, 500)
+    for variable in ("ROOMCAST_REPLAY_CACHE_EVENTS", "ROOMCAST_REPLAY_CACHE_TOTAL"):
+        with pytest.raises(ConfigError, match=variable):
+            load_settings({variable: "-1"})
