@@ -33,6 +33,12 @@ GROUP = Settings().append_batch
 """The app's default ROOMCAST_APPEND_BATCH, which the app under test runs with."""
 
 
+def commands_at(commands: int, concurrency: int) -> int:
+    """Renames per round at ``concurrency``: more at c=32, so that a round lasts about
+    as long as at c=8 (~1 s of 6,000 at c=32 left one noisy moment deciding it)."""
+    return commands * max(1, concurrency // 8)
+
+
 async def _app_round(b: Bench, concurrency: int, total: int) -> tuple[float, list[float]]:
     shares = Workers.split(total, concurrency)
     https = [b.http() for _ in range(concurrency)]
@@ -149,7 +155,8 @@ async def run(b: Bench) -> Scenario:
     plan = b.plan
     s = Scenario("P1", "Command throughput: REST API vs raw asyncpg append")
     s.note = (
-        f"{plan.p1_commands} renames per round; c rooms at concurrency c; "
+        f"{plan.p1_commands} renames per round at c=1 and c=8, "
+        f"{commands_at(plan.p1_commands, 32)} at c=32; c rooms at concurrency c; "
         f"pool of {plan.pool_size} connections in both; ceiling: an empty Litestar "
         "PATCH route on uvicorn, same client (bench/ceiling.py); the store alone: the same "
         "appends through EventStore.append with the app's group commit (batches of up to "
@@ -211,7 +218,7 @@ async def _level(b: Bench, s: Scenario, c: int) -> None:
         )
         got: dict[str, tuple[float, list[float]]] = {}
         for which in order:
-            got[which] = await rounds[which](b, c, plan.p1_commands)
+            got[which] = await rounds[which](b, c, commands_at(plan.p1_commands, c))
         rates.ours.append(got["app"][0])
         rates.base.append(got["raw"][0])
         ceiling.ours.append(got["ceiling"][0])
