@@ -145,6 +145,9 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "log_config": None,  # uvicorn's loggers go through our structlog handler
         "access_log": False,  # the request_finished line carries the request id instead
         "server_header": False,  # nothing advertised; one header less to check and write
+        # Nothing in roomcast reads the client's address (limits key on the token's
+        # user), so X-Forwarded-For is not rewritten into every request's scope.
+        "proxy_headers": False,
         "ws_ping_interval": settings.ping_interval_seconds,
         "ws_ping_timeout": settings.ping_timeout_seconds,
         # A frame the Socket.IO server would refuse anyway is not buffered whole.
