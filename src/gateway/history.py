@@ -64,8 +64,12 @@ class RecentEvents:
         return self._count
 
     def record(self, room: str, event: str, data: Any, seq: int) -> None:
-        """``event`` with ``seq`` was delivered to ``room`` (a room's name, ``room:<id>``)."""
-        if not self.enabled or seq <= 0:
+        """``event`` with ``seq`` was delivered to ``room`` (a room's name, ``room:<id>``).
+
+        A user's inbox (stream ``user:<id>``) is not kept: ``room:subscribe`` never
+        replays one, so it would only push rooms out.
+        """
+        if not self.enabled or seq <= 0 or ":" in room.partition(":")[2]:
             return
         window = self._rooms.get(room)
         if window is None or seq > window.next:  # new here, or a broadcast this node missed
@@ -74,10 +78,9 @@ class RecentEvents:
             window = self._rooms[room] = _Window(seq)
         elif seq < window.next:
             return  # published again (a relay's retry): already held
-        payload = (
-            data if isinstance(data, msgspec.Raw) else msgspec.Raw(msgspec.json.encode(data))
-        )  # from Redis: decoded
-        window.events.append(Envelope(event=event, payload=payload))
+        # Through Redis the payload arrives decoded: kept encoded, as replays send it.
+        raw = data if isinstance(data, msgspec.Raw) else msgspec.Raw(msgspec.json.encode(data))
+        window.events.append(Envelope(event=event, payload=raw))
         self._rooms.move_to_end(room)
         self._count += 1
         if len(window.events) > self._per_room:

@@ -112,3 +112,11 @@ def test_whatever_arrives_an_answer_is_exactly_the_seqs_it_names(steps, per_room
         assert got[0] > after
         assert set(got) <= delivered
         assert len(got) <= per_room
+
+
+def test_a_users_inbox_is_not_kept():
+    """``room:subscribe`` never replays a ``user:<id>`` stream: it would only push rooms out."""
+    recent = RecentEvents(per_room=10, total=10)
+    deliver(recent, 1, 2, room="room:user:usr_ada")
+    assert len(recent) == 0
+    assert recent.since("room:user:usr_ada", 0, 2) is None
