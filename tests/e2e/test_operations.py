@@ -91,6 +91,9 @@ class TestMetrics:
             after, "roomcast_append_batch_size_count"
         )
         assert value(delta, "roomcast_replays_total", kind="subscribe") == 1
+        # room:created, from this node's memory if the relay had published it, else read.
+        sources = ("memory", "database")
+        assert sum(value(delta, "roomcast_replayed_events_total", source=s) for s in sources) == 1
         assert value(delta, "roomcast_broadcasts_total") >= 2  # the two events, at least
         assert value(delta, "roomcast_relay_published_total") >= 2
         assert value(after, "roomcast_relay_enabled") == 1
