@@ -7,6 +7,7 @@ developer machine it is skipped with the reason.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import threading
@@ -14,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -194,6 +196,32 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     )
     with run_server(settings) as running:
         yield running
+
+
+@contextlib.contextmanager
+def redis_nodes(
+    database_url: str,
+    redis_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    *nodes: dict[str, Any],
+) -> Iterator[list[RunningServer]]:
+    """One server per entry of ``nodes`` (extra ``Settings`` fields for it), all on
+    ``database_url`` and sharing Redis: several gateway nodes of one deployment."""
+    with contextlib.ExitStack() as stack:
+        yield [
+            stack.enter_context(
+                run_server(
+                    Settings(
+                        database_url=database_url,
+                        redis_url=redis_url,
+                        jwt_secret=JWT_SECRET,
+                        data_dir=Path(tmp_path_factory.mktemp("node")),
+                        **extra,
+                    )
+                )
+            )
+            for extra in nodes
+        ]
 
 
 class run_server:

@@ -7,11 +7,12 @@ from typing import Any
 
 import httpx
 import pytest
+import socketio
 
 from roomcast.client import RoomcastClient
 
 from ..conftest import RunningServer
-from .support import Recorder
+from .support import Recorder, Wire
 
 
 @pytest.fixture
@@ -42,3 +43,24 @@ async def connected(server: RunningServer, batch: bool) -> AsyncIterator[Any]:
     yield make
     for client in clients:
         await client.close()
+
+
+@pytest.fixture
+async def raw_sockets() -> AsyncIterator[Any]:
+    """``await raw_sockets(server, user)``: a plain python-socketio client on ``server``
+    that records every message (its ``Wire``); all closed after the test."""
+    opened: list[socketio.AsyncClient] = []
+
+    async def make(server: RunningServer, sub: str) -> tuple[socketio.AsyncClient, Wire]:
+        client = socketio.AsyncClient(reconnection=False)
+        wire = Wire()
+        client.on("*", wire.record)
+        await client.connect(
+            server.url, auth={"token": server.token(sub)}, transports=["websocket"]
+        )
+        opened.append(client)
+        return client, wire
+
+    yield make
+    for client in opened:
+        await client.disconnect()

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import httpx
+import socketio
 
 from roomcast.tokens import mint
 
@@ -95,3 +96,52 @@ async def rename_many(
             assert response.status_code == 200, response.text
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+class Wire:
+    """Every message a raw Socket.IO client receives, in order; waits on a room's seq."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, Any]] = []
+        self._changed = asyncio.Condition()
+
+    async def record(self, event: str, *args: Any) -> None:
+        async with self._changed:
+            self.messages.append((event, args[0] if args else None))
+            self._changed.notify_all()
+
+    @property
+    def frames(self) -> list[list[dict[str, Any]]]:
+        return [data for event, data in self.messages if event == "room:events"]
+
+    @property
+    def seqs(self) -> list[int]:
+        """Seqs in arrival order, from frames and from single events alike."""
+        out: list[int] = []
+        for event, data in self.messages:
+            if event == "room:events":
+                out.extend(p["seq"] for p in data)
+            elif isinstance(data, dict) and "eventId" in data:
+                out.append(data["seq"])
+        return out
+
+    @property
+    def delivered(self) -> list[int]:
+        """``seqs`` after the client rule: a seq at or below the last one is a duplicate
+        (a replay can read an event the relay has not published yet)."""
+        out: list[int] = []
+        for seq in self.seqs:
+            if not out or seq > out[-1]:
+                out.append(seq)
+        return out
+
+    async def wait_for_seq(self, seq: int, within: float = 60) -> None:
+        async with asyncio.timeout(within), self._changed:
+            await self._changed.wait_for(lambda: bool(self.seqs) and self.seqs[-1] >= seq)
+
+
+async def subscribe(client: socketio.AsyncClient, payload: dict[str, Any]) -> dict[str, Any]:
+    ack = await client.call("room:subscribe", payload, timeout=30)
+    assert ack["success"] is True, ack
+    data: dict[str, Any] = ack["data"]
+    return data

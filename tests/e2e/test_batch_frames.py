@@ -8,12 +8,10 @@ the replay is paged, and that a relay batch published in one go is one frame.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
-import socketio
 
 from roomcast.domain import room
 from roomcast.domain.state import UserRef
@@ -23,75 +21,13 @@ from roomcast.outbox.store import EventStore, prepare
 
 from ..conftest import RunningServer
 from ..helpers import rename
-from .support import create_room, rename_many, user_id
-
-
-class Wire:
-    """Every message a raw Socket.IO client receives, in order; waits on a room's seq."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, Any]] = []
-        self._changed = asyncio.Condition()
-
-    async def record(self, event: str, *args: Any) -> None:
-        async with self._changed:
-            self.messages.append((event, args[0] if args else None))
-            self._changed.notify_all()
-
-    @property
-    def frames(self) -> list[list[dict[str, Any]]]:
-        return [data for event, data in self.messages if event == "room:events"]
-
-    @property
-    def seqs(self) -> list[int]:
-        """Seqs in arrival order, from frames and from single events alike."""
-        out: list[int] = []
-        for event, data in self.messages:
-            if event == "room:events":
-                out.extend(p["seq"] for p in data)
-            elif isinstance(data, dict) and "eventId" in data:
-                out.append(data["seq"])
-        return out
-
-    @property
-    def delivered(self) -> list[int]:
-        """``seqs`` after the client rule: a seq at or below the last one is a duplicate
-        (a replay can read an event the relay has not published yet)."""
-        out: list[int] = []
-        for seq in self.seqs:
-            if not out or seq > out[-1]:
-                out.append(seq)
-        return out
-
-    async def wait_for_seq(self, seq: int, within: float = 60) -> None:
-        async with asyncio.timeout(within), self._changed:
-            await self._changed.wait_for(lambda: bool(self.seqs) and self.seqs[-1] >= seq)
+from .support import create_room, rename_many, subscribe, user_id
 
 
 @pytest.fixture
-async def raw(server: RunningServer) -> AsyncIterator[Any]:
-    clients: list[socketio.AsyncClient] = []
-
-    async def make(sub: str) -> tuple[socketio.AsyncClient, Wire]:
-        client = socketio.AsyncClient(reconnection=False)
-        wire = Wire()
-        client.on("*", wire.record)
-        await client.connect(
-            server.url, auth={"token": server.token(sub)}, transports=["websocket"]
-        )
-        clients.append(client)
-        return client, wire
-
-    yield make
-    for client in clients:
-        await client.disconnect()
-
-
-async def subscribe(client: socketio.AsyncClient, payload: dict[str, Any]) -> dict[str, Any]:
-    ack = await client.call("room:subscribe", payload, timeout=30)
-    assert ack["success"] is True, ack
-    data: dict[str, Any] = ack["data"]
-    return data
+def raw(server: RunningServer, raw_sockets: Any) -> Any:
+    """A raw Socket.IO client on the session's server, for a user: (client, its Wire)."""
+    return lambda sub: raw_sockets(server, sub)
 
 
 async def append_in_one_statement(

@@ -8,15 +8,11 @@ test pins down so that a Redis-backed store shows up as a deliberate change.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack
-from pathlib import Path
 
 import httpx
 import pytest
 
-from roomcast.config import Settings
-
-from ..conftest import JWT_SECRET, RunningServer, run_server
+from ..conftest import RunningServer, redis_nodes
 from .test_live import Peer, create_room, join, user_id
 
 
@@ -24,21 +20,8 @@ from .test_live import Peer, create_room, join, user_id
 def nodes(
     own_database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[RunningServer, RunningServer]]:
-    with ExitStack() as stack:
-        running = [
-            stack.enter_context(
-                run_server(
-                    Settings(
-                        database_url=own_database_url,
-                        redis_url=redis_url,
-                        jwt_secret=JWT_SECRET,
-                        data_dir=Path(tmp_path_factory.mktemp(f"node-{name}")),
-                    )
-                )
-            )
-            for name in ("a", "b")
-        ]
-        yield running[0], running[1]
+    with redis_nodes(own_database_url, redis_url, tmp_path_factory, {}, {}) as (a, b):
+        yield a, b
 
 
 @pytest.fixture
