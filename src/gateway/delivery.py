@@ -315,7 +315,7 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
                 skip.add(sid)
         floors = self.registry.floors.get(target)
         if floors:
-            self._apply_floors(target, namespace, floors, data, skip)
+            self._apply_floors(target, namespace, floors, seq, skip)
         batch = self.registry.batch.get(target)
         if batch:
             if seq > 0:  # a room event: into this tick's frame
@@ -338,10 +338,9 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
         room: str,
         namespace: str,
         floors: dict[str, tuple[int, bool]],
-        data: Any,
+        seq: int,
         skip: set[str],
     ) -> None:
-        seq = seq_of(data)
         if seq <= 0:
             return  # not a room event: floors are about seqs
         for sid, (floor, batch) in list(floors.items()):
