@@ -79,8 +79,12 @@ def create_app(
     max_body_bytes: int = 64 * 1024,
     cors_origins: Sequence[str] = (),
     requests_per_minute: int = 600,
-) -> Litestar:
-    """``requests_per_minute``: the REST rate limit per user (token subject); 0: none."""
+) -> RequestContext:
+    """The Litestar app inside ``RequestContext``, so that every request (a 404 or 405
+    as well) has a request id and an access line.
+
+    ``requests_per_minute``: the REST rate limit per user (token subject); 0: none.
+    """
     # One limiter per app: every authenticated request counts, keyed by its user.
     limiter = (
         RateLimiter(requests_per_minute, 60, scope="requests") if requests_per_minute > 0 else None
@@ -160,7 +164,7 @@ def create_app(
             seeds=services.seeds,
         )
 
-    return Litestar(
+    litestar = Litestar(
         route_handlers=[
             RoomController,
             ParticipantController,
@@ -192,10 +196,10 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
         state=State({"command_context": command_context}),
-        middleware=[RequestContext],
         request_max_body_size=max_body_bytes,
         cors_config=CORSConfig(allow_origins=list(cors_origins)) if cors_origins else None,
         openapi_config=OpenAPIConfig(title="roomcast", version=__version__, path="/api/docs"),
         debug=False,
         logging_config=None,  # logging is configured once, by roomcast.logconfig
     )
+    return RequestContext(litestar)

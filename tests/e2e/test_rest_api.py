@@ -356,6 +356,21 @@ class TestOperations:
         response = await http.get("/health", headers={"X-Request-ID": "abc123"})
         assert response.headers["x-request-id"] == "abc123"
 
+    @pytest.mark.parametrize(
+        ("method", "path", "status"),
+        [("GET", "/api/no-such-route", 404), ("PUT", "/api/rooms/room_x", 405)],
+    )
+    async def test_an_unrouted_request_has_a_request_id_and_an_access_line(
+        self, http, method, path, status
+    ):
+        with structlog.testing.capture_logs(processors=[logfields.merge]) as lines:
+            response = await http.request(method, path, headers={"X-Request-ID": "unrouted"})
+        assert response.status_code == status
+        assert response.headers["x-request-id"] == "unrouted"
+        assert response.json()["success"] is False
+        mine = [line for line in lines if line.get("request_id") == "unrouted"]
+        assert [(line["event"], line["status"]) for line in mine] == [("request_finished", status)]
+
     async def test_a_command_logs_one_line_that_names_the_command_and_its_seq(self, api):
         org = user_id()
         room_id = await new_room(api, org)
