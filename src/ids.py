@@ -8,7 +8,7 @@ import threading
 import time
 import uuid
 
-__all__ = ["new_id", "uuid7"]
+__all__ = ["new_id", "uuid7", "uuid7_text"]
 
 
 class _Entropy:
@@ -46,6 +46,18 @@ def uuid7(unix_ms: int | None = None) -> uuid.UUID:
 
     Time-ordered, so the event table's unique index stays append-friendly.
     """
+    return uuid.UUID(int=_uuid7_int(unix_ms))
+
+
+def uuid7_text(unix_ms: int | None = None) -> str:
+    """``uuid7()`` in its canonical text (``0190a1b2-…``), without the ``UUID`` object:
+    an event id is needed as text (hash, broadcast; asyncpg takes text for ``uuid``),
+    and building and formatting the object cost ~1 % of a command's CPU."""
+    h = f"{_uuid7_int(unix_ms):032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _uuid7_int(unix_ms: int | None) -> int:
     ms = time.time_ns() // 1_000_000 if unix_ms is None else unix_ms
     rand = int.from_bytes(_entropy.take(10), "big")
     value = (ms & 0xFFFF_FFFF_FFFF) << 80
@@ -53,7 +65,7 @@ def uuid7(unix_ms: int | None = None) -> uuid.UUID:
     value |= ((rand >> 62) & 0xFFF) << 64  # rand_a (12 bits)
     value |= 0b10 << 62  # variant
     value |= rand & 0x3FFF_FFFF_FFFF_FFFF  # rand_b (62 bits)
-    return uuid.UUID(int=value)
+    return value
 
 
 def new_id(prefix: str) -> str:

@@ -73,7 +73,8 @@ class PendingAppend:
     last_hash: bytes
     actor_id: str | None
     seqs: list[int]
-    event_ids: list[uuid.UUID]
+    event_ids: list[str]
+    """Canonical UUID text: asyncpg encodes it for the ``uuid`` column."""
     types: list[str]
     datas: list[str]
     recorded_ats: list[object]
@@ -114,12 +115,12 @@ def prepare(
     events: Sequence[Any],
     *,
     actor_id: str | None,
-    new_event_id: Callable[[], uuid.UUID],
+    new_event_id: Callable[[], uuid.UUID | str],
     decider: Decider[Any, Any, Any] = room.ROOMS,
 ) -> PendingAppend:
     """Number, encode, chain and envelope ``events`` on top of ``loaded``. Pure but for ids."""
     seqs: list[int] = []
-    event_ids: list[uuid.UUID] = []
+    event_ids: list[str] = []
     types: list[str] = []
     datas: list[str] = []
     recorded_ats: list[object] = []
@@ -130,8 +131,7 @@ def prepare(
     state = loaded.state
     for offset, event in enumerate(events, start=1):
         seq = loaded.version + offset
-        event_id = new_event_id()
-        event_id_text = str(event_id)  # formatted once: for the hash and the broadcast
+        event_id_text = str(new_event_id())  # formatted once: row, hash and broadcast
         data = codec.encode_event(event)
         type_ = event_name(event)
         digest = codec.chain_hash(
@@ -147,7 +147,7 @@ def prepare(
             ),
         )
         seqs.append(seq)
-        event_ids.append(event_id)
+        event_ids.append(event_id_text)
         types.append(type_)
         datas.append(data.decode())
         recorded_ats.append(event.timestamp)

@@ -9,7 +9,7 @@ from roomcast.domain import room
 from roomcast.domain.commands import Command
 from roomcast.domain.errors import PermissionDenied, RoomNotFound
 from roomcast.domain.state import Room
-from roomcast.ids import uuid7
+from roomcast.ids import uuid7_text
 from roomcast.outbox.store import EventStore, Loaded
 from roomcast.service.streams import (
     CommandResult,
@@ -27,7 +27,7 @@ class RoomService(StreamService[Command, room.State]):
         self,
         store: EventStore,
         *,
-        new_event_id: Callable[[], uuid.UUID] = uuid7,
+        new_event_id: Callable[[], uuid.UUID | str] = uuid7_text,
         cache_size: int = 10_000,
         max_attempts: int = 50,
         on_commit: Callable[[], None] | None = None,

@@ -31,7 +31,7 @@ from roomcast.domain.errors import (
     ServiceUnavailable,
     VersionConflict,
 )
-from roomcast.ids import uuid7
+from roomcast.ids import uuid7_text
 from roomcast.metrics import count_command
 from roomcast.outbox.codec import Envelope
 from roomcast.outbox.errors import DuplicateIdempotencyKey, StaleVersion
@@ -99,7 +99,7 @@ class StreamService(Generic[C, S]):
         store: EventStore,
         decider: Decider[C, Any, S],
         *,
-        new_event_id: Callable[[], uuid.UUID] = uuid7,
+        new_event_id: Callable[[], uuid.UUID | str] = uuid7_text,
         cache_size: int = 10_000,
         max_attempts: int = 50,
         on_commit: Callable[[], None] | None = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 
-from roomcast.ids import uuid7
+from roomcast.ids import uuid7, uuid7_text
 
 
 def test_a_uuid7_has_version_7_the_rfc_variant_and_the_given_millisecond():
@@ -13,6 +13,16 @@ def test_a_uuid7_has_version_7_the_rfc_variant_and_the_given_millisecond():
     assert value.version == 7
     assert value.variant == uuid.RFC_4122
     assert value.int >> 80 == 0x0123_4567_89AB
+
+
+def test_the_text_form_is_the_canonical_text_of_a_uuid7():
+    for _ in range(200):
+        text = uuid7_text(unix_ms=0x0123_4567_89AB)
+        value = uuid.UUID(text)
+        assert str(value) == text  # 8-4-4-4-12 lower-case hex
+        assert value.version == 7
+        assert value.variant == uuid.RFC_4122
+        assert value.int >> 80 == 0x0123_4567_89AB
 
 
 def test_ids_stay_distinct_across_many_refills_of_the_random_buffer():
