@@ -30,6 +30,7 @@ from roomcast.http.operations import admin_stats, metrics
 from roomcast.http.participants import ParticipantController
 from roomcast.http.prizes import PrizeController
 from roomcast.http.quiz import QuizController
+from roomcast.http.requests import BodyRequest
 from roomcast.http.revocation import revoke
 from roomcast.http.rooms import RoomController
 from roomcast.metrics import Metrics
@@ -197,6 +198,7 @@ def create_app(
         lifespan=[lifespan],
         state=State({"command_context": command_context}),
         request_max_body_size=max_body_bytes,
+        request_class=BodyRequest,
         cors_config=CORSConfig(allow_origins=list(cors_origins)) if cors_origins else None,
         openapi_config=OpenAPIConfig(title="roomcast", version=__version__, path="/api/docs"),
         debug=False,
