@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -95,8 +94,7 @@ async def idempotency(request: Request[Any, Any, Any], caller: UserRef) -> Idemp
     )
 
 
-@dataclass(frozen=True, slots=True)
-class CommandContext:
+class CommandContext(msgspec.Struct, frozen=True):
     """Everything a command route needs besides its body: the caller, the services and
     the request's headers. Built per request by ``CommandContext.of(request)``.
     """

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import asyncpg
@@ -53,8 +52,7 @@ def _state_decoder(decider: Decider[Any, Any, Any]) -> msgspec.json.Decoder[Any]
     return decoder
 
 
-@dataclass(frozen=True, slots=True)
-class Loaded(Generic[S]):
+class Loaded(msgspec.Struct, Generic[S], frozen=True):
     """A stream's state as of ``version``, with the hash-chain head at that version."""
 
     stream_id: str
@@ -63,8 +61,7 @@ class Loaded(Generic[S]):
     state: S
 
 
-@dataclass(frozen=True, slots=True)
-class PendingAppend:
+class PendingAppend(msgspec.Struct, frozen=True):
     """Rows ready to write: decided events, numbered, hashed and enveloped."""
 
     stream_id: str
@@ -84,8 +81,7 @@ class PendingAppend:
     state: Any
 
 
-@dataclass(frozen=True, slots=True)
-class Remembered:
+class Remembered(msgspec.Struct, frozen=True):
     """An idempotency key to store with the append, and the result to answer retries with."""
 
     principal: str
@@ -94,8 +90,7 @@ class Remembered:
     result: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Write:
+class Write(msgspec.Struct, frozen=True):
     """One append as the store writes it: the rows, the key to remember, the snapshot."""
 
     pending: PendingAppend
@@ -104,8 +99,7 @@ class Write:
     """The state as JSON when this append crosses a multiple of ``snapshot_every``."""
 
 
-@dataclass(frozen=True, slots=True)
-class Appended:
+class Appended(msgspec.Struct, frozen=True):
     version: int
     envelopes: list[codec.Envelope]
 

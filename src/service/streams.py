@@ -18,7 +18,6 @@ import random
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -56,8 +55,7 @@ class CommandResult(msgspec.Struct, frozen=True, kw_only=True):
 _result_decoder = msgspec.json.Decoder(CommandResult)
 
 
-@dataclass(frozen=True, slots=True)
-class Idempotency:
+class Idempotency(msgspec.Struct, frozen=True):
     """An Idempotency-Key, whose it is, and a digest of the request it came with."""
 
     principal: str
@@ -65,8 +63,7 @@ class Idempotency:
     fingerprint: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(msgspec.Struct, frozen=True):
     result: CommandResult
     replayed: bool
     """True when the result is the stored answer to an earlier request with the same key."""
