@@ -121,8 +121,8 @@ def create_app(
     async def app_limits(request: Request[Any, Any, Any]) -> AppLimits:
         return _services(request).app_limits
 
-    def authenticated(request: Request[Any, Any, Any]) -> Claims:
-        verified = claims_from(request, _services(request).verifier)
+    def authenticated(request: Request[Any, Any, Any], services: Services | None = None) -> Claims:
+        verified = claims_from(request, (services or _services(request)).verifier)
         if limiter is not None:
             limiter.hit(verified.user.id)
         return verified
@@ -155,7 +155,7 @@ def create_app(
         # Authenticates itself rather than depending on `claims`: command routes call
         # it (CommandContext.of) instead of resolving dependencies per request.
         services = _services(request)
-        caller, app = principal_of(request, authenticated(request))
+        caller, app = principal_of(request, authenticated(request, services))
         return CommandContext(
             request=request,
             caller=caller,
