@@ -51,8 +51,8 @@ def uuid7(unix_ms: int | None = None) -> uuid.UUID:
 
 def uuid7_text(unix_ms: int | None = None) -> str:
     """``uuid7()`` in its canonical text (``0190a1b2-…``), without the ``UUID`` object:
-    an event id is needed as text (hash, broadcast; asyncpg takes text for ``uuid``),
-    and building and formatting the object cost ~1 % of a command's CPU."""
+    an event id is only needed as text (row, hash, broadcast; asyncpg takes text for
+    ``uuid``), and building and formatting the object cost ≈1.5 µs more per event."""
     h = f"{_uuid7_int(unix_ms):032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
