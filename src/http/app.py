@@ -121,14 +121,14 @@ def create_app(
     async def app_limits(request: Request[Any, Any, Any]) -> AppLimits:
         return _services(request).app_limits
 
-    def authenticated(request: Request[Any, Any, Any], services: Services | None = None) -> Claims:
-        verified = claims_from(request, (services or _services(request)).verifier)
+    def authenticated(request: Request[Any, Any, Any], services: Services) -> Claims:
+        verified = claims_from(request, services.verifier)
         if limiter is not None:
             limiter.hit(verified.user.id)
         return verified
 
     async def claims(request: Request[Any, Any, Any]) -> Claims:
-        return authenticated(request)
+        return authenticated(request, _services(request))
 
     async def caller(request: Request[Any, Any, Any], claims: Claimed) -> UserRef:
         return principal_of(request, claims)[0]

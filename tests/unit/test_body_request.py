@@ -34,8 +34,7 @@ def _request(cls: type[Request[Any, Any, Any]], chunks: list[bytes], announce: b
         return messages.pop(0) if messages else {"type": "http.disconnect"}
 
     headers = [(b"content-length", str(sum(map(len, chunks))).encode())] if announce else []
-    scope = {"type": "http", "method": "POST", "headers": headers, "route_handler": handler}
-    scope["state"] = {}
+    scope = {"type": "http", "headers": headers, "route_handler": handler, "state": {}}
     return cls(scope, receive)  # type: ignore[arg-type]
 
 
