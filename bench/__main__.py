@@ -146,6 +146,8 @@ async def _run(args: argparse.Namespace, plan: Plan, chosen: list[str]) -> dict[
             log(f"{sid}: {scenario.status} in {scenario.seconds:.1f} s")
             scenarios.append(scenario)
         postgres = b.postgres_version
+        node_peer = b.node_peer.to_json()
+        commit_timestamps = b.commit_timestamps
     order = {sid: i for i, sid in enumerate(sorted(SCENARIOS))}
     scenarios.sort(key=lambda s: order.get(s.id, 99))
     return {
@@ -172,6 +174,10 @@ async def _run(args: argparse.Namespace, plan: Plan, chosen: list[str]) -> dict[
                 "nofile": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
             },
             "versions": _versions(),
+            "node_peer": node_peer,
+            "p2_commit_clock": "pg_xact_commit_timestamp"
+            if commit_timestamps
+            else "HTTP answer (track_commit_timestamp off)",
         },
         "scenarios": [s.to_json() for s in scenarios],
     }
@@ -202,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if "chart" in run["meta"]:
         log(run["meta"]["chart"])
+    if run["meta"]["node_peer"]["status"] != "ok":
+        log(f"NOTE: {run['meta']['node_peer']['note']}")
     crashed = [s["id"] for s in run["scenarios"] if s["status"] == "error"]
     if crashed:
         log(f"scenario(s) crashed: {crashed}")

@@ -4,15 +4,18 @@ It speaks just enough of roomcast's protocol for the same client processes to
 use it: CONNECT (any auth), ``room:subscribe`` (join the one room; with
 ``lastSeq``, send what it holds after it from memory first) with the same ack
 shape. Events are the same payloads the relay sends (a real stored event's JSON
-with ``eventId`` and ``seq`` spliced in by ``roomcast.outbox.codec``), stamped
-with the time just before each emit. It uses roomcast's msgspec JSON module, as
-the real gateway does, so the payload is encoded the same way in both.
+with ``eventId`` and ``seq`` spliced in by ``roomcast.outbox.codec``), built
+before the clock starts, as the relay's are (encoded when they were committed).
+It uses roomcast's msgspec JSON module, as the real gateway does, so the payload
+is encoded the same way in both.
 
 Control over plain HTTP on the same port:
 
 * ``GET /ready``: 200 once serving.
 * ``POST /emit`` ``{"count", "rate", "template"}``: emit ``count`` events to the
   room, awaiting each (as the relay does), at ``rate``/s (0: as fast as it can).
+  Answers, per event, when its emit started as an offset from its payload's
+  ``timestamp`` (the "commit" of this server, for P2's latency).
 * ``POST /history`` ``{"count", "template"}``: add events without emitting them
   (clients that reconnect with ``lastSeq`` are then behind).
 
@@ -74,28 +77,40 @@ class Bare:
         await self.sio.emit("room:subscribed", {"roomId": room_id, "headSeq": head}, to=sid)
         return {"success": True, "data": {"roomId": room_id, "headSeq": head}}
 
-    def _payload(self, template: dict[str, Any], seq: int) -> msgspec.Raw:
-        template["timestamp"] = datetime.now(UTC)
-        return msgspec.Raw(wire_payload(uuid7(), seq, msgspec.json.encode(template)))
+    def _payloads(self, template: str, count: int) -> tuple[list[msgspec.Raw], float]:
+        data = msgspec.json.decode(template)
+        stamp = datetime.now(UTC)
+        data["timestamp"] = stamp
+        encoded = msgspec.json.encode(data)
+        first = len(self.history) + 1
+        out = [msgspec.Raw(wire_payload(uuid7(), first + i, encoded)) for i in range(count)]
+        return out, stamp.timestamp()
 
     async def emit(self, count: int, rate: float, template: str) -> dict[str, Any]:
-        data = msgspec.json.decode(template)
+        payloads, stamp = self._payloads(template, count)  # before the clock starts
+        first_seq = len(self.history) + 1
+        offsets = []
         started_wall = time.time()
         started = time.perf_counter()
-        for i in range(count):
+        for i, payload in enumerate(payloads):
             if rate:
                 delay = started + i / rate - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            payload = self._payload(data, len(self.history) + 1)
+            offsets.append(time.time() - stamp)
             self.history.append((EVENT, payload))
             await self.sio.emit(EVENT, payload, room=ROOM)
-        return {"t_start": started_wall, "t_end": time.time(), "head": len(self.history)}
+        return {
+            "t_start": started_wall,
+            "t_end": time.time(),
+            "head": len(self.history),
+            "first_seq": first_seq,
+            "offsets": offsets,
+        }
 
     def add_history(self, count: int, template: str) -> dict[str, Any]:
-        data = msgspec.json.decode(template)
-        for _ in range(count):
-            self.history.append((EVENT, self._payload(data, len(self.history) + 1)))
+        payloads, _ = self._payloads(template, count)
+        self.history.extend((EVENT, payload) for payload in payloads)
         return {"head": len(self.history)}
 
     async def _control(self, scope: Any, receive: Any, send: Any) -> None:

@@ -22,7 +22,9 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import msgspec
 
+from bench import nodepeer
 from bench.httpc import Http
+from bench.nodepeer import NodePeer
 from bench.plan import Plan
 from bench.procs import ROOT, Processes, Server, Workers, free_port
 from roomcast.domain import room as decider
@@ -158,6 +160,9 @@ class Bench:
         self.bare: Server
         self.ceiling: Server
         """P1 only: bench/ceiling.py, started and stopped by the scenario."""
+        self.node_peer = NodePeer(False, "Node.js peer not prepared")
+        self.node: Server | None = None
+        """The Node.js socket.io peer (plain mode), when Node.js and npm are there."""
         self.workers: Workers
         self.pool: asyncpg.Pool  # the app's database
         self.raw_pool: asyncpg.Pool  # the raw baselines' database
@@ -165,6 +170,8 @@ class Bench:
         self.raw: Streams
         self.template = ""
         self.postgres_version = ""
+        self.commit_timestamps = False
+        """Whether PostgreSQL records commit times (``pg_xact_commit_timestamp``)."""
         self.results: dict[str, Any] = {}
         self._closers = contextlib.AsyncExitStack()
 
@@ -194,9 +201,18 @@ class Bench:
         else:
             self.embedded = EmbeddedPostgres(DATA_DIR)
             self.admin_dsn = await asyncio.to_thread(self.embedded.start)
-            stack.push_async_callback(asyncio.to_thread, self.embedded.stop)
+            try:
+                await self._track_commit_timestamps()
+            finally:
+                stack.push_async_callback(asyncio.to_thread, self.embedded.stop)
             log(f"PostgreSQL: embedded in {self.embedded.pgdata}")
             await self._drop_leftovers()
+        self.commit_timestamps = await self._show_commit_timestamps()
+        if not self.commit_timestamps:
+            log(
+                "NOTE: track_commit_timestamp is off on DATABASE_URL's server: P2's "
+                "commit → client starts at the command's HTTP answer instead of the commit"
+            )
         stack.push_async_callback(self._drop_databases)
         tag = uuid.uuid4().hex[:8]
         self.app_dsn = await self._create_database(f"bench_app_{tag}")
@@ -212,12 +228,49 @@ class Bench:
         self.template = msgspec.json.encode(update_events(loaded, 1, "name")[0]).decode()
         self.app = await self.start_app("app")
         self.bare = await self.start_bare("bare")
+        self.node_peer = await nodepeer.prepare()
+        if self.node_peer.available:
+            try:
+                self.node = await self.start_node("node")
+            except RuntimeError as exc:
+                self.node_peer.available = False
+                self.node_peer.note = f"Node.js peer skipped: it did not start: {exc}"[:600]
+        if self.node is not None:
+            log(
+                f"Node.js peer on {self.node.url} (node {self.node_peer.node_version}, "
+                f"socket.io {self.node_peer.packages.get('socket.io', '?')})"
+            )
+        else:
+            log(f"NOTE: {self.node_peer.note}")
         self.workers = await Workers.start(self.procs, self.plan.workers)
         stack.push_async_callback(self.workers.quit)
         log(f"app on {self.app.url} (pid {self.app.pid}), bare on {self.bare.url}")
 
     async def close(self) -> None:
         await self._closers.aclose()
+
+    async def _show_commit_timestamps(self) -> bool:
+        conn = await asyncpg.connect(self.admin_dsn)
+        try:
+            return bool(await conn.fetchval("SHOW track_commit_timestamp") == "on")
+        finally:
+            await conn.close()
+
+    async def _track_commit_timestamps(self) -> None:
+        """Turn on ``track_commit_timestamp`` in the embedded server (a restart, once:
+        ALTER SYSTEM keeps it): P2 reads each event's commit time from PostgreSQL."""
+        assert self.embedded is not None
+        if await self._show_commit_timestamps() or _other_holders(self.embedded.pgdata):
+            return
+        conn = await asyncpg.connect(self.admin_dsn)
+        try:
+            await conn.execute("ALTER SYSTEM SET track_commit_timestamp = on")
+        finally:
+            await conn.close()
+        await asyncio.to_thread(self.embedded.stop)
+        self.embedded = EmbeddedPostgres(DATA_DIR)
+        self.admin_dsn = await asyncio.to_thread(self.embedded.start)
+        log("PostgreSQL: track_commit_timestamp turned on (restarted once)")
 
     async def _drop_leftovers(self) -> None:
         """Databases of earlier runs that died, when no other harness shares this server."""
@@ -291,6 +344,31 @@ class Bench:
     async def start_bare(self, name: str) -> Server:
         return await self._start_module(name, "bench.bare")
 
+    async def start_node(self, name: str, mode: str = "plain") -> Server:
+        """The Node.js peer, ``mode`` "plain" (the seeds' server) or "recovery" (its
+        connection state recovery on); only when ``node_peer.available``."""
+        if not self.node_peer.available:
+            raise RuntimeError(self.node_peer.note)
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ROOMCAST_")}
+        env["ROOMCAST_JWT_SECRET"] = SECRET
+        env["NODE_ENV"] = "production"
+        return await Server.start(
+            self.procs,
+            name,
+            [
+                self.node_peer.node,
+                str(nodepeer.SERVER),
+                "--port",
+                str(port),
+                "--mode",
+                mode,
+            ],
+            env=env,
+            ready_path="/ready",
+            port=port,
+        )
+
     async def start_ceiling(self, name: str) -> Server:
         return await self._start_module(name, "bench.ceiling")
 
@@ -344,15 +422,20 @@ class Bench:
             await asyncio.sleep(0.05)
         raise TimeoutError(f"the relay did not drain the outbox in {within:g} s")
 
-    async def emit_bare(self, count: int, rate: float) -> dict[str, Any]:
-        async with Http(self.bare.port) as http:
+    async def emit_bare(
+        self, count: int, rate: float, server: Server | None = None
+    ) -> dict[str, Any]:
+        """``count`` events emitted by the bare server (or the Node peer, ``server``):
+        ``t_start``, ``t_end``, ``head``, ``first_seq`` and per event the offset of its
+        emit from its payload's ``timestamp`` (s)."""
+        async with Http((server or self.bare).port) as http:
             result: dict[str, Any] = await http.json(
                 "POST", "/emit", {"count": count, "rate": rate, "template": self.template}
             )
         return result
 
-    async def bare_history(self, count: int) -> int:
-        async with Http(self.bare.port) as http:
+    async def bare_history(self, count: int, server: Server | None = None) -> int:
+        async with Http((server or self.bare).port) as http:
             result = await http.json(
                 "POST", "/history", {"count": count, "template": self.template}
             )

@@ -29,6 +29,8 @@ class Plan:
     p5_deadline: float
     # P6: RSS per idle connection at these connection counts.
     p6_counts: tuple[int, ...]
+    p6_settle: float
+    """Seconds to let a server settle before reading its RSS."""
     # P8: load growth: stream lengths, commands timed per length, events replayed.
     p8_lengths: tuple[int, ...]
     p8_commands: int
@@ -50,10 +52,11 @@ FULL = Plan(
     p2_clients=1000,
     p2_seconds=20,
     p4_behind=10_000,
-    p5_clients=(100, 1000),
+    p5_clients=(1000, 5000),
     p5_behind=100,
     p5_deadline=30,
     p6_counts=(1000, 5000),
+    p6_settle=2.0,
     p8_lengths=(1_000, 10_000, 100_000),
     p8_commands=300,
     p8_replay=1000,
@@ -72,7 +75,8 @@ QUICK = Plan(
     p5_clients=(50,),
     p5_behind=100,
     p5_deadline=15,
-    p6_counts=(100, 300),
+    p6_counts=(200,),
+    p6_settle=1.0,
     p8_lengths=(1_000, 10_000),
     p8_commands=60,
     p8_replay=200,

@@ -43,6 +43,18 @@ def _verdict(target: dict[str, Any] | None) -> str:
     return "**pass**" if target["pass"] else "**FAIL**"
 
 
+def _node_line(meta: dict[str, Any]) -> str:
+    peer = meta.get("node_peer") or {"status": "skipped", "note": "not recorded"}
+    if peer["status"] != "ok":
+        return f"Node.js peer: **skipped**: {peer['note']}"
+    packages = peer.get("packages", {})
+    return (
+        f"Node.js peer: node {peer['node_version']}, socket.io {packages.get('socket.io', '?')} "
+        f"(engine.io {packages.get('engine.io', '?')}, ws {packages.get('ws', '?')}) · "
+        f"P2's commit clock: {meta.get('p2_commit_clock', '?')}"
+    )
+
+
 def markdown(run: dict[str, Any]) -> str:
     meta = run["meta"]
     machine = meta["machine"]
@@ -56,6 +68,8 @@ def markdown(run: dict[str, Any]) -> str:
         f"Python {machine['python']} · PostgreSQL {machine['postgres']} "
         f"({machine['postgres_kind']}) · Linux {machine['kernel']} · "
         f"load average {machine['load_before']} before, {machine['load_after']} after",
+        "",
+        _node_line(meta),
         "",
         "Every figure: median over repeats, min–max in brackets. Ratio = ours ÷ baseline, "
         "taken per repeat (both measured back to back in the same run).",

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import sys
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -42,10 +43,22 @@ class _Stamped(msgspec.Struct):
     timestamp: datetime | None = None
 
 
+# A Socket.IO event is ``[name, payload]``; with connection state recovery on, a
+# broadcast carries its offset as one more element: ``[name, payload, offset]``.
 _plain = msgspec.json.Decoder(tuple[str, _Seq])
 _stamped = msgspec.json.Decoder(tuple[str, _Stamped])
 _plain_frame = msgspec.json.Decoder(tuple[str, list[_Seq]])
 _stamped_frame = msgspec.json.Decoder(tuple[str, list[_Stamped]])
+_plain_off = msgspec.json.Decoder(tuple[str, _Seq, str])
+_stamped_off = msgspec.json.Decoder(tuple[str, _Stamped, str])
+_plain_frame_off = msgspec.json.Decoder(tuple[str, list[_Seq], str])
+_stamped_frame_off = msgspec.json.Decoder(tuple[str, list[_Stamped], str])
+_WITH_OFFSET: dict[Any, Any] = {
+    _plain: _plain_off,
+    _stamped: _stamped_off,
+    _plain_frame: _plain_frame_off,
+    _stamped_frame: _stamped_frame_off,
+}
 _FRAME = '["room:events",'
 """How a ``room:events`` frame (``batch: true`` subscribers) starts: an array of payloads."""
 _any = msgspec.json.Decoder()
@@ -64,10 +77,16 @@ class Client:
         "gaps",
         "last_seq",
         "next_ack",
+        "offset",
+        "pid",
         "reader",
         "received",
+        "recovered",
+        "recovery",
+        "sid",
         "t_last",
         "t_target",
+        "with_offsets",
         "worker",
         "ws",
     )
@@ -87,8 +106,33 @@ class Client:
         self.t_target: float | None = None
         self.error: str | None = None
         self.batch = False
+        self.recovery = False
+        """Reconnect with Socket.IO's connection state recovery (``pid`` and ``offset``)."""
+        self.sid: str | None = None
+        self.pid: str | None = None
+        self.offset: str | None = None
+        """The offset of the last broadcast received (connection state recovery)."""
+        self.with_offsets = False
+        self.recovered = False
 
-    async def open(self, url: str, token: str) -> None:
+    def _decode(self, decoder: msgspec.json.Decoder[Any], body: str) -> tuple[str, Any]:
+        """``[name, payload]``, or ``[name, payload, offset]`` (keeping the offset)."""
+        if self.with_offsets:
+            with contextlib.suppress(msgspec.ValidationError):
+                name, payload, self.offset = _WITH_OFFSET[decoder].decode(body)
+                return name, payload
+            return decoder.decode(body)  # type: ignore[no-any-return]
+        try:
+            return decoder.decode(body)  # type: ignore[no-any-return]
+        except msgspec.ValidationError:
+            name, payload, self.offset = _WITH_OFFSET[decoder].decode(body)
+            self.with_offsets = True
+            return name, payload
+
+    async def open(self, url: str, token: str, *, recover: bool = False) -> None:
+        """Connect; with ``recover`` (and a session to recover), ask for it back.
+
+        Sets ``recovered`` when the server restored the session (same sid)."""
         uri = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
         ws = await connect(
             uri,
@@ -104,17 +148,32 @@ class Client:
         opened = await asyncio.wait_for(ws.recv(), _CONNECT_TIMEOUT)
         if not isinstance(opened, str) or not opened.startswith("0"):
             raise RuntimeError(f"unexpected Engine.IO open packet {opened!r:.80}")
-        await ws.send("40" + _encode({"token": token}).decode())
+        early: list[str | bytes] = []
+        auth: dict[str, Any] = {"token": token}
+        asked = recover and self.pid is not None and self.offset is not None
+        if asked:
+            auth |= {"pid": self.pid, "offset": self.offset}
+        await ws.send("40" + _encode(auth).decode())
         while True:
             packet = await asyncio.wait_for(ws.recv(), _CONNECT_TIMEOUT)
             assert isinstance(packet, str)
             if packet == "2":
                 await ws.send("3")
             elif packet.startswith("40"):
+                answer = _any.decode(packet[2:]) if len(packet) > 2 else {}
+                sid = answer.get("sid") if isinstance(answer, dict) else None
+                self.recovered = bool(asked and sid is not None and sid == self.sid)
+                self.sid = sid
+                if isinstance(answer, dict) and isinstance(answer.get("pid"), str):
+                    self.pid = answer["pid"]
                 break
             elif packet.startswith("44"):
                 raise RuntimeError(f"connect refused: {packet[2:200]}")
-        self.reader = asyncio.create_task(self._read(ws))
+            else:
+                # socket.io sends a recovered session's missed packets before its
+                # CONNECT answer; its client buffers them until connected, so do we.
+                early.append(packet)
+        self.reader = asyncio.create_task(self._read(ws, early))
 
     async def call(self, event: str, data: Any, within: float) -> Any:
         assert self.ws is not None
@@ -146,17 +205,26 @@ class Client:
             self.last_seq = max(self.last_seq, head)
         return head
 
-    async def _read(self, ws: ClientConnection) -> None:
+    @staticmethod
+    async def _packets(
+        ws: ClientConnection, early: list[str | bytes]
+    ) -> AsyncIterator[str | bytes]:
+        for packet in early:
+            yield packet
+        async for packet in ws:
+            yield packet
+
+    async def _read(self, ws: ClientConnection, early: list[str | bytes]) -> None:
         worker = self.worker
         try:
-            async for packet in ws:
+            async for packet in self._packets(ws, early) if early else ws:
                 if not isinstance(packet, str):
                     continue
                 kind = packet[:2]
                 if kind == "42" and packet.startswith(_FRAME, 2):
                     now = time.time()
                     if worker.record:
-                        _, stamped_items = _stamped_frame.decode(packet[2:])
+                        _, stamped_items = self._decode(_stamped_frame, packet[2:])
                         for item in stamped_items:
                             if (
                                 item.seq
@@ -168,7 +236,7 @@ class Client:
                             if item.seq:
                                 self._seen(item.seq, now)
                     else:
-                        _, items = _plain_frame.decode(packet[2:])
+                        _, items = self._decode(_plain_frame, packet[2:])
                         for plain_item in items:
                             if plain_item.seq:
                                 self._seen(plain_item.seq, now)
@@ -176,7 +244,7 @@ class Client:
                     now = time.time()
                     body = packet[2:]
                     if worker.record:
-                        name, stamped = _stamped.decode(body)
+                        name, stamped = self._decode(_stamped, body)
                         seq = stamped.seq
                         if (
                             seq
@@ -187,7 +255,7 @@ class Client:
                             worker.latencies.append(now - stamped.timestamp.timestamp())
                             worker.latency_seqs.append(seq)
                     else:
-                        name, plain = _plain.decode(body)
+                        name, plain = self._decode(_plain, body)
                         seq = plain.seq
                     if seq and worker.room_event(name):
                         self._seen(seq, now)
@@ -259,12 +327,14 @@ class Worker:
         concurrency: int = 50,
         within: float = 60.0,
         batch: bool = False,
+        recovery: bool = False,
     ) -> dict[str, Any]:
         started = time.time()
         gate = asyncio.Semaphore(concurrency)
         fresh = [Client(self) for _ in range(n)]
         for client in fresh:
             client.batch = batch  # kept for reconnects
+            client.recovery = recovery
         errors: list[str] = []
         heads: list[int] = []
 
@@ -326,6 +396,7 @@ class Worker:
             "dups": sum(c.dups for c in self.clients),
             "gaps": sum(c.gaps for c in self.clients),
             "dropped": sum(1 for c in self.clients if c.error is not None),
+            "recovered": sum(1 for c in self.clients if c.recovered),
             "errors": [c.error for c in self.clients if c.error][:3],
             "cpu": time.process_time(),
         }
@@ -359,8 +430,9 @@ class Worker:
     async def _rejoin(self, client: Client, url: str, token: str, room: str, within: float) -> None:
         client.error = None
         try:
-            await client.open(url, token)
-            await client.subscribe(room, client.last_seq, within)
+            await client.open(url, token, recover=client.recovery)
+            if not client.recovered:  # a recovered session is still in its rooms
+                await client.subscribe(room, client.last_seq, within)
         except Exception as exc:
             client.error = repr(exc)[:200]
 

@@ -19,11 +19,13 @@ async def connect_clients(
     workers: list[Worker] | None = None,
     concurrency: int = 50,
     batch: bool = False,
+    recovery: bool = False,
 ) -> int:
     """``n`` clients on ``server`` (subscribed to ``room`` if given); the room's head seq.
 
     ``batch``: subscribe with ``batch: true`` (``room:events`` frames; the bare
-    server ignores the flag and sends one message per event)."""
+    server and the Node peer ignore the flag and send one message per event).
+    ``recovery``: reconnect later with Socket.IO's connection state recovery."""
     chosen = workers or b.workers.all
     replies = await b.workers.connect(
         chosen,
@@ -35,6 +37,7 @@ async def connect_clients(
         concurrency=concurrency,
         within=120,
         batch=batch,
+        recovery=recovery,
     )
     failed = sum(r["failed"] for r in replies)
     if failed:
@@ -64,6 +67,7 @@ async def wait(b: Bench, within: float, *, latencies: bool = False) -> dict[str,
         "dups": sum(r["dups"] for r in replies),
         "gaps": sum(r["gaps"] for r in replies),
         "dropped": sum(r["dropped"] for r in replies),
+        "recovered": sum(r.get("recovered", 0) for r in replies),
         "errors": [e for r in replies for e in r["errors"]][:3],
         "t_wait_end": time.time(),
     }
