@@ -74,6 +74,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     max_socket_frame_bytes: int = 1024 * 1024
     """A socket message over this ends the connection; up to it, over max_body_bytes is
     refused with PAYLOAD_TOO_LARGE."""
+    socket_connect_timeout_seconds: float = 45.0
+    """An Engine.IO session that sends no Socket.IO CONNECT within this is closed
+    (Node's server: ``connectTimeout``, 45 s)."""
+    max_socket_attachments: int = 10
+    """Binary attachments one Socket.IO packet may announce; more closes the connection."""
     typing_timeout_seconds: float = 5.0
     """A typing indicator stops by itself after this long without ``typing:start``."""
     replay_cache_events: int = 10_000
@@ -120,6 +125,8 @@ ENVIRONMENT: Mapping[str, str] = {
     "ROOMCAST_SOCKET_EVENTS_PER_MINUTE": "socket_events_per_minute",
     "ROOMCAST_MAX_SOCKET_FRAME_BYTES": "max_socket_frame_bytes",
     "ROOMCAST_TYPING_TIMEOUT": "typing_timeout_seconds",
+    "ROOMCAST_SOCKET_CONNECT_TIMEOUT": "socket_connect_timeout_seconds",
+    "ROOMCAST_MAX_SOCKET_ATTACHMENTS": "max_socket_attachments",
     "ROOMCAST_WS_COMPRESSION": "ws_compression",
     "ROOMCAST_GC_THRESHOLD": "gc_threshold",
     "ROOMCAST_REPLAY_CACHE_EVENTS": "replay_cache_events",
@@ -172,6 +179,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         "ROOMCAST_REVOCATION_RETENTION": settings.revocation_retention_seconds,
         "ROOMCAST_SOCKET_EVENTS_PER_MINUTE": settings.socket_events_per_minute,
         "ROOMCAST_MAX_SOCKET_FRAME_BYTES": settings.max_socket_frame_bytes,
+        "ROOMCAST_SOCKET_CONNECT_TIMEOUT": settings.socket_connect_timeout_seconds,
+        "ROOMCAST_MAX_SOCKET_ATTACHMENTS": settings.max_socket_attachments,
     }
     for variable, number in positive.items():
         if number < 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -13,9 +14,11 @@ import msgspec
 from roomcast.domain.errors import AuthenticationFailed
 from roomcast.domain.state import UserRef
 
-__all__ = ["ADMIN_ROLE", "Claims", "TokenVerifier", "mint"]
+__all__ = ["ADMIN_ROLE", "Claims", "TokenVerifier", "check_times", "mint"]
 
 _LEEWAY_SECONDS = 10
+_MAX_NUMERIC_DATE = 253402300799
+"""9999-12-31T23:59:59Z: later dates do not fit a ``datetime``."""
 _KNOWN_TOKENS = 4096
 
 ADMIN_ROLE = "admin"
@@ -25,7 +28,8 @@ class Claims(msgspec.Struct, frozen=True, kw_only=True):
     """What a verified token says about its holder."""
 
     user: UserRef
-    expires_at: int
+    expires_at: float
+    """The ``exp`` claim, Unix seconds (RFC 7519 NumericDate: fractions allowed)."""
     token_id: str | None = None
     app_id: str | None = None
     """Set for an app's token (claim ``app``): the holder acts as that app."""
@@ -95,13 +99,45 @@ class TokenVerifier:
                 issuer=self._issuer,
                 audience=self._audience,
                 leeway=_LEEWAY_SECONDS,
-                options={"require": ["exp", "sub", "iss", "aud"]},
+                # The time claims are checked by `check_times`, by RFC 7519's rules:
+                # PyJWT reads them with int(), so "exp": "99999999999" passed it.
+                options={
+                    "require": ["exp", "sub", "iss", "aud"],
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
             )
-        except jwt.ExpiredSignatureError:
-            raise AuthenticationFailed("Authentication failed: token expired") from None
         except jwt.PyJWTError as exc:
             raise AuthenticationFailed(f"Authentication failed: {exc}") from None
+        check_times(payload, time.time())
         return _claims(payload)
+
+
+def _numeric_date(payload: Mapping[str, object], claim: str) -> float | None:
+    value = payload.get(claim)
+    if value is None and claim not in payload:
+        return None
+    # A NumericDate is a JSON number (RFC 7519 §2): not a string, not a boolean.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise AuthenticationFailed(f"Authentication failed: the {claim} claim must be a number")
+    number = float(value)
+    if not math.isfinite(number) or abs(number) > _MAX_NUMERIC_DATE:
+        raise AuthenticationFailed(f"Authentication failed: the {claim} claim is out of range")
+    return number
+
+
+def check_times(payload: Mapping[str, object], now: float) -> None:
+    """``exp``, ``nbf`` and ``iat`` by RFC 7519, with the leeway; ``AuthenticationFailed``."""
+    exp = _numeric_date(payload, "exp")
+    nbf = _numeric_date(payload, "nbf")
+    iat = _numeric_date(payload, "iat")
+    if exp is not None and exp + _LEEWAY_SECONDS <= now:
+        raise AuthenticationFailed("Authentication failed: token expired")
+    if nbf is not None and nbf - _LEEWAY_SECONDS > now:
+        raise AuthenticationFailed("Authentication failed: token not yet valid (nbf)")
+    if iat is not None and iat - _LEEWAY_SECONDS > now:
+        raise AuthenticationFailed("Authentication failed: token issued in the future (iat)")
 
 
 def _claims(payload: Mapping[str, object]) -> Claims:
@@ -126,7 +162,9 @@ def _claims(payload: Mapping[str, object]) -> Claims:
             name=name if isinstance(name, str) and name else sub,
             avatar=avatar if isinstance(avatar, str) else None,
         ),
-        expires_at=exp if isinstance(exp, int) else 0,
+        expires_at=float(exp)
+        if isinstance(exp, int | float) and not isinstance(exp, bool)
+        else 0.0,
         token_id=jti if isinstance(jti, str) else None,
         app_id=app,
         permissions=tuple(permissions or ()),

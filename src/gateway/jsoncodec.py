@@ -6,6 +6,7 @@ into the packet as they are, so a broadcast is encoded once, not once per hop.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import msgspec
@@ -22,6 +23,15 @@ def dumps(obj: Any, **_: Any) -> str:
 def loads(text: str | bytes, **_: Any) -> Any:
     try:
         return msgspec.json.decode(text)
+    except msgspec.ValidationError:
+        # An integer beyond 64 bits is valid JSON msgspec will not hold: the stdlib
+        # reads it, so the payload's own validation refuses it with a typed error.
+        try:
+            return json.loads(text)
+        except RecursionError:
+            raise ValueError("JSON nested too deep") from None
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
     except msgspec.DecodeError as exc:
         # The libraries catch ValueError, as the stdlib json module raises.
         raise ValueError(str(exc)) from None

@@ -25,12 +25,17 @@ import msgspec
 from roomcast.domain.errors import PayloadTooLarge
 from roomcast.service.ratelimit import RateLimiter
 
-__all__ = ["ClientLimits", "EventHeader", "event_header"]
+__all__ = ["ClientLimits", "EventHeader", "attachment_count", "event_header"]
 
 # A Socket.IO EVENT packet as text: 2[<namespace>,][<ack id>]["<event name>", ...
 # Not BINARY_EVENT (5): refusing its header would leave its attachments, which
 # follow as separate messages, without the packet they belong to.
-_HEADER = re.compile(r'2(?:(?P<namespace>/[^,]*),)?(?P<id>\d*)\[\s*(?P<event>"(?:[^"\\]|\\.)*")?')
+# JSON allows whitespace before the array: the header must too, or a leading
+# space would carry an oversized message past the check.
+_HEADER = re.compile(
+    r'2(?:(?P<namespace>/[^,]*),)?(?P<id>\d*)\s*\[\s*(?P<event>"(?:[^"\\]|\\.)*")?'
+)
+_ATTACHMENTS = re.compile(r"[56](\d{1,12})-")
 _HEADER_SCAN = 512
 """How much of a message is read to find its header (the event name is cut at 100)."""
 
@@ -64,6 +69,12 @@ def event_header(message: str) -> EventHeader | None:
     )
 
 
+def attachment_count(message: str) -> int:
+    """How many binary attachments a BINARY_EVENT / BINARY_ACK packet announces (0: none)."""
+    match = _ATTACHMENTS.match(message)
+    return int(match[1]) if match else 0
+
+
 class ClientLimits:
     """Rate and size limits for the events of each connection (keyed by sid)."""
 
@@ -72,10 +83,16 @@ class ClientLimits:
         *,
         events_per_minute: int,
         max_message_bytes: int,
+        max_attachments: int = 10,
+        max_attachment_bytes: int = 1024 * 1024,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.events = RateLimiter(events_per_minute, 60, scope="client events", clock=clock)
         self.max_message_bytes = max_message_bytes
+        self.max_attachments = max_attachments
+        """Binary attachments one packet may announce; more closes the connection."""
+        self.max_attachment_bytes = max_attachment_bytes
+        """Bytes all attachments of one packet may add up to; more closes the connection."""
 
     def admit(self, sid: str) -> None:
         """Count one client event of ``sid``; RATE_LIMIT_EXCEEDED once over the limit."""

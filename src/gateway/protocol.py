@@ -24,10 +24,13 @@ __all__ = [
 
 T = TypeVar("T")
 
-RoomId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[^:]+$")]
+RoomId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[^:\x00-\x1f\x7f]+$")]
 """Room ids never contain ':'; other streams do (``user:{id}``, a user's notifications),
-and a client must not join, leave or read those as rooms."""
-Seq = Annotated[int, Meta(ge=0)]
+and a client must not join, leave or read those as rooms. No control characters
+(PostgreSQL refuses a NUL in text: that was a 500)."""
+Id = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Seq = Annotated[int, Meta(ge=0, le=2**63 - 1)]
+"""A position in a log: a PostgreSQL ``bigint``."""
 
 
 class _Request(
@@ -56,7 +59,7 @@ class ReplayRequest(_Request, frozen=True, kw_only=True):
 
 
 class MarkReadRequest(_Request, frozen=True, kw_only=True):
-    notification_id: Annotated[str, Meta(min_length=1, max_length=64)]
+    notification_id: Id
 
 
 class NotificationReplayRequest(_Request, frozen=True, kw_only=True):
@@ -68,8 +71,8 @@ class AnswerRequest(_Request, frozen=True, kw_only=True):
     """``quiz:answer_submit``. A client ``timestamp`` may be sent (seed 003) and is
     ignored: response times are measured by the server."""
 
-    question_id: Annotated[str, Meta(min_length=1, max_length=64)]
-    answer: Annotated[str, Meta(min_length=1, max_length=1000)]
+    question_id: Id
+    answer: Annotated[str, Meta(min_length=1, max_length=1000, pattern=r"^[^\x00]*$")]
     room_id: RoomId | None = None
     """Optional: the question id alone finds its room."""
 

@@ -11,6 +11,7 @@ and as an ``error`` event when it did not.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,6 +26,7 @@ from roomcast import wire
 from roomcast.domain.errors import (
     AuthenticationFailed,
     InvalidPayload,
+    NotFound,
     PermissionDenied,
     RateLimitExceeded,
     Rejected,
@@ -39,8 +41,16 @@ from roomcast.gateway.delivery import (
     seq_of,
 )
 from roomcast.gateway.errors import as_ack, as_error_event
+from roomcast.gateway.guard import (
+    RESERVED_EVENTS,
+    MalformedPacket,
+    QuietLog,
+    check_event,
+    library_logger,
+    reserved_event,
+)
 from roomcast.gateway.history import RecentEvents
-from roomcast.gateway.limits import ClientLimits, event_header
+from roomcast.gateway.limits import ClientLimits, attachment_count, event_header
 from roomcast.gateway.live import LiveRooms
 from roomcast.gateway.outlet import Outlet
 from roomcast.gateway.presence import MemoryPresence
@@ -56,6 +66,7 @@ from roomcast.gateway.protocol import (
 )
 from roomcast.gateway.roomwatch import WatchedLocal, WatchedRedis
 from roomcast.gateway.sessions import Sessions
+from roomcast.gateway.transport import CheckedWebSocket
 from roomcast.metrics import REPLAYS
 from roomcast.outbox.codec import Envelope
 from roomcast.outbox.store import EventStore
@@ -82,34 +93,157 @@ class GatewayServices:
 
 
 class _Server(socketio.AsyncServer):  # type: ignore[misc]
+    """python-socketio's server with the packet-level guards of ``guard.py``.
+
+    Private parts overridden (pinned, covered by tests/e2e/test_hostile_packets.py):
+    ``_handle_eio_message``, ``_handle_event``, ``_handle_connect``,
+    ``_handle_event_internal``, ``_binary_packet``; engine.io's ``sockets``.
+    """
+
     limits: ClientLimits | None = None
     """Checked for every client event, before any handler (gateway/limits.py)."""
+    connect_timeout: float = 45.0
+    """Seconds an Engine.IO session may stay open without a Socket.IO CONNECT."""
+
+    _malformed_log = QuietLog("socket_packet_malformed")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._connect_timers: dict[str, asyncio.TimerHandle] = {}
+        self._attachment_bytes: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def in_room(self, sid: str, room: str, namespace: str = "/") -> bool:
         # `rooms(sid)` walks every room of the namespace (each socket has one of
         # its own): per subscribe that is O(sockets), quadratic in a reconnect storm.
         return sid in self.manager.rooms.get(namespace, {}).get(room, ())
 
+    async def _handle_eio_connect(self, eio_sid: str, environ: Any) -> Any:
+        result = await super()._handle_eio_connect(eio_sid, environ)
+        loop = asyncio.get_running_loop()
+        self._connect_timers[eio_sid] = loop.call_later(
+            self.connect_timeout, self._connect_timed_out, eio_sid
+        )
+        return result
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        timer = self._connect_timers.pop(eio_sid, None)
+        if timer is not None:
+            timer.cancel()
+        self._attachment_bytes.pop(eio_sid, None)
+        await super()._handle_eio_disconnect(eio_sid, reason)
+
+    def _connect_timed_out(self, eio_sid: str) -> None:
+        self._connect_timers.pop(eio_sid, None)
+        task = asyncio.get_running_loop().create_task(self._drop(eio_sid))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        try:
+            await self._guarded_message(eio_sid, data)
+        except (ValueError, TypeError, IndexError, KeyError, AttributeError, RecursionError) as exc:
+            # Undecodable: the Socket.IO specification closes the connection.
+            self._binary_packet.pop(eio_sid, None)
+            self._malformed_log.warning(
+                error=type(exc).__name__, message=str(exc)[:200], eio_sid=eio_sid
+            )
+            await self._drop(eio_sid)
+
+    async def _guarded_message(self, eio_sid: str, data: Any) -> None:
+        limits = self.limits
+        if eio_sid in self._binary_packet:
+            if limits is not None:
+                total = self._attachment_bytes.get(eio_sid, 0) + len(data)
+                if total > limits.max_attachment_bytes:
+                    raise MalformedPacket(
+                        f"binary attachments over {limits.max_attachment_bytes} bytes"
+                    )
+                self._attachment_bytes[eio_sid] = total
+            await super()._handle_eio_message(eio_sid, data)
+            if eio_sid not in self._binary_packet:
+                self._attachment_bytes.pop(eio_sid, None)
+            return
+        if not isinstance(data, str):
+            raise MalformedPacket("a binary attachment no packet announced")
+        if limits is not None and data[:1] in ("5", "6"):
+            announced = attachment_count(data)
+            if announced > limits.max_attachments:
+                raise MalformedPacket(
+                    f"{announced} binary attachments announced, at most {limits.max_attachments}"
+                )
+            if announced < 1:
+                raise MalformedPacket("a binary packet announces no attachment")
         # An event over the message limit is refused here, before it is decoded,
         # while its ack id can still be read from the packet's header.
-        if (
-            self.limits is not None
-            and isinstance(data, str)
-            and eio_sid not in self._binary_packet  # not a binary attachment
-            and (size := self.limits.oversized(data)) is not None
-            and (header := event_header(data)) is not None
-        ):
+        if limits is not None and (size := limits.oversized(data)) is not None:
+            header = event_header(data)
+            if header is None:
+                raise MalformedPacket(f"a {size}-byte message that is not an event")
             sid = self.manager.sid_from_eio_sid(eio_sid, header.namespace)
             if sid is not None and self.manager.is_connected(sid, header.namespace):
                 try:
-                    self.limits.admit(sid)
-                    error: Rejected = self.limits.too_large(size, header.event)
+                    limits.admit(sid)
+                    error: Rejected = limits.too_large(size, header.event)
                 except RateLimitExceeded as exc:
                     error = exc
                 await self._refuse(sid, eio_sid, header.namespace, header.ack_id, error)
             return
         await super()._handle_eio_message(eio_sid, data)
+
+    async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
+        namespace = namespace or "/"
+        if not (
+            namespace in self.handlers
+            or namespace in self.namespace_handlers
+            or self.namespaces == "*"
+            or namespace in self.namespaces
+        ):
+            await self._connect_error(
+                eio_sid, namespace, NotFound(f"no namespace {namespace[:100]!r}")
+            )
+            return
+        if self.manager.sid_from_eio_sid(eio_sid, namespace) is not None:
+            # A second CONNECT on a namespace this session already joined: refused,
+            # the connection it already has is left as it is.
+            await self._connect_error(
+                eio_sid,
+                namespace,
+                InvalidPayload(f"already connected to namespace {namespace[:100]!r}"),
+            )
+            return
+        await super()._handle_connect(eio_sid, namespace, data)
+        if self.manager.sid_from_eio_sid(eio_sid, namespace) is not None:
+            timer = self._connect_timers.pop(eio_sid, None)
+            if timer is not None:
+                timer.cancel()
+
+    async def _connect_error(self, eio_sid: str, namespace: str, exc: Rejected) -> None:
+        await self._send_packet(
+            eio_sid,
+            self.packet_class(
+                socketio.packet.CONNECT_ERROR,
+                data={"message": exc.message, "data": {"code": exc.code.value}},
+                namespace=namespace,
+            ),
+        )
+
+    async def _handle_event(self, eio_sid: str, namespace: str | None, id: Any, data: Any) -> None:
+        name = check_event(data)
+        if name in RESERVED_EVENTS:
+            namespace = namespace or "/"
+            sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+            if sid is None or not self.manager.is_connected(sid, namespace):
+                return
+            if self.limits is not None:
+                try:
+                    self.limits.admit(sid)
+                except RateLimitExceeded as exc:
+                    await self._refuse(sid, eio_sid, namespace, id, exc)
+                    return
+            await self._refuse(sid, eio_sid, namespace, id, reserved_event(name))
+            return
+        await super()._handle_event(eio_sid, namespace, id, data)
 
     async def _handle_event_internal(
         self, server: Any, sid: str, eio_sid: str, data: Any, namespace: str, id: Any
@@ -124,6 +258,16 @@ class _Server(socketio.AsyncServer):  # type: ignore[misc]
                 await self._refuse(sid, eio_sid, namespace, id, exc)
                 return
         await super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
+
+    async def _drop(self, eio_sid: str) -> None:
+        """End an Engine.IO session now: CLOSE, then the transport, without waiting
+        for the client to read what is queued (a client that does not read never would)."""
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is None:
+            return
+        await socket.close(wait=False, abort=False)
+        socket.queue.put_nowait(None)  # the WebSocket writer ends and closes the transport
+        self.eio.sockets.pop(eio_sid, None)
 
     async def _refuse(
         self, sid: str, eio_sid: str, namespace: str, ack_id: int | None, exc: Rejected
@@ -155,6 +299,8 @@ class Gateway:
         redis_url: str | None = None,
         max_message_bytes: int = 64 * 1024,
         max_frame_bytes: int = 1024 * 1024,
+        max_attachments: int = 10,
+        connect_timeout: float = 45.0,
         events_per_minute: int = 100,
         typing_timeout: float = 5.0,
         recent_per_room: int = 10_000,
@@ -181,12 +327,19 @@ class Gateway:
             # engine.io drops a connection whose frame is over this; the smaller
             # per-message limit is a typed refusal (gateway/limits.py).
             max_http_buffer_size=max(max_frame_bytes, max_message_bytes),
-            logger=False,
-            engineio_logger=False,
+            # Their own lines go through ours: JSON, no traceback, rate-limited.
+            logger=library_logger("roomcast.socketio"),
+            engineio_logger=library_logger("roomcast.engineio"),
         )
         self.sio.limits = ClientLimits(
-            events_per_minute=events_per_minute, max_message_bytes=max_message_bytes
+            events_per_minute=events_per_minute,
+            max_message_bytes=max_message_bytes,
+            max_attachments=max_attachments,
+            max_attachment_bytes=max_frame_bytes,
         )
+        self.sio.connect_timeout = connect_timeout
+        # Per server, not engine.io's module-wide table: every frame is checked.
+        self.sio.eio._async = {**self.sio.eio._async, "websocket": CheckedWebSocket}
         self.sessions = Sessions(self.sio)
         self.live = LiveRooms(
             self.sio,

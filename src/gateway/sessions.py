@@ -50,7 +50,7 @@ class _Session:
     sid: str
     user_id: str
     token_id: str | None
-    expires_at: int
+    expires_at: float
     timer: asyncio.TimerHandle | None = None
 
 
@@ -79,6 +79,7 @@ class Sessions:
         self._sessions[sid] = session
         if claims.token_id is not None:
             self._by_token.setdefault(claims.token_id, set()).add(sid)
+        # Every verified token has an exp (the verifier requires a number).
         if claims.expires_at > 0:
             delay = max(0.0, claims.expires_at - self._clock())
             session.timer = asyncio.get_running_loop().call_later(delay, self._expire, sid)

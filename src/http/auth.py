@@ -31,7 +31,7 @@ __all__ = [
 Principal = tuple[UserRef, AppGrant | None]
 
 _CACHE_SIZE = 4096
-_verified: weakref.WeakKeyDictionary[TokenVerifier, dict[str, tuple[UserRef, int]]] = (
+_verified: weakref.WeakKeyDictionary[TokenVerifier, dict[str, tuple[UserRef, float]]] = (
     weakref.WeakKeyDictionary()
 )
 """Per verifier, token → (user, exp) for tokens it already checked. A client sends the same
