@@ -141,10 +141,14 @@ def _serve(settings: Settings) -> int:
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """How ``roomcast serve`` runs uvicorn (the tests' server runs with the same)."""
-    from roomcast.http.uvicorn_protocol import OneWriteHttpProtocol
+    from roomcast.http.uvicorn_protocol import with_limits
 
     return {
-        "http": OneWriteHttpProtocol,  # httptools, each response in one write
+        # httptools, each response in one write, the request head bounded
+        "http": with_limits(
+            max_headers=settings.max_request_headers,
+            max_head_bytes=settings.max_request_head_bytes,
+        ),
         "log_config": None,  # uvicorn's loggers go through our structlog handler
         "access_log": False,  # the request_finished line carries the request id instead
         "server_header": False,  # nothing advertised; one header less to check and write

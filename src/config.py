@@ -74,6 +74,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     max_socket_frame_bytes: int = 1024 * 1024
     """A socket message over this ends the connection; up to it, over max_body_bytes is
     refused with PAYLOAD_TOO_LARGE."""
+    max_request_headers: int = 100
+    """Header fields one HTTP request may carry; more is PAYLOAD_TOO_LARGE."""
+    max_request_head_bytes: int = 16 * 1024
+    """Bytes of a request's line and headers (Node's default); more is PAYLOAD_TOO_LARGE."""
     socket_connect_timeout_seconds: float = 45.0
     """An Engine.IO session that sends no Socket.IO CONNECT within this is closed
     (Node's server: ``connectTimeout``, 45 s)."""
@@ -126,6 +130,8 @@ ENVIRONMENT: Mapping[str, str] = {
     "ROOMCAST_MAX_SOCKET_FRAME_BYTES": "max_socket_frame_bytes",
     "ROOMCAST_TYPING_TIMEOUT": "typing_timeout_seconds",
     "ROOMCAST_SOCKET_CONNECT_TIMEOUT": "socket_connect_timeout_seconds",
+    "ROOMCAST_MAX_REQUEST_HEADERS": "max_request_headers",
+    "ROOMCAST_MAX_REQUEST_HEAD_BYTES": "max_request_head_bytes",
     "ROOMCAST_MAX_SOCKET_ATTACHMENTS": "max_socket_attachments",
     "ROOMCAST_WS_COMPRESSION": "ws_compression",
     "ROOMCAST_GC_THRESHOLD": "gc_threshold",
@@ -180,6 +186,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         "ROOMCAST_SOCKET_EVENTS_PER_MINUTE": settings.socket_events_per_minute,
         "ROOMCAST_MAX_SOCKET_FRAME_BYTES": settings.max_socket_frame_bytes,
         "ROOMCAST_SOCKET_CONNECT_TIMEOUT": settings.socket_connect_timeout_seconds,
+        "ROOMCAST_MAX_REQUEST_HEADERS": settings.max_request_headers,
+        "ROOMCAST_MAX_REQUEST_HEAD_BYTES": settings.max_request_head_bytes,
         "ROOMCAST_MAX_SOCKET_ATTACHMENTS": settings.max_socket_attachments,
     }
     for variable, number in positive.items():

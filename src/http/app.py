@@ -22,6 +22,7 @@ from roomcast.http.auth import claims_from, principal_of, require_admin
 from roomcast.http.commands import CommandContext
 from roomcast.http.deps import Claimed
 from roomcast.http.draws import DrawController
+from roomcast.http.edge import EdgeGuard
 from roomcast.http.errors import EXCEPTION_HANDLERS
 from roomcast.http.health import health
 from roomcast.http.middleware import RequestContext
@@ -204,4 +205,4 @@ def create_app(
         debug=False,
         logging_config=None,  # logging is configured once, by roomcast.logconfig
     )
-    return RequestContext(litestar)
+    return RequestContext(EdgeGuard(litestar))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -63,17 +64,21 @@ def take(event: str, field: str | None, into: str) -> Render:
     return render
 
 
+_IF_MATCH = re.compile(r'(?:W/)?"(\d{1,19})"|(\d{1,19})')
+
+
 def expected_version(request: Request[Any, Any, Any]) -> int | None:
-    """``If-Match: "7"`` (or 7, or W/"7") → 7."""
+    """``If-Match: "7"`` (or 7, or W/"7") → 7; anything else (``"7``, 5,000 digits) refused."""
     raw = header(request.scope, b"if-match")
     if raw is None:
         return None
-    value = raw.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
+    match = _IF_MATCH.fullmatch(raw.strip())
+    version = int(match[1] or match[2]) if match else -1
+    if not 0 <= version <= 2**63 - 1:
         raise InvalidPayload(
             'If-Match must be the room\'s version, e.g. If-Match: "7"', {"header": "If-Match"}
         )
-    return int(value)
+    return version
 
 
 async def idempotency(request: Request[Any, Any, Any], caller: UserRef) -> Idempotency | None:
@@ -81,9 +86,9 @@ async def idempotency(request: Request[Any, Any, Any], caller: UserRef) -> Idemp
     if key is None:
         return None
     key = key.strip()
-    if not key or len(key) > _MAX_KEY_LENGTH:
+    if not key or len(key) > _MAX_KEY_LENGTH or not key.isprintable():
         raise InvalidPayload(
-            f"Idempotency-Key must be 1 to {_MAX_KEY_LENGTH} characters",
+            f"Idempotency-Key must be 1 to {_MAX_KEY_LENGTH} printable characters",
             {"header": "Idempotency-Key"},
         )
     body = await request.body()

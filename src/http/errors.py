@@ -119,6 +119,12 @@ def _clean(error: Any) -> Any:
     return str(error)
 
 
+def _too_deep(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    # The JSON decoder's answer to a body nested thousands deep: the client's input,
+    # not our fault (it was a 500 with a traceback).
+    return error_response(ErrorCode.INVALID_PAYLOAD, "invalid request: JSON nested too deep")
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     log.error("unhandled_exception", path=request.url.path, exc_info=exc)
     return error_response(ErrorCode.INTERNAL_ERROR, "internal error")
@@ -127,5 +133,6 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[byt
 EXCEPTION_HANDLERS = {
     Rejected: _rejected,
     HTTPException: _http,
+    RecursionError: _too_deep,
     Exception: _unexpected,
 }

@@ -22,7 +22,7 @@ class RevokeBody(
 ):
     jti: Annotated[str, Meta(min_length=1, max_length=200)] | UnsetType = UNSET
     """Another token's id (admin only). Absent: the token that authenticates this request."""
-    expires_at: Annotated[int, Meta(ge=0)] | UnsetType = UNSET
+    expires_at: Annotated[int, Meta(ge=0, le=253402300799)] | UnsetType = UNSET
     """That token's ``exp`` (Unix seconds), if known: the revocation is kept until then.
     Unknown: ``ROOMCAST_REVOCATION_RETENTION`` from now."""
 
