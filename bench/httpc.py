@@ -45,18 +45,29 @@ class Http:
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
 
-    async def request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        token: str | None = None,
+        headers: str = "",
+    ) -> tuple[int, bytes]:
+        """``token`` instead of this connection's; ``headers``: more header lines, each
+        ending in CRLF, built once by the caller."""
         if self._writer is None:
             self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
         assert self._reader is not None
         content = b"" if body is None else _encode(body)
         lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
-        if self.token:
-            lines.append(f"Authorization: Bearer {self.token}")
+        if token or self.token:
+            lines.append(f"Authorization: Bearer {token or self.token}")
         if body is not None:
             lines.append("Content-Type: application/json")
         lines.append(f"Content-Length: {len(content)}")
-        self._writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + content)
+        head = "\r\n".join(lines) + "\r\n" + headers + "\r\n"
+        self._writer.write(head.encode() + content)
         try:
             return await self._response(self._reader)
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
@@ -99,8 +110,17 @@ class Http:
             await self.close()
         return status, body
 
-    async def json(self, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
-        status, content = await self.request(method, path, body)
+    async def json(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        expect: int = 200,
+        *,
+        token: str | None = None,
+        headers: str = "",
+    ) -> Any:
+        status, content = await self.request(method, path, body, token=token, headers=headers)
         if status != expect:
             raise HttpError(f"{method} {path}: HTTP {status}: {content[:300]!r}")
         return msgspec.json.decode(content) if content else None

@@ -16,6 +16,8 @@ class Plan:
     # P1: commands through REST vs the same append statement on raw asyncpg.
     p1_levels: tuple[int, ...]
     p1_commands: int
+    p1_mix_levels: tuple[int, ...]
+    """Where P1 also runs the command mix (bench/scenarios/p1_mix.py)."""
     # P3: fan-out to one room; (clients, events) pairs.
     p3_runs: tuple[tuple[int, int], ...]
     # P2: latency at half the bare emit's P3 capacity, for this many clients.
@@ -35,6 +37,8 @@ class Plan:
     p8_lengths: tuple[int, ...]
     p8_commands: int
     p8_replay: int
+    p8_cold_samples: int
+    """Fresh app processes per repeat for P8's cold figures (one sample per length each)."""
     pool_size: int = 10
     """The app's ROOMCAST_DB_POOL_SIZE (its default); the raw baseline's pool too."""
 
@@ -48,6 +52,7 @@ FULL = Plan(
     workers=4,
     p1_levels=(1, 8, 32),
     p1_commands=6000,
+    p1_mix_levels=(1, 32),
     p3_runs=((100, 1000), (1000, 100)),
     p2_clients=1000,
     p2_seconds=20,
@@ -60,6 +65,7 @@ FULL = Plan(
     p8_lengths=(1_000, 10_000, 100_000),
     p8_commands=300,
     p8_replay=1000,
+    p8_cold_samples=3,
 )
 
 QUICK = Plan(
@@ -68,6 +74,7 @@ QUICK = Plan(
     workers=2,
     p1_levels=(1, 8, 32),
     p1_commands=200,
+    p1_mix_levels=(32,),
     p3_runs=((50, 200),),
     p2_clients=50,
     p2_seconds=2,
@@ -80,4 +87,5 @@ QUICK = Plan(
     p8_lengths=(1_000, 10_000),
     p8_commands=60,
     p8_replay=200,
+    p8_cold_samples=1,
 )
