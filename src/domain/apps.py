@@ -16,7 +16,7 @@ from roomcast.domain.events import PLATFORM_NAMES, AppEvent, Event
 from roomcast.domain.rules import require_app_permission, require_open
 from roomcast.domain.state import Room
 
-__all__ = ["PUBLISH", "RESERVED_NAMESPACES", "publish", "valid_app_id"]
+__all__ = ["PUBLISH", "RESERVED_FIELDS", "RESERVED_NAMESPACES", "publish", "valid_app_id"]
 
 PUBLISH = "realtime:publish"
 """The permission an app needs to publish events or run a quiz."""
@@ -26,6 +26,11 @@ RESERVED_NAMESPACES: frozenset[str] = frozenset(
     | {"app", "connect", "disconnect", "error", "notification", "presence", "roomcast"}
     | {"system", "token", "typing", "user"}
 )
+
+RESERVED_FIELDS: frozenset[str] = frozenset(
+    {"eventId", "seq", "type", "roomId", "appId", "timestamp", "replayed"}
+)
+"""Fields roomcast puts beside an app's own in its broadcast payload: an app may not use them."""
 
 _APP_ID = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}")
@@ -51,6 +56,13 @@ def publish(command: PublishAppEvent, room: Room) -> list[Event]:
         raise InvalidPayload(
             f"the event name must be {prefix}<name> (letters, digits, '_', '.', ':', '-')",
             {"field": "event", "expectedPrefix": prefix},
+        )
+    clash = sorted(RESERVED_FIELDS.intersection(command.data))
+    if clash:
+        raise InvalidPayload(
+            f"data.{clash[0]} is reserved: the broadcast carries roomcast's own "
+            f"{', '.join(sorted(RESERVED_FIELDS))} beside the app's fields",
+            {"field": f"data.{clash[0]}", "reserved": sorted(RESERVED_FIELDS)},
         )
     return [
         AppEvent(

@@ -158,6 +158,13 @@ class Registry:
         for room in [r for r, floored in self.floors.items() if sid in floored]:
             self.drop_floor(room, sid)
 
+    def is_batch(self, room: str, sid: str) -> bool:
+        """Whether ``sid`` takes ``room``'s events as ``room:events`` frames."""
+        if sid in self.batch.get(room, ()):
+            return True
+        floor = self.floors.get(room, {}).get(sid)
+        return floor is not None and floor[1]
+
     def drop_floor(self, room: str, sid: str) -> None:
         floored = self.floors.get(room)
         if floored is not None:

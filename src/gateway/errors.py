@@ -7,9 +7,12 @@ from typing import Any
 import structlog
 
 from roomcast import wire
-from roomcast.domain.errors import ErrorCode, Rejected
+from roomcast.domain.errors import ErrorCode, Rejected, ServiceUnavailable
 
-__all__ = ["as_ack", "as_error_event"]
+__all__ = ["RETRY_AFTER_SECONDS", "as_ack", "as_error_event"]
+
+RETRY_AFTER_SECONDS = 1
+"""``details.retryAfter`` of a SERVICE_UNAVAILABLE refusal on the socket."""
 
 log = structlog.get_logger("roomcast.gateway")
 
@@ -20,6 +23,9 @@ def as_ack(exc: BaseException) -> wire.Failure:
     Anything that is not a ``Rejected`` is a bug of ours: logged with its
     traceback, answered as INTERNAL_ERROR, never left without an answer.
     """
+    if isinstance(exc, ServiceUnavailable) and "retryAfter" not in exc.details:
+        # Seconds; the database is usually back within that (a client backs off further).
+        exc.details["retryAfter"] = RETRY_AFTER_SECONDS
     if isinstance(exc, Rejected):
         return wire.failure(exc)
     log.error("socket_handler_failed", exc_info=exc)

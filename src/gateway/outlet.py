@@ -9,9 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from roomcast.gateway.delivery import BATCH_EVENT, LocalDelivery, seq_of
 
-__all__ = ["Outlet"]
+__all__ = ["Outlet", "mark_replayed"]
+
+
+def mark_replayed(payload: Any) -> Any:
+    """The payload with ``replayed: true`` (a replay or a recovery sent it, not the live
+    stream): clients dropping "stale" events by ``timestamp`` must not drop these."""
+    if isinstance(payload, msgspec.Raw):
+        return msgspec.Raw(b'{"replayed":true,' + bytes(payload)[1:])
+    if isinstance(payload, dict):
+        return {**payload, "replayed": True}
+    return payload
 
 
 class Outlet:
@@ -25,10 +37,14 @@ class Outlet:
         self.last_seq = 0
         """The highest seq sent (the floor for live duplicates afterwards)."""
 
-    def send(self, events: list[tuple[str, Any]]) -> None:
-        """Queue ``events`` (name, payload) in order. Synchronous: nothing can interleave."""
+    def send(self, events: list[tuple[str, Any]], *, replayed: bool = False) -> None:
+        """Queue ``events`` (name, payload) in order. Synchronous: nothing can interleave.
+
+        ``replayed``: they come from the log, not the live stream (``replayed: true``)."""
         if not events:
             return
+        if replayed:
+            events = [(e, mark_replayed(p)) for e, p in events]
         self.last_seq = max(self.last_seq, seq_of(events[-1][1]))
         delivery = self._delivery
         eio_sid = delivery.eio_sid_from_sid(self._sid, self._namespace)

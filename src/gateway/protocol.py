@@ -8,6 +8,7 @@ import msgspec
 from msgspec import Meta
 
 from roomcast.domain.errors import InvalidPayload
+from roomcast.domain.state import RoomInfo
 from roomcast.service.quiz import Judged
 
 __all__ = [
@@ -15,11 +16,16 @@ __all__ = [
     "AnswerRequest",
     "MarkReadRequest",
     "NotificationReplayRequest",
+    "PresenceAck",
     "ReplayRequest",
+    "SubscribeAck",
+    "SubscribeData",
     "SubscribeRequest",
     "UnsubscribeRequest",
     "parse",
+    "presence_ack",
     "quiz_ack",
+    "visible_count",
 ]
 
 T = TypeVar("T")
@@ -114,6 +120,64 @@ def quiz_ack(judged: Judged) -> AnswerAck:
             seq=judged.seq,
         ),
     )
+
+
+class SubscribeData(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    room_id: str
+    room: RoomInfo
+    head_seq: int
+    """The room's head when the subscribe read it; live events follow it."""
+    from_seq: int
+    """The replay covers ``fromSeq < seq <= headSeq`` (``lastSeq``, or the head)."""
+    replaying: int
+    """How many events follow this ack as the replay (those the caller may see);
+    ``room:subscribed`` comes after the last of them."""
+
+
+class SubscribeAck(msgspec.Struct, frozen=True, kw_only=True):
+    """``room:subscribe``'s ack: seed 003 reads ``response.room``; ``data`` has it all.
+
+    Sent before the replay, so handlers added in the ack callback see every event."""
+
+    success: bool = True
+    room: RoomInfo
+    data: SubscribeData
+
+
+class PresenceAck(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """``presence:get_online``'s ack: seed 003's fields at the top level, and in ``data``."""
+
+    success: bool
+    room_id: str
+    users: list[Any]
+    count: int
+    data: Any
+
+
+def presence_ack(online: Any) -> PresenceAck:
+    return PresenceAck(
+        success=True, room_id=online.room_id, users=online.users, count=online.count, data=online
+    )
+
+
+def visible_count(member: bool, after: int, head: int, changes: list[tuple[int, str]]) -> int:
+    """How many of ``after < seq <= head`` a replay shows: ``gateway.delivery.Visibility``'s
+    rule, counted from the user's own ``participant:joined``/``left`` events in that range
+    (``changes``, in seq order) and whether they were a member at ``after``."""
+    count = 0
+    prev = after
+    for seq, kind in changes:
+        if member:
+            count += seq - prev  # all visible, this one too
+            if kind == "participant:left":
+                member = False
+        elif kind == "participant:joined":
+            count += 1
+            member = True
+        prev = seq
+    if member:
+        count += head - prev
+    return count
 
 
 def parse(kind: type[T], args: tuple[Any, ...]) -> T:

@@ -59,10 +59,14 @@ from roomcast.gateway.protocol import (
     MarkReadRequest,
     NotificationReplayRequest,
     ReplayRequest,
+    SubscribeAck,
+    SubscribeData,
     SubscribeRequest,
     UnsubscribeRequest,
     parse,
+    presence_ack,
     quiz_ack,
+    visible_count,
 )
 from roomcast.gateway.roomwatch import WatchedLocal, WatchedRedis
 from roomcast.gateway.sessions import Sessions
@@ -82,6 +86,19 @@ log = structlog.get_logger("roomcast.gateway")
 _REPLAY_PAGE = 500
 _ack_requested: contextvars.ContextVar[bool] = contextvars.ContextVar("ack", default=True)
 
+AckNow = Callable[[Any], Awaitable[None]]
+"""Send this event's ack now (once; a no-op when the client asked for none)."""
+
+
+async def _no_ack(_: Any) -> None:
+    return None
+
+
+_send_ack: contextvars.ContextVar[AckNow] = contextvars.ContextVar("send_ack", default=_no_ack)
+"""Set per client event by ``_Server``: the raw ack sender (the handler's result as is)."""
+_ack_now: contextvars.ContextVar[AckNow] = contextvars.ContextVar("ack_now", default=_no_ack)
+"""Set per client event by ``Gateway._route``: the ack sender, the route's ack shape applied."""
+
 
 @dataclass(frozen=True, slots=True)
 class GatewayServices:
@@ -90,6 +107,20 @@ class GatewayServices:
     verifier: TokenVerifier
     quiz: QuizService
     notifications: NotificationService
+
+
+def _refused(exc: Rejected) -> socketio.exceptions.ConnectionRefusedError:
+    """A refused CONNECT: seed 003's ``error.message`` text, the code in ``error.data``."""
+    message = exc.message
+    if isinstance(exc, AuthenticationFailed) and not message.startswith("Authentication failed"):
+        message = f"Authentication failed: {message}"
+    return socketio.exceptions.ConnectionRefusedError(
+        message, {"code": exc.code.value, "message": message, "details": exc.details}
+    )
+
+
+def _as_is(result: Any) -> Any:
+    return result
 
 
 class _Server(socketio.AsyncServer):  # type: ignore[misc]
@@ -248,8 +279,11 @@ class _Server(socketio.AsyncServer):  # type: ignore[misc]
     async def _handle_event_internal(
         self, server: Any, sid: str, eio_sid: str, data: Any, namespace: str, id: Any
     ) -> None:
-        # Our handlers must know whether the client asked for an ack: a refusal
-        # without one is reported as an `error` event instead (seed 003).
+        # Replaces python-socketio 5.x's own (pinned; docs/architecture.md):
+        # * our handlers must know whether the client asked for an ack: a refusal
+        #   without one is reported as an `error` event instead (seed 003);
+        # * a handler may send its ack before it returns (`room:subscribe` acks,
+        #   then replays: handlers added in the ack callback see the replay).
         _ack_requested.set(id is not None)
         if self.limits is not None:
             try:
@@ -257,7 +291,23 @@ class _Server(socketio.AsyncServer):  # type: ignore[misc]
             except RateLimitExceeded as exc:
                 await self._refuse(sid, eio_sid, namespace, id, exc)
                 return
-        await super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
+        sent = False
+
+        async def send_ack(result: Any) -> None:
+            nonlocal sent
+            if id is None or sent:
+                return
+            sent = True
+            args = [] if result is None else list(result) if isinstance(result, tuple) else [result]
+            await self._send_packet(
+                eio_sid,
+                self.packet_class(socketio.packet.ACK, namespace=namespace, id=id, data=args),
+            )
+
+        _send_ack.set(send_ack)
+        result = await server._trigger_event(data[0], namespace, sid, *data[1:])
+        if result != self.not_handled:
+            await send_ack(result)
 
     async def _drop(self, eio_sid: str) -> None:
         """End an Engine.IO session now: CLOSE, then the transport, without waiting
@@ -316,6 +366,8 @@ class Gateway:
         manager.bind(self.registry, self.recent)
         self.delivery = manager
         self.services: GatewayServices | None = None
+        self._subscribing: dict[str, asyncio.Lock] = {}
+        """Per socket: held while one of its subscribes runs."""
         self.sio = _Server(
             async_mode="asgi",
             client_manager=manager,
@@ -353,13 +405,13 @@ class Gateway:
         manager.on_leave = self.live.left
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
-        self._route("room:subscribe", self.live.announcing(self._subscribe))
+        self._route("room:subscribe", self.live.announcing(self._subscribe), ack=_as_is)
         self._route("room:unsubscribe", self._unsubscribe)
         self._route("room:replay", self._replay)
         self._route("quiz:answer_submit", self._answer, ack=quiz_ack)
         self._route("notification:mark_read", self._mark_read)
         self._route("notification:replay", self._notification_replay)
-        self._route("presence:get_online", self.live.get_online)
+        self._route("presence:get_online", self.live.get_online, ack=presence_ack)
         self._route("typing:start", self.live.typing_start)
         self._route("typing:stop", self.live.typing_stop)
         self.sio.on("*", self._unknown)
@@ -375,6 +427,12 @@ class Gateway:
         self, event: str, handler: Handler, *, ack: Callable[[Any], Any] = wire.success
     ) -> None:
         async def answer(sid: str, *args: Any) -> Any:
+            send = _send_ack.get()
+
+            async def ack_now(result: Any) -> None:
+                await send(ack(result))
+
+            _ack_now.set(ack_now)
             try:
                 user = self.registry.users.get(sid)
                 if user is None:
@@ -400,9 +458,7 @@ class Gateway:
                 raise AuthenticationFailed("Authentication failed: auth.token is required")
             claims = self._svc().verifier.verify(token)
         except AuthenticationFailed as exc:
-            raise socketio.exceptions.ConnectionRefusedError(
-                f"{exc.code}: {exc.message}", {"code": exc.code.value, "message": exc.message}
-            ) from None
+            raise _refused(exc) from None
         self.registry.add(sid, claims.user)
         # Every socket of a user hears that user's notifications, live.
         await self.sio.enter_room(sid, room_name(inbox_stream(claims.user.id)))
@@ -410,6 +466,7 @@ class Gateway:
         log.info("socket_connected", sid=sid, user_id=claims.user.id)
 
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
+        self._subscribing.pop(sid, None)
         self.sessions.close(sid)
         if self.sio.limits is not None:
             self.sio.limits.forget(sid)
@@ -421,12 +478,41 @@ class Gateway:
 
     async def _subscribe(self, sid: str, user: UserRef, args: tuple[Any, ...]) -> Any:
         request = parse(SubscribeRequest, args)
+        # One subscribe at a time per socket: a second one (same room or not)
+        # waits for the first, so two gates never hold the same live events and
+        # a replay's offsets never interleave with another's (recovery.py).
+        lock = self._subscribing.setdefault(sid, asyncio.Lock())
+        async with lock:
+            return await self._subscribe_locked(sid, user, request, _ack_now.get())
+
+    async def _subscribe_locked(
+        self, sid: str, user: UserRef, request: SubscribeRequest, ack_now: AckNow
+    ) -> Any:
         room = room_name(request.room_id)
         store = self._svc().store
-        out = Outlet(self.delivery, sid, batch=request.batch)
+        # Already subscribed: a refused or failed re-subscribe keeps that subscription.
+        was_in = self.sio.in_room(sid, room)
+        was_batch = self.registry.is_batch(room, sid)
+        if was_in and request.last_seq is None:
+            # Nothing to replay (a client resubscribing on `connect` after a
+            # recovery): the socket stays live as it is, nothing is sent twice.
+            head = await store.head(request.room_id)
+            state, _ = await self._svc().rooms.readable(
+                request.room_id, user.id, "room:subscribe", head=head
+            )
+            if request.batch != was_batch:
+                self.delivery.close_gate(room, sid, batch=request.batch)
+            await ack_now(self._subscribe_ack(request.room_id, state.info, head, head, 0))
+            await self.sio.emit(
+                "room:subscribed",
+                {"roomId": request.room_id, "headSeq": head, "replayed": 0},
+                to=sid,
+            )
+            return {"roomId": request.room_id}
         self.delivery.open_gate(room, sid)
         try:
-            await self.sio.enter_room(sid, room)
+            if not was_in:
+                await self.sio.enter_room(sid, room)
             # Read the head after joining: everything after it reaches the gate.
             # Nothing reaches this socket until the permission check below passes.
             head, member = await store.head_and_member(request.room_id, user.id, request.last_seq)
@@ -440,9 +526,25 @@ class Gateway:
                     {"roomId": request.room_id, "headSeq": head},
                 )
             after = head if request.last_seq is None else request.last_seq
-            visibility = Visibility(user.id, member=member)
+            count = 0
             if after < head:
                 REPLAYS.labels("subscribe").inc()
+                count = visible_count(
+                    member,
+                    after,
+                    head,
+                    await store.membership_events(request.room_id, user.id, after, head),
+                )
+        except BaseException:
+            self._abandon(room, sid, was_in=was_in, was_batch=was_batch)
+            if not was_in:
+                await self.sio.leave_room(sid, room)
+            raise
+        # The ack goes first: handlers added in its callback see the replay.
+        await ack_now(self._subscribe_ack(request.room_id, state.info, head, after, count))
+        visibility = Visibility(user.id, member=member)
+        out = Outlet(self.delivery, sid, batch=request.batch)
+        try:
             async with contextlib.aclosing(
                 replay.pages(store, request.room_id, after, head, _REPLAY_PAGE, self.recent)
             ) as log_pages:
@@ -450,7 +552,12 @@ class Gateway:
                     if sid not in self.registry.users:  # the socket left: stop reading
                         break
                     out.send(
-                        [(e.event, e.payload) for e in page if visibility.admit(e.event, e.payload)]
+                        [
+                            (e.event, e.payload)
+                            for e in page
+                            if visibility.admit(e.event, e.payload)
+                        ],
+                        replayed=True,
                     )
             # Flush what arrived live meanwhile; the gate stays open until a take()
             # finds nothing, with no await in between, so no broadcast slips past.
@@ -458,19 +565,59 @@ class Gateway:
                 out.send(
                     [(ev, d) for ev, d in held if seq_of(d) > head and visibility.admit(ev, d)]
                 )
+        except Exception as exc:
+            # The ack said yes; the replay could not finish (the database went away).
+            # The client hears it as an `error` event naming the subscribe.
+            self._abandon(room, sid, was_in=was_in, was_batch=was_batch)
+            if not was_in:
+                await self.sio.leave_room(sid, room)
+            await self._subscribe_failed(sid, request.room_id, exc)
+            return {"roomId": None}
         except BaseException:
-            self.delivery.close_gate(room, sid, batch=False)
-            await self.sio.leave_room(sid, room)
+            self._abandon(room, sid, was_in=was_in, was_batch=was_batch)
             raise
         self.delivery.close_gate(room, sid, batch=request.batch, floor=max(head, out.last_seq))
         if not visibility.member:  # removed while we were replaying
             await self.sio.leave_room(sid, room)
-            raise PermissionDenied(
-                "you are no longer a member of this room",
-                {"action": "room:subscribe", "roomId": request.room_id},
+            await self._subscribe_failed(
+                sid,
+                request.room_id,
+                PermissionDenied(
+                    "you are no longer a member of this room",
+                    {"action": "room:subscribe", "roomId": request.room_id},
+                ),
             )
-        await self.sio.emit("room:subscribed", {"roomId": request.room_id, "headSeq": head}, to=sid)
-        return {"roomId": request.room_id, "room": state.info, "headSeq": head}
+            return {"roomId": None}
+        await self.sio.emit(
+            "room:subscribed",
+            {"roomId": request.room_id, "headSeq": head, "replayed": count},
+            to=sid,
+        )
+        return {"roomId": request.room_id}
+
+    @staticmethod
+    def _subscribe_ack(room_id: str, info: Any, head: int, after: int, count: int) -> Any:
+        return SubscribeAck(
+            room=info,
+            data=SubscribeData(
+                room_id=room_id, room=info, head_seq=head, from_seq=after, replaying=count
+            ),
+        )
+
+    def _abandon(self, room: str, sid: str, *, was_in: bool, was_batch: bool) -> None:
+        """Close a failed subscribe's gate. A socket that was subscribed before keeps
+        its subscription: what the gate held is live traffic it is owed, sent now."""
+        if was_in:
+            held = self.registry.take(room, sid)
+            Outlet(self.delivery, sid, batch=was_batch).send(held)
+            self.delivery.close_gate(room, sid, batch=was_batch)
+        else:
+            self.delivery.close_gate(room, sid, batch=False)
+
+    async def _subscribe_failed(self, sid: str, room_id: str, exc: BaseException) -> None:
+        payload = as_error_event(exc)
+        payload["details"] = {**payload["details"], "action": "room:subscribe", "roomId": room_id}
+        await self.sio.emit("error", payload, to=sid)
 
     async def _unsubscribe(self, sid: str, user: UserRef, args: tuple[Any, ...]) -> Any:
         request = parse(UnsubscribeRequest, args)

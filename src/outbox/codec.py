@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from roomcast.domain.apps import RESERVED_NAMESPACES
 from roomcast.domain.events import Event
 from roomcast.domain.events import decode_event as _decode_event
 
@@ -31,6 +32,7 @@ ZERO_HASH = bytes(32)
 """``prev_hash`` of a stream's first event."""
 
 _encoder = msgspec.json.Encoder()
+_DATA_KEY = b',"data":{'
 _sorted_encoder = msgspec.json.Encoder(order="sorted")
 
 
@@ -90,14 +92,22 @@ def chain_hash(prev_hash: bytes, canonical: bytes) -> bytes:
     return hashlib.sha256(prev_hash + canonical).digest()
 
 
-def wire_payload(event_id: uuid.UUID | str, seq: int, data: bytes) -> bytes:
+def wire_payload(event_id: uuid.UUID | str, seq: int, data: bytes, type_: str = "") -> bytes:
     """The broadcast payload: the stored event object with ``eventId`` and ``seq`` first.
 
     Spliced, not re-encoded: ``data`` is a JSON object (``{…}``) that already
-    holds ``roomId``, ``timestamp`` and ``type`` (the event name).
+    holds ``roomId``, ``timestamp`` and ``type`` (the event name). An app's
+    event (``type_`` outside the platform's namespaces) is sent flat: the app's
+    object beside our fields instead of under ``data`` (seed 003), exactly as
+    ``sql._WIRE_PAYLOAD`` splices it.
     """
-    return b'{"eventId":"%s","seq":%d,%s' % (str(event_id).encode(), seq, data[1:])
+    head = b'{"eventId":"%s","seq":%d,' % (str(event_id).encode(), seq)
+    if not type_ or type_.split(":", 1)[0] in RESERVED_NAMESPACES:
+        return head + data[1:]
+    cut = data.index(_DATA_KEY)
+    inner = data[cut + len(_DATA_KEY) : -1]  # the app's object without its `{`, with its `}`
+    return head + data[1:cut] + (b"}" if inner == b"}" else b"," + inner)
 
 
 def envelope(type_: str, event_id: uuid.UUID | str, seq: int, data: bytes) -> Envelope:
-    return Envelope(event=type_, payload=msgspec.Raw(wire_payload(event_id, seq, data)))
+    return Envelope(event=type_, payload=msgspec.Raw(wire_payload(event_id, seq, data, type_)))

@@ -1,5 +1,7 @@
 """SQL text, one constant per statement, with the reasons inside. Positional $n parameters."""
 
+from roomcast.domain.apps import RESERVED_NAMESPACES
+
 # Appending to a stream that does not exist yet (expected version 0). The
 # stream row is the first write; ON CONFLICT DO NOTHING turns a concurrent
 # creator into "0 rows" = version conflict, never an error.
@@ -146,9 +148,25 @@ HEAD = "SELECT version FROM streams WHERE stream_id = $1"
 # The stored text loses its leading `{` as bytes (`substring` of a bytea is an
 # offset), not as text: a text `substr` walks UTF-8 characters, and cost 0.7 ms
 # more per 500-row page than the whole rest of the read.
-_WIRE_PAYLOAD = """
-    convert_to('{"eventId":"' || e.event_id::text || '","seq":' || e.seq::text || ',', 'UTF8')
-        || substring(convert_to(e.data::text, 'UTF8') FROM 2) AS payload
+# An app's event (its namespace is none of the platform's) is stored as
+# `{"type",…,"appId":…,"data":{APP}}` and sent flat, the app's object beside our
+# fields (seed 003): `,"data":{` and the last `}` are cut out of the bytes
+# (`codec.wire_payload` does the same; app ids and names cannot hold a quote).
+_PLATFORM = "ARRAY[" + ",".join(f"'{n}'" for n in sorted(RESERVED_NAMESPACES)) + "]"
+_DATA_KEY = "'\\x2c2264617461223a7b'::bytea"  # ,"data":{
+_STORED = "convert_to(e.data::text, 'UTF8')"
+_CUT = f"position({_DATA_KEY} IN {_STORED})"
+_WIRE_PAYLOAD = f"""
+    convert_to('{{"eventId":"' || e.event_id::text || '","seq":' || e.seq::text || ',', 'UTF8')
+        || CASE WHEN split_part(e.type, ':', 1) = ANY({_PLATFORM})
+                THEN substring({_STORED} FROM 2)
+                ELSE substring({_STORED} FROM 2 FOR {_CUT} - 2)
+                     || CASE WHEN octet_length({_STORED}) - {_CUT} - 9 = 1 THEN '\\x7d'::bytea
+                             ELSE '\\x2c'::bytea
+                                  || substring({_STORED} FROM {_CUT} + 9
+                                               FOR octet_length({_STORED}) - {_CUT} - 9)
+                        END
+           END AS payload
 """
 
 # A page of the log in seq order; (stream_id, seq) is the primary access path.
@@ -213,6 +231,16 @@ _LAST_MEMBERSHIP = """
     LIMIT 1
 """
 LAST_MEMBERSHIP_EVENT = _LAST_MEMBERSHIP.format(seq="$2")
+
+# The user's own membership changes in `$2 < seq <= $3` (a subscribe's ack
+# counts the events its replay will show); the partial index serves it.
+MEMBERSHIP_EVENTS = """
+    SELECT e.seq, e.type FROM events e
+    WHERE e.stream_id = $1 AND e.seq > $2 AND e.seq <= $3
+      AND e.type IN ('participant:joined', 'participant:left')
+      AND coalesce(e.data->'participant'->>'userId', e.data->>'userId') = $4
+    ORDER BY e.seq
+"""
 
 # What a subscribe needs before it replays, in one round trip: the head, and
 # the user's last membership event up to `$2` (NULL: up to the head).

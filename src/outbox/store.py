@@ -365,6 +365,14 @@ class EventStore:
             last = await self._pool.fetchval(sql.LAST_MEMBERSHIP_EVENT, stream_id, seq, user_id)
         return bool(last != "participant:left")
 
+    async def membership_events(
+        self, stream_id: str, user_id: str, after: int, head: int
+    ) -> list[tuple[int, str]]:
+        """``user_id``'s own ``participant:joined``/``left`` events in ``after < seq <= head``."""
+        with map_db_errors():
+            rows = await self._pool.fetch(sql.MEMBERSHIP_EVENTS, stream_id, after, head, user_id)
+        return [(int(r[0]), str(r[1])) for r in rows]
+
     async def outbox_backlog(self) -> tuple[int, float]:
         """``(rows waiting for a relay, age in seconds of the oldest)``, database-wide."""
         with map_db_errors():

@@ -40,12 +40,26 @@ async def test_an_app_event_reaches_subscribers_and_stays_in_the_log(
     published = response.json()["data"]["event"]
     assert published["type"] == "lottery:draw_started"
     assert published["appId"] == "lottery"
-    assert published["data"] == {"drawNumber": 1, "totalPrizes": 10}
+    # Seed 003: the app's object as sent, roomcast's own fields beside it.
+    assert {k: published[k] for k in ("drawNumber", "totalPrizes")} == {
+        "drawNumber": 1,
+        "totalPrizes": 10,
+    }
+    assert set(published) == {
+        "eventId", "seq", "type", "roomId", "appId", "timestamp", "drawNumber", "totalPrizes"
+    }  # fmt: skip
 
     await recorder.wait_for_seq(published["seq"])
     [(name, payload)] = recorder.events
     assert name == "lottery:draw_started"
     assert payload == published
+
+    # A replay sends the same object, flagged as replayed.
+    late, late_recorder = await connected(org)
+    await late.subscribe(room_id, last_seq=0)
+    await late_recorder.wait_for_seq(published["seq"])
+    replayed = dict(late_recorder.events)["lottery:draw_started"]
+    assert replayed == {**published, "replayed": True}
 
     log = await http.get(f"/api/rooms/{room_id}/events?after=0", headers=server.auth(org))
     assert [e["event"] for e in log.json()["data"]["events"]] == [
@@ -76,6 +90,11 @@ async def test_refusals_carry_the_protocols_codes(server: RunningServer, http: h
 
     not_an_object = await publish(http, room_id, server.app_auth("lottery"), data=[1, 2])
     assert (not_an_object.status_code, error_code(not_an_object)) == (400, "INVALID_PAYLOAD")
+
+    for reserved in ("seq", "eventId", "roomId", "type", "appId", "timestamp", "replayed"):
+        clash = await publish(http, room_id, server.app_auth("lottery"), data={reserved: 1})
+        assert (clash.status_code, error_code(clash)) == (400, "INVALID_PAYLOAD")
+        assert clash.json()["error"]["details"]["field"] == f"data.{reserved}"
 
     unknown_room = await publish(http, "room_doesnotexist", server.app_auth("lottery"))
     assert (unknown_room.status_code, error_code(unknown_room)) == (404, "ROOM_NOT_FOUND")

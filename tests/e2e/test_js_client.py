@@ -119,7 +119,8 @@ def assert_events(result: dict[str, Any], room_id: str, last_seq: int, head: int
 
 
 def assert_auth_error(result: dict[str, Any]) -> None:
-    assert result["authError"].startswith("AUTHENTICATION_FAILED: "), result["authError"]
+    # Seed 003's text; the code is in err.data.
+    assert result["authError"].startswith("Authentication failed: "), result["authError"]
     assert result["authErrorData"]["code"] == "AUTHENTICATION_FAILED"
 
 
@@ -141,13 +142,22 @@ class TestSocketIoClientJs:
 
         assert_events(result, room_id, last_seq, head)
         ack = result["ack"]
-        assert set(ack) == {"success", "data"}
+        assert set(ack) == {"success", "room", "data"}  # seed 003 reads response.room
         assert ack["success"] is True
-        assert set(ack["data"]) == {"roomId", "room", "headSeq"}
+        assert ack["room"]["id"] == room_id
+        assert set(ack["data"]) == {"roomId", "room", "headSeq", "fromSeq", "replaying"}
         assert ack["data"]["roomId"] == room_id
-        assert ack["data"]["room"]["id"] == room_id
+        assert ack["data"]["room"] == ack["room"]
         assert ack["data"]["headSeq"] == head
-        assert result["subscribed"] == {"roomId": room_id, "headSeq": head}
+        # The ack came first and said how many events follow.
+        assert (ack["data"]["fromSeq"], ack["data"]["replaying"]) == (last_seq, head - last_seq)
+        assert result["beforeAck"] == 0
+        assert all(e["replayed"] for e in result["events"])
+        assert result["subscribed"] == {
+            "roomId": room_id,
+            "headSeq": head,
+            "replayed": head - last_seq,
+        }
 
         replay = result["replay"]
         assert replay["success"] is True

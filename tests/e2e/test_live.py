@@ -461,8 +461,10 @@ class TestTokenExpiry:
         first = await peers(org, ttl=3)
         first.sio.on("room:created", record)
         first.sio.on("room:updated", record)
-        await first.ok("room:subscribe", {"roomId": room_id, "lastSeq": 0})
-        assert seen == [1, 2, 3, 4]  # a replay arrives before its ack
+        ack = await first.ok("room:subscribe", {"roomId": room_id, "lastSeq": 0})
+        assert ack["replaying"] == 4  # the ack comes first, then the replay
+        await first.next("room:subscribed", within=10)
+        assert seen == [1, 2, 3, 4]
         await first.next("token:expired", within=10)
         await asyncio.wait_for(first.disconnected.get(), 10)
 
@@ -472,6 +474,7 @@ class TestTokenExpiry:
         second.sio.on("room:updated", record)
         ack = await second.ok("room:subscribe", {"roomId": room_id, "lastSeq": seen[-1]})
         assert ack["headSeq"] == 9
+        await second.next("room:subscribed", within=10)
         assert seen == list(range(1, 10))
         await rename(http, server, org, room_id, 1)  # and live again: 10
         await asyncio.wait_for(reached.wait(), 20)

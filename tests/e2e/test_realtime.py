@@ -81,7 +81,7 @@ class TestAuthorisation:
         with pytest.raises(socketio.exceptions.ConnectionError):
             await client.connect(server.url, auth=auth, transports=["websocket"])
         error = await asyncio.wait_for(errors.get(), 10)
-        assert error["message"].startswith("AUTHENTICATION_FAILED: ")
+        assert error["message"].startswith("Authentication failed: ")  # seed 003's text
         assert error["data"]["code"] == "AUTHENTICATION_FAILED"
 
     async def test_an_expired_token_is_refused(self, server):

@@ -6,7 +6,7 @@
 // that carries a seq until it holds LAST_SEQ+1..EXPECTED_HEAD (duplicates
 // dropped by seq, arrival order kept), calls room:replay once, checks that a
 // bad token is refused with AUTHENTICATION_FAILED, and prints ONE JSON line:
-//   {"seqs", "events", "ack", "subscribed", "replay", "authError", "authErrorData"}
+//   {"seqs", "events", "beforeAck", "ack", "subscribed", "replay", "authError", "authErrorData"}
 // Exits non-zero (nothing on stdout) when anything takes longer than 10 s.
 import { io } from "socket.io-client";
 
@@ -35,6 +35,8 @@ const received = new Map(); // seq -> {event, payload}, first arrival wins
 const order = []; // seqs in arrival order, without duplicates
 let duplicates = 0;
 let subscribed = null;
+let acked = false;
+let beforeAck = 0; // room events that arrived before the subscribe's ack (must be none)
 let onProgress = () => {};
 
 function connect(authToken) {
@@ -58,6 +60,7 @@ const socket = connect(token);
 socket.onAny((event, payload) => {
   if (event === "room:subscribed") subscribed = payload;
   if (payload === null || typeof payload !== "object" || typeof payload.seq !== "number") return;
+  if (!acked) beforeAck += 1;
   if (received.has(payload.seq)) {
     duplicates += 1;
     return;
@@ -79,6 +82,7 @@ try {
 
   stage = "room:subscribe";
   const ack = await socket.timeout(TIMEOUT_MS).emitWithAck("room:subscribe", { roomId, lastSeq });
+  acked = true;
   if (!ack || ack.success !== true) {
     fail(`room:subscribe was refused: ${JSON.stringify(ack)}`);
   }
@@ -101,6 +105,7 @@ try {
       roomId: payload.roomId,
       timestamp: payload.timestamp,
       type: payload.type,
+      replayed: payload.replayed === true,
     };
   });
   const extra = order.filter((seq) => seq <= lastSeq || seq > expectedHead);
@@ -128,7 +133,7 @@ try {
 
   clearTimeout(deadline);
   process.stdout.write(
-    `${JSON.stringify({ seqs, events, extra, duplicates, ack, subscribed, replay, authError, authErrorData })}\n`,
+    `${JSON.stringify({ seqs, events, extra, duplicates, beforeAck, ack, subscribed, replay, authError, authErrorData })}\n`,
     () => process.exit(0),
   );
 } catch (err) {
