@@ -115,4 +115,4 @@ async def test_a_subscribe_during_an_outage_is_refused_with_retry_after_and_keep
                 await asyncio.sleep(0.5)  # a client's back-off between retries
         # The subscription that existed before the outage still delivers.
         await wire.wait_for_seq(2)
-        assert wire.seqs == [2]
+        assert wire.seqs in ([2], [1, 2])  # room:created may have been relayed after the subscribe
