@@ -56,6 +56,7 @@ __all__ = [
     "redis_publisher",
     "running_relay",
     "verifier",
+    "watching_positions",
 ]
 
 log = structlog.get_logger("roomcast")
@@ -146,18 +147,30 @@ async def reacting_relay(dsn: str, publish: Publish, settings: Settings) -> Asyn
 
 
 def redis_publisher(redis_url: str) -> Publish:
-    """Publish into the gateways of every node through Redis (for ``roomcast relay``)."""
-    from roomcast.gateway import jsoncodec
-    from roomcast.gateway.delivery import room_name
+    """Publish into the gateways of every node through Redis (for ``roomcast relay``).
 
-    manager = socketio.AsyncRedisManager(
-        redis_url, channel="roomcast", write_only=True, json=jsoncodec
-    )
+    A publish Redis did not take raises ``PublishFailed``: the relay keeps the row.
+    """
+    from roomcast.gateway.delivery import room_name
+    from roomcast.gateway.redislink import RedisPublisher
+
+    manager = RedisPublisher(redis_url)
 
     async def publish(room_id: str, event: str, payload: Any) -> None:
         await manager.emit(event, payload, namespace="/", room=room_name(room_id))
 
     return publish
+
+
+@contextlib.asynccontextmanager
+async def watching_positions(gateway: Gateway) -> AsyncIterator[None]:
+    """The gateway's position check (gateway/roomwatch.py), for as long as it serves."""
+    task = asyncio.create_task(gateway.positions.run(), name="position-check")
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 def node_id(settings: Settings) -> str:
@@ -173,7 +186,14 @@ def node_status(relay: Relay | None, gateway: Gateway, settings: Settings) -> di
             active=relay.stats.active,  # False on a standby node: another relay publishes
             published=relay.stats.published,
             lagSeconds=round(relay.stats.last_lag_seconds, 3),
+            # Rows kept in the outbox because Redis did not take them (published again).
+            unacked=relay.stats.unacked,
+            publishFailures=relay.stats.publish_failures,
         )
+    watch = gateway.positions
+    redis: dict[str, object] = {"configured": settings.redis_url is not None}
+    if (link := gateway.redis_status()) is not None:
+        redis.update(link)
     return {
         "id": node_id(settings),
         "relay": relay_status,
@@ -181,7 +201,14 @@ def node_status(relay: Relay | None, gateway: Gateway, settings: Settings) -> di
             "connected": len(gateway.registry.users),
             "users": len(gateway.registry.sids_of_user),
         },
-        "redis": {"configured": settings.redis_url is not None},
+        "redis": redis,
+        "positions": {
+            "checkSeconds": watch.interval,
+            "checks": watch.checks,
+            "refills": watch.refills,
+            "refilledEvents": watch.refilled,
+            "heldEvents": gateway.delivery.positions.held_count(),
+        },
     }
 
 
@@ -227,6 +254,7 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
         typing_timeout=settings.typing_timeout_seconds,
         recent_per_room=settings.replay_cache_events,
         recent_total=settings.replay_cache_total,
+        position_check_seconds=settings.position_check_seconds,
     )
 
     @contextlib.asynccontextmanager
@@ -265,6 +293,7 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
                 quiz=quiz,
                 notifications=notifications,
             )
+            await stack.enter_async_context(watching_positions(gateway))
             if ready is not None:
                 ready()
             yield Services(

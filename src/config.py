@@ -56,6 +56,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     relay: bool = True
     """Run the outbox relay inside ``roomcast serve`` (one publishes at a time)."""
     relay_poll_seconds: float = 0.25
+    position_check_seconds: float = 0.5
+    """How often each gateway node compares what it delivered with the log's heads
+    (gateway/roomwatch.py): a lost broadcast is repaired within two of these."""
     idempotency_ttl_seconds: int = 24 * 3600
     """How long an Idempotency-Key answers retries; older keys are deleted."""
     cors_origins: tuple[str, ...] = ()
@@ -118,6 +121,7 @@ ENVIRONMENT: Mapping[str, str] = {
     "ROOMCAST_APPEND_BATCH": "append_batch",
     "ROOMCAST_RELAY": "relay",
     "ROOMCAST_RELAY_POLL": "relay_poll_seconds",
+    "ROOMCAST_POSITION_CHECK": "position_check_seconds",
     "ROOMCAST_IDEMPOTENCY_TTL": "idempotency_ttl_seconds",
     "ROOMCAST_CORS_ORIGINS": "cors_origins",
     "ROOMCAST_PING_INTERVAL": "ping_interval_seconds",

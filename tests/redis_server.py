@@ -240,6 +240,25 @@ class EmbeddedRedis:
             if log is not None:
                 log.close()
 
+    def kill(self) -> None:
+        """SIGKILL the server (a crash: clients see their connections reset) and reap it."""
+        process, log = self._process, self._log
+        self._process, self._log = None, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+        if log is not None:
+            log.close()
+
+    def restart(self) -> str:
+        """Start again on the same port, after ``kill`` or ``stop``; returns the URL."""
+        if self._process is not None:
+            raise EmbeddedRedisError("already running")
+        reason = self._try_start(redis_binary(), self.port)
+        if reason is not None:
+            raise EmbeddedRedisError(f"redis-server did not restart on {self.port}: {reason}")
+        return self.url
+
     def stop(self) -> None:
         """Stop the server and wait for it to exit. Safe to call more than once.
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -36,12 +36,12 @@ from socketio import packet as sio_packet
 from roomcast.domain.state import UserRef
 from roomcast.gateway import jsoncodec
 from roomcast.gateway.history import RecentEvents
+from roomcast.gateway.positions import RoomPositions, Verdict
 from roomcast.metrics import BROADCASTS
 
 __all__ = [
     "BATCH_EVENT",
     "LocalDelivery",
-    "RedisDelivery",
     "Registry",
     "Visibility",
     "room_name",
@@ -54,6 +54,11 @@ BATCH_EVENT = "room:events"
 
 def room_name(room_id: str) -> str:
     return f"room:{room_id}"
+
+
+def stream_of(room: str) -> str:
+    """The stream id behind a room's name (``room_name``'s inverse)."""
+    return room.removeprefix("room:")
 
 
 class _Seq(msgspec.Struct):
@@ -206,10 +211,15 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
 
     registry: Registry
     recent: RecentEvents
+    positions: RoomPositions
+    on_hole: Callable[[str], None] | None = None
+    """Called with a room's name when events wait behind a hole (``roomwatch.PositionWatch``
+    refills it from the log)."""
 
     def bind(self, registry: Registry, recent: RecentEvents | None = None) -> None:
         self.registry = registry
         self.recent = RecentEvents(per_room=0, total=0) if recent is None else recent
+        self.positions = RoomPositions()
         self._ticks: dict[tuple[str, str], list[Any]] = {}
         """Room events waiting for this tick's ``room:events`` frame, per (namespace, room)."""
 
@@ -305,6 +315,48 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
             return
         args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
         seq = seq_of(data) if len(args) == 1 and target.startswith("room:") else 0
+        if seq <= 0:
+            await self._deliver(event, data, args, namespace, target, 0, skip_sid)
+            return
+        positions = self.positions
+        listened = bool(self.rooms.get(namespace, {}).get(target))
+        verdict = positions.arrive(target, seq, event, data, listened=listened)
+        if verdict is Verdict.DROP:
+            return
+        if verdict is Verdict.HOLD:
+            if not positions.owned(target):
+                self.hole(target)
+            return
+        try:
+            await self._deliver(event, data, args, namespace, target, seq, skip_sid)
+            while (following := positions.take_next(target)) is not None:
+                next_seq, next_event, next_data = following
+                await self._deliver(next_event, next_data, [next_data], namespace, target, next_seq)
+        finally:
+            gap = positions.release(target)
+        if gap:
+            self.hole(target)
+
+    def hole(self, room: str) -> None:
+        """Events for ``room`` wait behind a hole: have it refilled from the log."""
+        if self.on_hole is not None:
+            self.on_hole(room)
+
+    async def deliver_logged(self, room: str, event: str, data: Any, seq: int) -> None:
+        """Deliver an event a refill read from the log (its position already moved)."""
+        await self._deliver(event, data, [data], "/", room, seq)
+
+    async def _deliver(
+        self,
+        event: str,
+        data: Any,
+        args: list[Any],
+        namespace: str,
+        target: str,
+        seq: int,
+        skip_sid: Any = None,
+    ) -> None:
+        """Send one event to this node's sockets in ``target``: gates, floors, frames, evictions."""
         if seq > 0:  # a room event: kept for replays, whether anyone here listens or not
             self.recent.record(target, event, data, seq)
             if event == "room:deleted":
@@ -399,16 +451,32 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
         """Apply the membership consequence of a just-delivered event to local sockets."""
         if event == "participant:left":
             user_id = left_user(data)
-            for sid in list(self.registry.sids_of_user.get(user_id or "", ())):
-                # A gate stays: a subscribe still replaying flushes the held
-                # participant:left to the socket, then refuses (server._subscribe).
-                await self.leave_room(sid, namespace, room)
+            members = self.rooms.get(namespace, {}).get(room, {})
+            evicted = [s for s in self.registry.sids_of_user.get(user_id or "", ()) if s in members]
+            reason = "not_a_member"
         elif event == "room:deleted":
-            for sid, _ in list(self.get_participants(namespace, room)):
-                await self.leave_room(sid, namespace, room)
+            evicted = [sid for sid, _ in self.get_participants(namespace, room)]
+            reason = "room_deleted"
+        else:
+            return
+        # Out of the room first, all of them, before any await (the leave hooks
+        # await): nothing the room broadcasts next can reach one of them. The
+        # tick's frame (this event included) still goes to them, before the notice.
+        self.flush(room, namespace)
+        for sid in evicted:
+            self.basic_leave_room(sid, namespace, room)
+        for sid in evicted:
+            gated = sid in self.registry.gates.get(room, {})
+            if event == "room:deleted":
                 self.registry.close_gate(room, sid)
-
-
-class RedisDelivery(socketio.AsyncRedisManager, LocalDelivery):  # type: ignore[misc]
-    """Several nodes share broadcasts through Redis; each node delivers locally via
-    ``LocalDelivery.emit`` (it sits below the pub/sub layer in the MRO)."""
+            elif not gated:
+                # Told it is out, so it stops asking for the room's events. A gate
+                # stays: a subscribe still replaying flushes the held
+                # participant:left to the socket, then refuses (server._subscribe).
+                self.send(
+                    sid,
+                    namespace,
+                    "room:unsubscribed",
+                    [{"roomId": stream_of(room), "reason": reason}],
+                )
+            await self.leave_room(sid, namespace, room)

@@ -30,6 +30,7 @@ from roomcast.domain.errors import (
     PermissionDenied,
     RateLimitExceeded,
     Rejected,
+    RoomNotFound,
 )
 from roomcast.domain.notifications import inbox_stream
 from roomcast.domain.state import UserRef
@@ -68,7 +69,7 @@ from roomcast.gateway.protocol import (
     quiz_ack,
     visible_count,
 )
-from roomcast.gateway.roomwatch import WatchedLocal, WatchedRedis
+from roomcast.gateway.roomwatch import PositionWatch, WatchedLocal, WatchedRedis
 from roomcast.gateway.sessions import Sessions
 from roomcast.gateway.transport import CheckedWebSocket
 from roomcast.metrics import REPLAYS
@@ -355,6 +356,7 @@ class Gateway:
         typing_timeout: float = 5.0,
         recent_per_room: int = 10_000,
         recent_total: int = 100_000,
+        position_check_seconds: float = 0.5,
     ) -> None:
         self.registry = Registry()
         self.recent = RecentEvents(per_room=recent_per_room, total=recent_total)
@@ -368,6 +370,12 @@ class Gateway:
         self.services: GatewayServices | None = None
         self._subscribing: dict[str, asyncio.Lock] = {}
         """Per socket: held while one of its subscribes runs."""
+        self.positions = PositionWatch(
+            manager, lambda: self._svc().store, interval=position_check_seconds
+        )
+        if isinstance(manager, WatchedRedis):
+            # Listening again after an outage: check at once what was missed.
+            manager.on_listening = self.positions.check_now
         self.sio = _Server(
             async_mode="asgi",
             client_manager=manager,
@@ -577,6 +585,11 @@ class Gateway:
             self._abandon(room, sid, was_in=was_in, was_batch=was_batch)
             raise
         self.delivery.close_gate(room, sid, batch=request.batch, floor=max(head, out.last_seq))
+        self.delivery.positions.subscribed(
+            room,
+            max(head, out.last_seq),
+            alone=len(self.sio.manager.rooms.get("/", {}).get(room, ())) == 1,
+        )
         if not visibility.member:  # removed while we were replaying
             await self.sio.leave_room(sid, room)
             await self._subscribe_failed(
@@ -629,7 +642,19 @@ class Gateway:
 
     async def _replay(self, sid: str, user: UserRef, args: tuple[Any, ...]) -> Any:
         request = parse(ReplayRequest, args)
-        _, head = await self._svc().rooms.readable(request.room_id, user.id, "room:replay")
+        try:
+            _, head = await self._svc().rooms.readable(request.room_id, user.id, "room:replay")
+        except (PermissionDenied, RoomNotFound) as exc:
+            # Out of the room (removed, or the room is gone): said once as a notice,
+            # so a client refilling a gap stops asking instead of retrying.
+            room = room_name(request.room_id)
+            if self.sio.in_room(sid, room):
+                await self.sio.leave_room(sid, room)
+            reason = "room_deleted" if isinstance(exc, RoomNotFound) else "not_a_member"
+            await self.sio.emit(
+                "room:unsubscribed", {"roomId": request.room_id, "reason": reason}, to=sid
+            )
+            raise
         store = self._svc().store
         page = await store.read(request.room_id, request.after_seq, request.limit)
         REPLAYS.labels("replay").inc()
@@ -681,10 +706,23 @@ class Gateway:
         if isinstance(self.sio.manager, WatchedRedis):
             await self.sio.manager.close()
 
+    def redis_status(self) -> dict[str, object] | None:
+        """What ``/health`` says about Redis (None without Redis)."""
+        manager = self.delivery
+        return manager.link.status() if isinstance(manager, WatchedRedis) else None
+
     # ---------------------------------------------------------------- relay side
 
     async def publish(self, room_id: str, event: str, payload: msgspec.Raw) -> None:
-        """Broadcast one relayed event to the room (through Redis when configured)."""
+        """Broadcast one relayed event to the room (through Redis when configured).
+
+        With Redis, raises ``PublishFailed`` (outbox/relay.py) when the other
+        nodes were not reached; this node's sockets have it already.
+        """
+        manager = self.delivery
+        if isinstance(manager, WatchedRedis):
+            await manager.publish_event(event, payload, room_name(room_id))
+            return
         await self.sio.emit(event, payload, room=room_name(room_id))
 
 

@@ -6,6 +6,13 @@ Design (docs/decisions/0004-relay-cursor.md):
   ids early and commits late is found by the next batch; nothing can be skipped.
 * **At-least-once.** If the relay dies between publishing and deleting, the rows
   are published again by whoever takes over; clients drop duplicates by seq.
+* **A publish that failed is not acknowledged.** ``publish`` raises
+  ``PublishFailed`` when the event did not reach every node (Redis down): the
+  row stays in the outbox, is kept aside in memory (the next batches read past
+  it, so newer rows still reach this node's sockets), and is published again,
+  in ``global_id`` order, once the publisher's backoff allows a try (at most
+  1 s apart). Past ``max_unacked`` rows kept aside the relay stops reading new
+  ones until Redis takes them.
 * **One publisher.** A session-level advisory lock on a dedicated connection; a
   standby blocks on it and takes over the moment the holder's session ends.
 * **Wake-ups** come from an in-process signal (``wake()``, called after each
@@ -33,7 +40,7 @@ import structlog
 
 from roomcast.outbox import sql
 
-__all__ = ["RELAY_LOCK", "Publish", "Relay", "RelayStats"]
+__all__ = ["RELAY_LOCK", "Publish", "PublishFailed", "Relay", "RelayStats"]
 
 log = structlog.get_logger("roomcast.relay")
 
@@ -45,6 +52,21 @@ _VACUUM_MIN_INTERVAL = 1.0
 Publish = Callable[[str, str, msgspec.Raw], Awaitable[None]]
 """``publish(room_id, event_name, payload)``: broadcast one event to the room."""
 
+_RETRY_INTERVAL = 0.05
+"""Seconds between two tries of the rows a failed publish left, at the fastest (the
+publisher's own backoff, up to 1 s, decides whether a try reaches Redis)."""
+
+
+class PublishFailed(Exception):
+    """Raised by a ``Publish`` whose event did not reach every node: keep the row.
+
+    ``retry_in``: seconds before a new try can succeed (the publisher's backoff).
+    """
+
+    def __init__(self, message: str, *, retry_in: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_in = retry_in
+
 
 @dataclass
 class RelayStats:
@@ -53,6 +75,10 @@ class RelayStats:
     vacuums: int = 0
     """Times this relay vacuumed the outbox."""
     active: bool = False
+    publish_failures: int = 0
+    """Rows whose publish failed (each try counts)."""
+    unacked: int = 0
+    """Rows kept in the outbox now because their publish failed."""
     last_lag_seconds: float = 0.0
     last_batch_at: float = field(default_factory=time.monotonic)
 
@@ -68,6 +94,7 @@ class Relay:
         batch_size: int = 500,
         poll_interval: float = 0.25,
         vacuum_every: int = 1000,
+        max_unacked: int = 5000,
     ) -> None:
         self._dsn = dsn
         self._publish = publish
@@ -77,6 +104,11 @@ class Relay:
         self._deleted_since_vacuum = 0
         self._last_vacuum = 0.0
         self._wake = asyncio.Event()
+        self._max_unacked = max_unacked
+        self._unacked: dict[int, asyncpg.Record] = {}
+        """Rows whose publish failed, by global_id: still in the outbox, tried again."""
+        self._retry_at = 0.0
+        self._retry_in = 0.0
         self.stats = RelayStats()
         self.became_active = asyncio.Event()
 
@@ -134,6 +166,9 @@ class Relay:
         finally:
             self.stats.active = False
             self.became_active.clear()
+            # Whoever holds the lock next reads them from the outbox again.
+            self._unacked.clear()
+            self.stats.unacked = 0
             with contextlib.suppress(Exception):
                 await asyncio.shield(conn.close(timeout=2))
 
@@ -152,10 +187,14 @@ class Relay:
             ):
                 await self.vacuum(conn)
             if published < self._batch_size:
-                # Caught up: sleep until woken or the poll interval passes.
+                # Caught up: sleep until woken or the poll interval passes (or, with
+                # rows whose publish failed, until they are due again).
                 self._wake.clear()
+                timeout = self._poll_interval
+                if self._unacked:
+                    timeout = min(timeout, max(self._retry_at - time.monotonic(), 0.0))
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+                    await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def vacuum(self, conn: asyncpg.Connection) -> None:
         """Reclaim the outbox rows deleted so far (see the module docstring)."""
@@ -170,17 +209,68 @@ class Relay:
         log.debug("relay_outbox_vacuumed", seconds=round(time.monotonic() - self._last_vacuum, 4))
 
     async def drain_once(self, conn: asyncpg.Connection) -> int:
-        """Publish one batch, then delete it. Returns how many rows were published."""
-        rows = await conn.fetch(sql.RELAY_BATCH, self._batch_size)
+        """Publish one batch, then delete what was published. Returns the rows read.
+
+        Rows kept aside by a failed publish are tried first (in order) when due.
+        """
+        if self._unacked and time.monotonic() >= self._retry_at:
+            retried = [self._unacked[g] for g in sorted(self._unacked)]
+            # They reached this node's sockets already: stop at the first refusal.
+            done = await self._publish_rows(retried, stop_at_failure=True)
+            for global_id in done:
+                del self._unacked[global_id]
+            if done:
+                await conn.execute(sql.RELAY_DONE, done)
+                self.stats.published += len(done)
+            self._after_failures()
+        if len(self._unacked) >= self._max_unacked:
+            return 0  # back-pressure: nothing new until Redis takes what waits
+        if self._unacked:
+            rows = await conn.fetch(sql.RELAY_BATCH_SKIPPING, self._batch_size, list(self._unacked))
+        else:
+            rows = await conn.fetch(sql.RELAY_BATCH, self._batch_size)
         if not rows:
             return 0
-        publish = self._publish
-        for row in rows:  # the payload comes spliced by the statement (sql._WIRE_PAYLOAD)
-            await publish(row["stream_id"], row["type"], msgspec.Raw(row["payload"]))
-        await conn.execute(sql.RELAY_DONE, [r["global_id"] for r in rows])
-        self.stats.published += len(rows)
+        done = await self._publish_rows(rows)
+        if len(done) < len(rows):
+            kept = set(done)
+            for row in rows:
+                if row["global_id"] not in kept:
+                    self._unacked[row["global_id"]] = row
+            self._after_failures()
+        if done:
+            await conn.execute(sql.RELAY_DONE, done)
+        self.stats.published += len(done)
         self.stats.batches += 1
         self.stats.last_lag_seconds = float(rows[0]["lag_seconds"])  # the oldest row
         self.stats.last_batch_at = time.monotonic()
-        log.debug("relay_batch_published", rows=len(rows))
+        log.debug("relay_batch_published", rows=len(done), kept=len(rows) - len(done))
         return len(rows)
+
+    async def _publish_rows(
+        self, rows: list[asyncpg.Record], *, stop_at_failure: bool = False
+    ) -> list[int]:
+        """Publish ``rows`` in order; the global_ids of those that reached every node."""
+        publish = self._publish
+        done: list[int] = []
+        failed = 0
+        for row in rows:  # the payload comes spliced by the statement (sql._WIRE_PAYLOAD)
+            try:
+                await publish(row["stream_id"], row["type"], msgspec.Raw(row["payload"]))
+            except PublishFailed as exc:
+                failed += 1
+                self._retry_in = max(self._retry_in, exc.retry_in)
+                if stop_at_failure:
+                    break
+                continue
+            done.append(row["global_id"])
+        if failed:
+            self.stats.publish_failures += failed
+            log.warning("relay_publish_failed", rows=failed, published=len(done))
+        return done
+
+    def _after_failures(self) -> None:
+        self.stats.unacked = len(self._unacked)
+        if self._unacked:
+            self._retry_at = time.monotonic() + max(_RETRY_INTERVAL, self._retry_in)
+        self._retry_in = 0.0

@@ -207,6 +207,19 @@ RELAY_BATCH = f"""
     LIMIT $1
 """
 
+# The same, past the rows a failed publish left (the relay holds them aside).
+RELAY_BATCH_SKIPPING = f"""
+    SELECT o.global_id, o.stream_id, e.type, {_WIRE_PAYLOAD},
+           extract(epoch FROM clock_timestamp() - o.enqueued_at) AS lag_seconds
+    FROM outbox o JOIN events e ON e.global_id = o.global_id
+    WHERE o.global_id <> ALL($2::bigint[])
+    ORDER BY o.global_id
+    LIMIT $1
+"""
+
+# The heads of several streams at once (the gateway's position check).
+HEADS = "SELECT stream_id, version FROM streams WHERE stream_id = ANY($1::text[])"
+
 RELAY_DONE = "DELETE FROM outbox WHERE global_id = ANY($1::bigint[])"
 
 # The relay's own vacuum of the queue table (outbox/relay.py says why). It

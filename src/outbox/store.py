@@ -303,6 +303,12 @@ class EventStore:
             version = await self._pool.fetchval(sql.HEAD, stream_id)
         return 0 if version is None else int(version)
 
+    async def heads(self, stream_ids: list[str]) -> dict[str, int]:
+        """The versions of the streams that exist among ``stream_ids``: one statement."""
+        with map_db_errors():
+            rows = await self._pool.fetch(sql.HEADS, stream_ids)
+        return {r[0]: int(r[1]) for r in rows}
+
     async def append(self, pending: PendingAppend, remember: Remembered | None = None) -> Appended:
         """Write ``pending`` atomically; raise ``StaleVersion`` if the stream moved."""
         snapshot: str | None = None

@@ -13,7 +13,7 @@ import pytest
 
 from roomcast.domain import room
 from roomcast.ids import uuid7
-from roomcast.outbox.relay import Relay
+from roomcast.outbox.relay import PublishFailed, Relay
 from roomcast.outbox.store import append_statement, prepare
 from roomcast.service.rooms import RoomService
 
@@ -224,3 +224,59 @@ class TestOutboxVacuum:
             await asyncio.gather(task, return_exceptions=True)
         assert relay.stats.vacuums >= 1
         assert published.by_room[room_id] == list(range(1, 13))
+
+
+class FlakyRedis(Published):
+    """A publisher whose every publish fails (``PublishFailed``) while ``down`` is set;
+    ``tried`` records every try, delivered or not (what this node's sockets got)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = True
+        self.tried: defaultdict[str, list[int]] = defaultdict(list)
+
+    async def __call__(self, room_id: str, event: str, payload: msgspec.Raw) -> None:
+        async with self._changed:
+            self.tried[room_id].append(msgspec.json.decode(payload)["seq"])
+            self._changed.notify_all()
+        if self.down:
+            raise PublishFailed("redis down", retry_in=0.05)
+        await super().__call__(room_id, event, payload)
+
+
+@pytest.mark.usefixtures("quiet_outbox")
+async def test_a_publish_that_failed_keeps_its_rows_and_is_published_again_in_order(
+    own_database_url, pool, store
+):
+    service = RoomService(store)
+    room_id = await new_room(service)
+    flaky = FlakyRedis()
+    async with relaying(own_database_url, flaky) as relay:
+        for i in range(5):
+            await service.execute(room_id, rename(alice, f"n{i}"))
+        # Every row was tried (newer ones too: this node's sockets are not held up) ...
+        async with asyncio.timeout(30), flaky._changed:
+            await flaky._changed.wait_for(
+                lambda: sorted(set(flaky.tried[room_id])) == [1, 2, 3, 4, 5, 6]
+            )
+        # ... and none was acknowledged: all still in the outbox.
+        assert await pool.fetchval("SELECT count(*) FROM outbox WHERE stream_id = $1", room_id) == 6
+        assert relay.stats.unacked == 6
+        assert relay.stats.publish_failures >= 6
+        assert flaky.by_room[room_id] == []
+        flaky.down = False
+        await flaky.wait(room_id, 6)
+        # Kept rows are published (and deleted) before new ones are read: once 7 is
+        # out, 1..6 are gone from the outbox.
+        await service.execute(room_id, rename(alice, "after"))
+        await flaky.wait(room_id, 7)
+        assert (
+            await pool.fetchval(
+                "SELECT count(*) FROM outbox o JOIN events e USING (global_id)"
+                " WHERE o.stream_id = $1 AND e.seq <= 6",
+                room_id,
+            )
+            == 0
+        )
+    assert flaky.by_room[room_id] == [1, 2, 3, 4, 5, 6, 7]
+    assert relay.stats.unacked == 0
