@@ -1,4 +1,5 @@
-"""GET /health: is this node able to serve? (database reachability and round-trip time)."""
+"""GET /health: is this node able to serve? (database reachability and round-trip time,
+Redis when configured; only the database makes it a 503)."""
 
 from __future__ import annotations
 
@@ -48,10 +49,17 @@ async def health(store: Store, node: Node) -> Response[Any]:
         backlog = Backlog(depth=depth, oldest_seconds=round(oldest, 3))
     except ServiceUnavailable as exc:
         database = Check(ok=False, error=exc.message)
+    checks = {"database": database}
+    redis = node.get("redis")
+    if isinstance(redis, dict) and "ok" in redis:
+        # Redis down degrades the node but does not take it out of a load balancer:
+        # its sockets are still served, and what Redis drops is refilled from the log.
+        error = None if redis["ok"] else str(redis.get("lastError"))
+        checks["redis"] = Check(ok=bool(redis["ok"]), error=error)
     body = Health(
-        status="ok" if database.ok else "degraded",
+        status="ok" if all(c.ok for c in checks.values()) else "degraded",
         version=__version__,
-        checks={"database": database},
+        checks=checks,
         node=dict(node),
         outbox=backlog,
     )
