@@ -459,24 +459,18 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
             reason = "room_deleted"
         else:
             return
-        # Out of the room first, all of them, before any await (the leave hooks
-        # await): nothing the room broadcasts next can reach one of them. The
-        # tick's frame (this event included) still goes to them, before the notice.
-        self.flush(room, namespace)
-        for sid in evicted:
-            self.basic_leave_room(sid, namespace, room)
+        # One after the other (each leave hook awaits): the room's next events
+        # wait meanwhile (this delivery owns the room, gateway/positions.py).
         for sid in evicted:
             gated = sid in self.registry.gates.get(room, {})
+            await self.leave_room(sid, namespace, room)  # the tick's frame goes out first
             if event == "room:deleted":
                 self.registry.close_gate(room, sid)
-            elif not gated:
-                # Told it is out, so it stops asking for the room's events. A gate
-                # stays: a subscribe still replaying flushes the held
+            elif gated:
+                # A gate stays: a subscribe still replaying flushes the held
                 # participant:left to the socket, then refuses (server._subscribe).
-                self.send(
-                    sid,
-                    namespace,
-                    "room:unsubscribed",
-                    [{"roomId": stream_of(room), "reason": reason}],
-                )
-            await self.leave_room(sid, namespace, room)
+                continue
+            # Told it is out, so it stops asking for the room's events.
+            self.send(
+                sid, namespace, "room:unsubscribed", [{"roomId": stream_of(room), "reason": reason}]
+            )
