@@ -8,6 +8,11 @@ Without ``If-Match`` a conflict means "another node wrote first": reload,
 decide again, append again, so concurrent commands are serialised, never lost.
 With ``If-Match`` the caller asked for exactly that version, and a conflict is
 theirs to handle (409).
+
+An append decided on a stale cache is caught by that compare-and-set; a
+refusal or a no-op writes nothing, so nothing would catch it: decided on a
+cached state, it is confirmed against the stream's head (one indexed read) and,
+when another process has moved the stream, decided again on the current state.
 """
 
 from __future__ import annotations
@@ -144,12 +149,20 @@ class StreamService(Generic[C, S]):
                     earlier = await self._remembered(idempotency)
                     if earlier is not None:
                         return Outcome(result=earlier, replayed=True)
-                loaded = await self._load(stream_id, fresh=attempt > 0)
+                cached = attempt == 0 and stream_id in self._cache
+                loaded = await self._load(stream_id, fresh=not cached)
                 if expected_version is not None and loaded.version != expected_version:
-                    if loaded.version < expected_version and attempt == 0:
+                    if loaded.version < expected_version and cached:
                         continue  # our cache may be behind: look again before refusing
                     raise _conflict(stream_id, loaded.version, expected_version)
-                events = self._decider.decide(command, loaded.state)
+                try:
+                    events = self._decider.decide(command, loaded.state)
+                except Rejected:
+                    if cached and await self._behind(loaded):
+                        continue  # refused on a state another process has moved past
+                    raise
+                if not events and cached and await self._behind(loaded):
+                    continue  # "nothing to do" on a stale state may be a lost update
                 if not events:
                     if idempotency is not None:
                         # A twin may have committed between our key check and our
@@ -217,6 +230,18 @@ class StreamService(Generic[C, S]):
             "the stream is too busy right now; retry",
             {"roomId": stream_id, "attempts": attempt + 1},
         )
+
+    async def _behind(self, loaded: Loaded[S]) -> bool:
+        """Whether the stream has moved past the cached ``loaded`` (one indexed read).
+
+        An append decided on a stale cache is caught by the store's compare-and-set;
+        a refusal or a no-op writes nothing, so only this read can catch it. The
+        entry is dropped, so the next attempt loads the stream at its head.
+        """
+        if await self._store.head(loaded.stream_id) == loaded.version:
+            return False
+        self._cache.pop(loaded.stream_id, None)
+        return True
 
     async def current(self, stream_id: str, *, head: int | None = None) -> Loaded[S]:
         """The stream's state at its committed head (cache checked against the head, or
