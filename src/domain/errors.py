@@ -271,6 +271,14 @@ class RateLimitExceeded(Rejected):
 
 
 class ServiceUnavailable(Rejected):
-    """A dependency (PostgreSQL) cannot be reached; the request may be retried."""
+    """A dependency (PostgreSQL) cannot be reached; the request may be retried.
+
+    ``details['retryAfter']`` (whole seconds, 1 unless given) is always set: REST
+    sends it as ``Retry-After`` too, the socket in the error's details.
+    """
 
     code = ErrorCode.SERVICE_UNAVAILABLE
+
+    def __init__(self, message: str, details: Details | None = None) -> None:
+        super().__init__(message, details)
+        self.details.setdefault("retryAfter", 1)

@@ -8,6 +8,7 @@ import structlog
 
 from roomcast import wire
 from roomcast.domain.errors import ErrorCode, Rejected, ServiceUnavailable
+from roomcast.outbox.errors import is_unavailable
 
 __all__ = ["RETRY_AFTER_SECONDS", "as_ack", "as_error_event"]
 
@@ -28,6 +29,9 @@ def as_ack(exc: BaseException) -> wire.Failure:
         exc.details["retryAfter"] = RETRY_AFTER_SECONDS
     if isinstance(exc, Rejected):
         return wire.failure(exc)
+    if is_unavailable(exc):  # a database call that escaped map_db_errors
+        log.warning("database_unavailable", error=repr(exc))
+        return wire.failure(ServiceUnavailable("the database is unavailable; retry shortly"))
     log.error("socket_handler_failed", exc_info=exc)
     return wire.Failure(
         error=wire.ErrorBody(code=ErrorCode.INTERNAL_ERROR, message="internal error")

@@ -16,7 +16,8 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from roomcast import wire
-from roomcast.domain.errors import ErrorCode, Rejected
+from roomcast.domain.errors import ErrorCode, Rejected, ServiceUnavailable
+from roomcast.outbox.errors import is_unavailable
 
 __all__ = ["EXCEPTION_HANDLERS", "STATUS", "error_response"]
 
@@ -84,10 +85,15 @@ def error_response(
     )
 
 
+_RETRYABLE = (ErrorCode.RATE_LIMIT_EXCEEDED, ErrorCode.SERVICE_UNAVAILABLE)
+
+
 def _rejected(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     assert isinstance(exc, Rejected)
     headers = {}
-    if exc.code is ErrorCode.RATE_LIMIT_EXCEEDED and "retryAfter" in exc.details:
+    if exc.code in _RETRYABLE:
+        # Every 429 and 503 says when to come back, in the header and the details.
+        exc.details.setdefault("retryAfter", 1)
         headers["Retry-After"] = str(exc.details["retryAfter"])
     return error_response(exc.code, exc.message, exc.details, headers)
 
@@ -109,7 +115,12 @@ def _http(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
             first = exc.extra[0] if exc.extra else None
             if isinstance(first, dict) and first.get("message"):
                 message = f"invalid request: {first['message']}"
-    return error_response(code, message, details, exc.headers)
+    headers = dict(exc.headers or {})
+    if code in _RETRYABLE:
+        headers.setdefault("Retry-After", "1")
+        if headers["Retry-After"].isdigit():
+            details.setdefault("retryAfter", int(headers["Retry-After"]))
+    return error_response(code, message, details, headers)
 
 
 def _clean(error: Any) -> Any:
@@ -126,6 +137,9 @@ def _too_deep(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    if is_unavailable(exc):  # a database call that escaped map_db_errors: still a 503
+        log.warning("database_unavailable", path=request.url.path, error=repr(exc))
+        return _rejected(request, ServiceUnavailable("the database is unavailable; retry shortly"))
     log.error("unhandled_exception", path=request.url.path, exc_info=exc)
     return error_response(ErrorCode.INTERNAL_ERROR, "internal error")
 

@@ -67,4 +67,5 @@ async def health(store: Store, node: Node) -> Response[Any]:
         content=msgspec.json.encode(body),
         status_code=200 if database.ok else 503,
         media_type=MediaType.JSON,
+        headers={} if database.ok else {"Retry-After": "1"},
     )

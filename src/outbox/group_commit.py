@@ -15,7 +15,9 @@ refused on its own, the others commit. A batch never waits for a row lock
 idempotency key), each of its appends is written again on its own, so every
 caller gets the answer it would have had without grouping, and only a
 contended room waits for its lock. When the database is unavailable every
-caller is told so at once.
+caller is told so at once; when it may have committed (``InDoubt``: the
+connection failed after the statement was sent), each caller settles its own
+append (``EventStore._settle``), never re-written blind.
 
 Batches are written by tasks of their own, not by the request that happened to
 start them: a caller that goes away (its request cancelled) cannot cut a batch
@@ -32,6 +34,7 @@ from typing import Any, Generic, TypeVar
 
 from roomcast.domain.errors import ServiceUnavailable
 from roomcast.metrics import APPEND_BATCH
+from roomcast.outbox.errors import InDoubt
 
 __all__ = ["GroupCommit"]
 
@@ -121,10 +124,15 @@ class GroupCommit(Generic[W]):
             # own, concurrently and off this loop, so a room waiting for its lock
             # holds up neither the others nor the next batch.
             self._spawn(self._each_alone(batch))
-        except BaseException:
-            for _, future in batch:  # this task was cancelled mid-batch (shutdown)
-                future.cancel()
-            raise
+        except BaseException as exc:
+            # Cut mid-batch (this task cancelled at shutdown, or a stray
+            # CancelledError out of the driver): its callers were not cancelled
+            # and the batch may have committed, so each is told "in doubt" and
+            # settles its own write; cancelling them would leave that unanswered.
+            for _, future in batch:
+                _fail(future, _interrupted())
+            if not _stray_cancel(exc):
+                raise
         else:
             for item, future in batch:
                 if not future.done():
@@ -140,6 +148,10 @@ class GroupCommit(Generic[W]):
             applied = await self._write_one(item)
         except Exception as exc:
             _fail(future, exc)
+        except BaseException as exc:
+            _fail(future, _interrupted())
+            if not _stray_cancel(exc):
+                raise
         else:
             if not future.done():
                 future.set_result(applied)
@@ -148,3 +160,13 @@ class GroupCommit(Generic[W]):
 def _fail(future: asyncio.Future[bool], exc: BaseException) -> None:
     if not future.done():
         future.set_exception(exc)
+
+
+def _interrupted() -> InDoubt:
+    return InDoubt(ServiceUnavailable("the write was interrupted; retry"), None)
+
+
+def _stray_cancel(exc: BaseException) -> bool:
+    """A CancelledError while nobody cancelled this task: the driver's, not ours."""
+    task = asyncio.current_task()
+    return isinstance(exc, asyncio.CancelledError) and task is not None and not task.cancelling()

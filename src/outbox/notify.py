@@ -69,8 +69,11 @@ class CommitSignal:
             self._last_sent = time.monotonic()
             try:
                 await self._pool.execute("SELECT pg_notify($1, '')", sql.NOTIFY_CHANNEL)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("relay_notify_failed", error=str(exc))  # the poll covers it
+            except Exception as exc:
+                # Whatever the driver raises (a cut connection surfaces as
+                # InternalClientError too): nobody awaits this task, so an escaping
+                # exception would only be "never retrieved". The relay's poll covers it.
+                log.warning("relay_notify_failed", error=repr(exc))
                 return
 
     async def close(self) -> None:

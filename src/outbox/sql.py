@@ -185,6 +185,16 @@ FIND_IDEMPOTENT = """
 
 PING = "SELECT 1"
 
+# Settling a write whose connection failed (store.EventStore._settle): first end
+# the backend that ran it, if it is still there (waiting up to $2 ms for it to
+# go), so it cannot commit after we look; then look its first event up.
+END_BACKEND = """
+    SELECT pg_terminate_backend(pid, $2)
+    FROM pg_stat_activity
+    WHERE pid = $1 AND pid <> pg_backend_pid() AND usename = current_user
+"""
+EVENT_EXISTS = "SELECT EXISTS (SELECT 1 FROM events WHERE event_id = $1::uuid)"
+
 # What waits for a relay (/health, /metrics): rows and the oldest one's age.
 # Published rows are deleted, so the table is small and the count cheap.
 OUTBOX_BACKLOG = """

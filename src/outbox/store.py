@@ -9,23 +9,35 @@ computed before it, from the state the command was decided on.
 Appends to existing streams that wait together are grouped (``group_commit``):
 one statement and one transaction for several streams, each with its own
 compare-and-set, so a stale stream is refused alone.
+
+No ambiguous outcome: when the connection fails while an append is in
+PostgreSQL's hands (sent, no answer), it may have committed. The event ids are
+known before the statement, so the store settles it on another connection:
+it ends the backend that ran it (so it cannot commit later), then looks the
+first event id up, and answers the real result: applied, or a
+``ServiceUnavailable`` with ``written: false``. Only when the database stays
+out of reach for ``settle_seconds`` is the answer ``written: "unknown"``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import asyncpg
 import msgspec
+import structlog
 
 from roomcast.domain import room
 from roomcast.domain.decider import Decider
+from roomcast.domain.errors import ServiceUnavailable
 from roomcast.domain.events import event_name
 from roomcast.metrics import EVENTS_APPENDED
 from roomcast.outbox import codec, sql
-from roomcast.outbox.errors import HeadLocked, StaleVersion, map_db_errors
+from roomcast.outbox.errors import HeadLocked, InDoubt, StaleVersion, map_db_errors
 from roomcast.outbox.group_commit import GroupCommit
 
 __all__ = [
@@ -41,6 +53,9 @@ __all__ = [
 ]
 
 S = TypeVar("S")
+T = TypeVar("T")
+
+log = structlog.get_logger("roomcast.outbox")
 
 _state_decoders: dict[object, msgspec.json.Decoder[Any]] = {}
 
@@ -258,11 +273,19 @@ class EventStore:
     """
 
     def __init__(
-        self, pool: asyncpg.Pool, *, snapshot_every: int = 100, append_batch: int = 16
+        self,
+        pool: asyncpg.Pool,
+        *,
+        snapshot_every: int = 100,
+        append_batch: int = 16,
+        settle_seconds: float = 10.0,
     ) -> None:
-        """``append_batch``: most appends per transaction (group commit); 1 writes each alone."""
+        """``append_batch``: most appends per transaction (group commit); 1 writes each alone.
+        ``settle_seconds``: how long an append whose connection failed is looked up
+        before its outcome is reported unknown."""
         self._pool = pool
         self._snapshot_every = snapshot_every
+        self._settle_seconds = settle_seconds
         self._group: GroupCommit[Write] | None = (
             GroupCommit(
                 self._write_one,
@@ -318,37 +341,89 @@ class EventStore:
             snapshot = msgspec.json.encode(pending.state).decode()
         write = Write(pending=pending, remember=remember, snapshot=snapshot)
         # A new stream is created alone: its head row is an INSERT, not a compare-and-set.
-        if self._group is None or pending.expected_version == 0:
-            applied = await self._write_one(write)
-        else:
-            applied = await self._group.write(write)
+        try:
+            if self._group is None or pending.expected_version == 0:
+                applied = await self._write_one(write)
+            else:
+                applied = await self._group.write(write)
+        except InDoubt as exc:
+            applied = await self._settle(pending, exc)
         if not applied:
             raise StaleVersion(f"{pending.stream_id} is not at version {pending.expected_version}")
         EVENTS_APPENDED.inc(len(pending.envelopes))
         return Appended(version=pending.new_version, envelopes=pending.envelopes)
 
     async def _write_one(self, write: Write) -> bool:
-        with map_db_errors():
-            version = await self._pool.fetchval(
-                *append_statement(write.pending, write.remember, write.snapshot)
-            )
+        statement = append_statement(write.pending, write.remember, write.snapshot)
+        version = await self._sent(lambda conn: conn.fetchval(*statement))
         return version is not None
 
     async def _write_many(self, writes: list[Write]) -> set[str]:
-        with map_db_errors():
-            try:
-                if len(writes) == 1:  # the lone-write statement: lighter to build and plan
-                    write = writes[0]
-                    version = await self._pool.fetchval(
-                        *append_statement(
-                            write.pending, write.remember, write.snapshot, nowait=True
-                        )
-                    )
-                    return set() if version is None else {write.pending.stream_id}
-                rows = await self._pool.fetch(*append_many_statement(writes))
-            except asyncpg.LockNotAvailableError as exc:  # NOWAIT: see sql.APPEND_MANY
-                raise HeadLocked(str(exc)) from exc
+        if len(writes) == 1:  # the lone-write statement: lighter to build and plan
+            write = writes[0]
+            statement = append_statement(write.pending, write.remember, write.snapshot, nowait=True)
+            version = await self._sent(lambda conn: conn.fetchval(*statement))
+            return set() if version is None else {write.pending.stream_id}
+        rows = await self._sent(lambda conn: conn.fetch(*append_many_statement(writes)))
         return {row[0] for row in rows}
+
+    async def _sent(self, run: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run a write on a pooled connection; a failure once it may have reached
+        PostgreSQL is ``InDoubt`` (with the backend's pid), before that a plain 503."""
+        with map_db_errors():
+            conn = await self._pool.acquire()
+        try:
+            pid = conn.get_server_pid()
+            try:
+                with map_db_errors():
+                    try:
+                        return await run(conn)
+                    except asyncpg.LockNotAvailableError as exc:  # NOWAIT: sql.APPEND_MANY
+                        raise HeadLocked(str(exc)) from exc
+            except ServiceUnavailable as exc:
+                raise InDoubt(exc, pid) from exc
+        finally:
+            await self._release(conn)
+
+    async def _release(self, conn: asyncpg.Connection) -> None:
+        # A failed reset has already terminated the connection (asyncpg then opens
+        # a new one): it must not replace the write's own outcome.
+        try:
+            await self._pool.release(conn)
+        except Exception as exc:
+            log.debug("connection_release_failed", error=repr(exc))
+
+    async def _settle(self, pending: PendingAppend, doubt: InDoubt) -> bool:
+        """Whether ``pending``, whose connection failed, committed (True), or raise a
+        503 that says whether anything was written."""
+        deadline = time.monotonic() + self._settle_seconds
+        delay = 0.05
+        while True:
+            try:
+                async with self._pool.acquire() as conn:
+                    if doubt.server_pid is not None:
+                        await conn.execute(sql.END_BACKEND, doubt.server_pid, 5_000)
+                    committed = bool(await conn.fetchval(sql.EVENT_EXISTS, pending.event_ids[0]))
+            except Exception as exc:
+                if time.monotonic() + delay > deadline:
+                    log.warning(
+                        "append_outcome_unknown", stream_id=pending.stream_id, error=repr(exc)
+                    )
+                    raise ServiceUnavailable(
+                        "the database connection failed during the write and the database "
+                        "is still unreachable: whether it was applied is unknown",
+                        {**doubt.details, "written": "unknown"},
+                    ) from doubt
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            log.info("append_settled", stream_id=pending.stream_id, committed=committed)
+            if committed:
+                return True
+            raise ServiceUnavailable(
+                "the database connection failed during the write; nothing was written",
+                {**doubt.details, "written": False},
+            ) from doubt
 
     async def read(self, stream_id: str, after: int, limit: int) -> list[codec.Envelope]:
         """Up to ``limit`` events with ``seq > after``, in seq order, as envelopes."""

@@ -56,6 +56,9 @@ async def test_commands_reads_and_health_answer_503_when_the_database_is_gone(do
             body = response.json()
             assert body["success"] is False
             assert body["error"]["code"] == "SERVICE_UNAVAILABLE"
+            assert response.headers["Retry-After"] == str(body["error"]["details"]["retryAfter"])
+            assert body["error"]["details"].get("written") is not True
         health = await http.get("/health")
         assert health.status_code == 503
+        assert health.headers["Retry-After"] == "1"
         assert health.json()["checks"]["database"]["ok"] is False

@@ -99,3 +99,23 @@ async def test_a_standby_local_relay_does_not_slow_the_notify():
     await signal.close()
     assert pool.statements == [NOTIFY, NOTIFY, NOTIFY]
     assert pool.sent_at[-1] - pool.sent_at[0] < 5
+
+
+async def test_a_driver_error_on_notify_is_logged_not_left_in_the_task():
+    """A cut connection surfaces as asyncpg's InternalClientError ("cannot switch to
+    state 11"): it must not escape the fire-and-forget task ("never retrieved")."""
+    import asyncpg
+
+    class Broken(Pool):
+        async def execute(self, *args: Any) -> None:
+            await super().execute(*args)
+            raise asyncpg.InternalClientError("cannot switch to state 11")
+
+    pool = Broken()
+    signal = CommitSignal(pool)  # type: ignore[arg-type]
+    signal()
+    task = signal._task
+    assert task is not None
+    await signal.close()
+    assert task.exception() is None
+    assert pool.statements == [NOTIFY]

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from roomcast.domain.errors import ServiceUnavailable
+from roomcast.outbox.errors import InDoubt
 from roomcast.outbox.group_commit import GroupCommit
 
 
@@ -172,3 +173,32 @@ def test_a_group_needs_room_for_two():
     db = Database()
     with pytest.raises(ValueError, match="max_batch"):
         group(db, max_batch=1)
+
+
+async def test_an_in_doubt_batch_is_never_rewritten_each_caller_settles_its_own():
+    doubt = InDoubt(ServiceUnavailable("connection lost", {}), server_pid=1234)
+    db = Database(fail_many=doubt)
+    results = await asyncio.gather(*_writes(group(db), 3), return_exceptions=True)
+    assert results == [doubt, doubt, doubt]
+    assert db.alone == []  # written again blind, a committed batch would be applied twice
+
+
+async def test_a_stray_cancelled_error_from_the_driver_cancels_no_caller():
+    db = Database(fail_many=asyncio.CancelledError())
+    g = group(db)
+    results = await asyncio.gather(*_writes(g, 2), return_exceptions=True)
+    assert [type(r) for r in results] == [InDoubt, InDoubt]
+    db.fail_many = None
+    assert await g.write(Item("later", "next")) is True
+
+
+async def test_a_batch_writer_cancelled_at_shutdown_leaves_its_callers_in_doubt_not_cancelled():
+    gate = asyncio.Event()
+    db = Database(gate=gate)
+    g = group(db)
+    writes = _writes(g, 2)
+    await _started(db)
+    for task in list(g._tasks):  # the batch's own task: what a shutdown cancels
+        task.cancel()
+    results = await asyncio.gather(*writes, return_exceptions=True)
+    assert [type(r) for r in results] == [InDoubt, InDoubt]
