@@ -7,7 +7,13 @@ delivered, and
 * delivers to handlers strictly in seq order, one event at a time,
 * on a gap (seq jumps), refills it with ``room:replay`` before going on,
 * after any reconnect, subscribes again with ``lastSeq`` so the server replays
-  what was missed;
+  what was missed; a refused re-subscribe that may succeed later (the database
+  is down: ``SERVICE_UNAVAILABLE``; a rate limit; a timeout) is retried with
+  capped exponential backoff and jitter, honouring ``retryAfter``, until it
+  succeeds or the socket drops (the next connect starts again). One that cannot
+  (``PERMISSION_DENIED``, ``ROOM_NOT_FOUND``, …) is given up. Each step is
+  reported to ``on_status`` handlers as a ``SubscriptionStatus``
+  (``retrying`` / ``subscribed`` / ``failed``), not only logged;
 * follows the user's own notification stream the same way, once asked to
   (``follow_notifications``): once each, in seq order, what was missed while
   disconnected fetched with ``notification:replay``;
@@ -34,14 +40,21 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import socketio
 import structlog
 
-__all__ = ["Handler", "RoomcastClient", "SubscriptionError"]
+__all__ = [
+    "Handler",
+    "RoomcastClient",
+    "StatusHandler",
+    "SubscriptionError",
+    "SubscriptionStatus",
+]
 
 log = structlog.get_logger("roomcast.client")
 
@@ -57,10 +70,38 @@ _INBOX = "user:"
 class SubscriptionError(Exception):
     """The server refused a subscribe or replay; ``code`` is the protocol's error code."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+        self.details = details or {}
+
+
+@dataclass(frozen=True)
+class SubscriptionStatus:
+    """What became of a re-subscribe after a reconnect (``on_status`` handlers get it).
+
+    ``state``: ``retrying`` (refused or timed out; tried again in ``retry_in``
+    seconds), ``subscribed`` (caught up from ``last_seq``; ``attempt`` > 1 after
+    retries) or ``failed`` (refused for good, e.g. ``PERMISSION_DENIED``: no
+    more events for this room until the application subscribes again).
+    ``room_id`` is ``"user:"`` for the notification stream.
+    """
+
+    room_id: str
+    state: Literal["retrying", "subscribed", "failed"]
+    attempt: int
+    last_seq: int | None
+    code: str | None = None
+    """The refusal's protocol code, or ``TIMEOUT`` / ``DISCONNECTED``."""
+    message: str | None = None
+    retry_in: float | None = None
+
+
+StatusHandler = Callable[[SubscriptionStatus], Awaitable[None] | None]
+
+_RETRYABLE = frozenset({"SERVICE_UNAVAILABLE", "RATE_LIMIT_EXCEEDED", "TIMEOUT", "INTERNAL_ERROR"})
+"""Refusals a later try may not get; any other code is final."""
 
 
 @dataclass
@@ -70,6 +111,8 @@ class _Feed:
     pending: dict[int, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     subscribed: bool = False
+    retry: asyncio.Task[None] | None = None
+    """The running re-subscribe (with its retries); a new connect replaces it."""
 
 
 class RoomcastClient:
@@ -84,7 +127,11 @@ class RoomcastClient:
         reconnection_delay: float = 0.5,
         request_timeout: float = 30.0,
         batch: bool = True,
+        retry_initial: float = 0.5,
+        retry_max: float = 30.0,
     ) -> None:
+        """``retry_initial`` / ``retry_max``: the re-subscribe backoff's first and largest
+        delay in seconds (doubled per attempt, each drawn between half and all of it)."""
         self.url = url
         self._token = token
         self._transports = transports or ["websocket"]
@@ -92,6 +139,10 @@ class RoomcastClient:
         self.batch = batch
         self._feeds: dict[str, _Feed] = {}
         self._handlers: dict[str, list[Handler]] = {}
+        self._status_handlers: list[StatusHandler] = []
+        self._retry_initial = retry_initial
+        self._retry_max = retry_max
+        self.resubscribe_retries = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self.reconnects = 0
         self.duplicates_dropped = 0
@@ -142,6 +193,11 @@ class RoomcastClient:
         order, plus notices such as ``room:subscribed`` and ``error``)."""
         self._handlers.setdefault(event, []).append(handler)
 
+    def on_status(self, handler: StatusHandler) -> None:
+        """Call ``handler(SubscriptionStatus)`` whenever a re-subscribe after a reconnect
+        is refused (and retried, or given up) or succeeds after refusals."""
+        self._status_handlers.append(handler)
+
     def last_seq(self, room_id: str) -> int | None:
         feed = self._feeds.get(room_id)
         return None if feed is None else feed.last_seq
@@ -163,7 +219,9 @@ class RoomcastClient:
         await self._catch_up(feed)
 
     async def unsubscribe(self, room_id: str) -> None:
-        self._feeds.pop(room_id, None)
+        feed = self._feeds.pop(room_id, None)
+        if feed is not None and feed.retry is not None:
+            feed.retry.cancel()
         await self._call("room:unsubscribe", {"roomId": room_id})
 
     async def replay(self, room_id: str, after_seq: int, limit: int = 100) -> dict[str, Any]:
@@ -181,8 +239,11 @@ class RoomcastClient:
         ack = await self.sio.call(event, payload, timeout=self._timeout)
         if not isinstance(ack, dict) or not ack.get("success"):
             error = ack.get("error", {}) if isinstance(ack, dict) else {}
+            details = error.get("details")
             raise SubscriptionError(
-                str(error.get("code", "INVALID_PAYLOAD")), str(error.get("message", ack))
+                str(error.get("code", "INVALID_PAYLOAD")),
+                str(error.get("message", ack)),
+                details if isinstance(details, dict) else None,
             )
         data: dict[str, Any] = ack.get("data") or {}
         return data
@@ -206,7 +267,11 @@ class RoomcastClient:
             # Not awaited here: the ack of room:subscribe arrives through the very
             # loop that is running this handler.
             for feed in list(self._feeds.values()):
-                self._spawn(self._resubscribe(feed))
+                if feed.retry is not None:
+                    feed.retry.cancel()  # its socket is gone; start again on this one
+                feed.retry = asyncio.ensure_future(self._resubscribe(feed))
+                self._tasks.add(feed.retry)
+                feed.retry.add_done_callback(self._tasks.discard)
         self._connected_once = True
 
     async def _on_token_expired(self, payload: Any = None, *_: Any) -> None:
@@ -263,13 +328,66 @@ class RoomcastClient:
                 return
 
     async def _resubscribe(self, feed: _Feed) -> None:
-        try:
-            if feed.room_id == _INBOX:
-                await self._catch_up(feed)
+        """Subscribe ``feed`` again on the new connection; retry what may pass later."""
+        attempt = 0
+        while not self._closing and self._feeds.get(feed.room_id) is feed:
+            attempt += 1
+            try:
+                if feed.room_id == _INBOX:
+                    await self._catch_up(feed)
+                else:
+                    await self._subscribe(feed)
+            except SubscriptionError as exc:
+                code, message, hint = exc.code, exc.message, exc.details.get("retryAfter")
+            except (TimeoutError, socketio.exceptions.TimeoutError):
+                code, message, hint = "TIMEOUT", "no answer in time", None
+            except socketio.exceptions.SocketIOError as exc:
+                # Not connected any more: the next connect re-subscribes afresh.
+                log.info("resubscribe_interrupted", room_id=feed.room_id, error=str(exc))
                 return
-            await self._subscribe(feed)
-        except (SubscriptionError, socketio.exceptions.SocketIOError) as exc:
-            log.warning("resubscribe_failed", room_id=feed.room_id, error=str(exc))
+            else:
+                if attempt > 1:
+                    await self._report(
+                        SubscriptionStatus(feed.room_id, "subscribed", attempt, feed.last_seq)
+                    )
+                return
+            feed.subscribed = False
+            if code not in _RETRYABLE:
+                log.warning("resubscribe_failed", room_id=feed.room_id, code=code, error=message)
+                await self._report(
+                    SubscriptionStatus(
+                        feed.room_id, "failed", attempt, feed.last_seq, code, message
+                    )
+                )
+                return
+            delay = self._backoff(attempt, hint)
+            self.resubscribe_retries += 1
+            log.warning(
+                "resubscribe_retrying", room_id=feed.room_id, code=code, retry_in=round(delay, 3)
+            )
+            await self._report(
+                SubscriptionStatus(
+                    feed.room_id, "retrying", attempt, feed.last_seq, code, message, delay
+                )
+            )
+            await asyncio.sleep(delay)
+
+    def _backoff(self, attempt: int, hint: object) -> float:
+        """Capped exponential backoff with jitter, never sooner than the server's hint."""
+        ceiling = min(self._retry_max, self._retry_initial * 2 ** (attempt - 1))
+        delay = random.uniform(ceiling / 2, ceiling)
+        if isinstance(hint, int | float) and hint > delay:
+            delay = min(float(hint), self._retry_max)
+        return delay
+
+    async def _report(self, status: SubscriptionStatus) -> None:
+        for handler in self._status_handlers:
+            try:
+                result = handler(status)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:  # a failing handler must not stop the retries
+                log.exception("status_handler_failed", room_id=status.room_id)
 
     async def _on_event(self, event: str, payload: Any = None, *_: Any) -> None:
         if event == _BATCH_EVENT and isinstance(payload, list):
@@ -344,10 +462,15 @@ class RoomcastClient:
             log.warning("gap_refill_failed", room_id=feed.room_id, error=str(exc))
             return False
         progressed = False
+        # The replay returns, in order, every event after last_seq that we may see,
+        # up to nextAfter: a seq it skips is hidden from us (we were not a member
+        # then), so the next returned one follows on directly ([left@5, joined@8]).
         for item in data.get("events", []):
             payload = item["payload"]
-            if payload["seq"] == feed.last_seq + 1:
-                feed.last_seq = payload["seq"]
+            seq = payload["seq"]
+            if isinstance(seq, int) and seq > feed.last_seq:
+                feed.last_seq = seq
+                feed.pending.pop(seq, None)
                 await self._dispatch(item["event"], payload)
                 progressed = True
         # The server scanned up to nextAfter: seqs up to it that it did not return

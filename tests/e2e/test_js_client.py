@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ..conftest import RunningServer
+from ..conftest import RunningServer, unavailable
 from .support import create_room, rename_many, user_id
 
 JS_DIR = Path(__file__).parent / "js"
@@ -51,7 +51,7 @@ def node() -> str:
     """The ``node`` executable, with ``socket.io-client`` installed next to the script."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
-        pytest.skip("node and npm must be on PATH for the socket.io-client conformance test")
+        unavailable("node and npm must be on PATH for the socket.io-client conformance test")
     if not (JS_DIR / "node_modules" / "socket.io-client" / "package.json").is_file():
         try:
             done = subprocess.run(
@@ -63,12 +63,12 @@ def node() -> str:
                 check=False,
             )
         except subprocess.TimeoutExpired:
-            pytest.skip(f"npm install timed out after {INSTALL_TIMEOUT} s (registry unreachable?)")
+            unavailable(f"npm install timed out after {INSTALL_TIMEOUT} s (registry unreachable?)")
         if done.returncode != 0:
             output = done.stdout + done.stderr
             if any(marker.lower() in output.lower() for marker in _UNREACHABLE):
                 summary = [line for line in output.splitlines() if "npm error" in line][:3]
-                pytest.skip(f"npm install cannot reach the registry: {' | '.join(summary)}")
+                unavailable(f"npm install cannot reach the registry: {' | '.join(summary)}")
             pytest.fail(f"npm install failed ({done.returncode}):\n{output}")
     return node
 
