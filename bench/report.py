@@ -137,8 +137,10 @@ def chart(run: dict[str, Any], path: Path) -> str | None:
         return "no ratios to chart"
     height = 1.2 + 0.32 * len(rows)
     fig, ax = plt.subplots(figsize=(11, height))
-    labels, medians, lows, highs, colours = [], [], [], [], []
+    labels, medians, lows, highs, colours, hatches = [], [], [], [], [], []
     for sid, f in reversed(rows):
+        # The Node.js peer's bars are hatched: the server people would pick instead.
+        hatches.append("///" if "Node.js" in f["baseline"]["name"] else "")
         ratio = f["ratio"]
         labels.append(f"{sid} {f['label']}")
         medians.append(ratio["median"])
@@ -153,7 +155,11 @@ def chart(run: dict[str, Any], path: Path) -> str | None:
     # Bars grow from 1× (as good as the baseline) towards the ratio.
     lefts = [min(1.0, m) for m in medians]
     widths = [abs(m - 1.0) for m in medians]
-    ax.barh(ys, widths, left=lefts, color=colours, height=0.6)
+    bars = ax.barh(ys, widths, left=lefts, color=colours, height=0.6)
+    for bar, hatch in zip(bars, hatches, strict=True):
+        if hatch:
+            bar.set_hatch(hatch)
+            bar.set_edgecolor("#1f2d3d")
     ax.errorbar(medians, ys, xerr=[lows, highs], fmt="none", ecolor="black", capsize=3)
     for y, (_sid, f) in zip(ys, reversed(rows), strict=True):
         target = f["target"]
@@ -168,7 +174,7 @@ def chart(run: dict[str, Any], path: Path) -> str | None:
     machine = meta["machine"]
     ax.set_title(
         f"roomcast {meta['mode']} benchmark, {meta['started'][:16]} · {machine['nproc']} × "
-        f"{machine['cpu']} · green pass, red fail, grey no target",
+        f"{machine['cpu']}\ngreen pass, red fail, grey no target; hatched: vs the Node.js peer",
         fontsize=9,
     )
     fig.tight_layout()

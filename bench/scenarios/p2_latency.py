@@ -111,6 +111,24 @@ def _stats(values: list[float]) -> dict[str, float]:
     }
 
 
+def _per_event(latencies: list[float], seqs: list[int]) -> dict[str, dict[str, float]]:
+    """Where the latency goes, per event: commit → its first client, and first → last
+    client (the fan-out's own spread), p50 and p99 over events (ms)."""
+    first: dict[int, float] = {}
+    last: dict[int, float] = {}
+    for lat, seq in zip(latencies, seqs, strict=True):
+        if lat < first.get(seq, float("inf")):
+            first[seq] = lat
+        if lat > last.get(seq, -float("inf")):
+            last[seq] = lat
+    firsts = [x * 1000 for x in first.values()]
+    spreads = [(last[seq] - first[seq]) * 1000 for seq in first]
+    return {
+        "to_first_client": {"p50": percentile(firsts, 50), "p99": percentile(firsts, 99)},
+        "first_to_last_client": {"p50": percentile(spreads, 50), "p99": percentile(spreads, 99)},
+    }
+
+
 def _timeout(seconds: float) -> float:
     return seconds + 60
 
@@ -260,6 +278,7 @@ async def run(b: Bench) -> Scenario:
                 got[which] = await bare_round(b, clients, count, rate, server)
         for which in order:
             res = got[which]
+            res["per_event_ms"] = _per_event(res["commit_latencies"], res["latency_seqs"])
             res["stats"] = {
                 kind: _stats([x * 1000 for x in res.pop(field)])
                 for kind, field in (("decide", "latencies"), ("commit", "commit_latencies"))

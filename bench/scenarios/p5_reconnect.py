@@ -66,11 +66,15 @@ async def storm(
         head = await b.bare_history(behind, server)
     await arm(b, head)
     token = b.token()
+    cpu = server.cpu()
     starts = await b.workers.each("reconnect", url=server.url, token=token, room=room)
     started = min(x["t_start"] for x in starts)
     result = await wait(b, b.plan.p5_deadline)
     result["seconds"] = finished_at(result) - started
     result["never"] = result["clients"] - result["caught_up"]
+    # What limits the storm: the server's CPU per reconnecting client (handshake, token,
+    # subscribe and replay), against the wall time it took.
+    result["server_cpu_ms_per_client"] = (server.cpu() - cpu) * 1000 / max(1, clients)
     await b.workers.forget()
     return result
 
@@ -186,7 +190,16 @@ async def _level(
             singles[0].base.append(got["bare"]["seconds"])
             singles[1].ours.append(got["single"]["never"])
             singles[1].base.append(got["bare"]["never"])
-        keys = ("seconds", "never", "received", "gaps", "dups", "errors", "recovered")
+        keys = (
+            "seconds",
+            "never",
+            "received",
+            "gaps",
+            "dups",
+            "errors",
+            "recovered",
+            "server_cpu_ms_per_client",
+        )
         rounds.append({k: {x: v.get(x) for x in keys} for k, v in got.items()})
         log(
             f"P5 n={clients} #{r + 1}: app {got['app']['seconds']:.2f} s "
