@@ -1,14 +1,15 @@
 """P1's command mix: joins, prize updates, draws and app events, instead of renames only.
 
 Each of the c workers has its own active room with one prize (a large quantity)
-and 10 participants, set up before the clock starts, and sends, in turn, a join
+and 20 participants, set up before the clock starts, and sends, in turn, a join
 (a new user each time, with their own token), a prize update and a draw: a
 join adds a participant and a draw takes one (a winner is no longer
 eligible), so the room stays drawable. An app event (an app token with
 ``realtime:publish``, ``X-App-Id``, one app per worker) replaces the next
-command whenever ``APP_EVERY`` seconds have passed since the worker's last one:
-seed 003 allows an app 10 events per second per room, and the product enforces
-it, so app events stay under that at any rate. Tokens are minted before the
+command whenever ``APP_EVERY`` seconds have passed since the worker's last one
+(and at most one command in ``APP_SHARE``): seed 003 allows an app 10 events
+per second per room, and the product enforces it, so app events stay under
+that at any rate. Tokens are minted before the
 clock starts. Every command must succeed (201/200), or the round fails.
 """
 
@@ -29,7 +30,9 @@ __all__ = ["mix_round"]
 
 APP_EVERY = 0.15
 """Seconds between one worker's app events (≤ 6.7/s per room, under seed 003's 10)."""
-PARTICIPANTS = 10
+APP_SHARE = 4
+"""At most one command in this many is an app event."""
+PARTICIPANTS = 20
 WARMUP = 6
 
 
@@ -80,7 +83,9 @@ async def _setup(b: Bench, i: int, joins: int) -> _Room:
     )
 
 
-async def _command(r: _Room, j: int, app_due: bool) -> tuple[str, int, bytes]:
+async def _command(r: _Room, j: int, k: int, app_due: bool) -> tuple[str, int, bytes]:
+    """Command ``j`` of the worker: an app event, else kind ``k % 3`` (``k`` counts only
+    these, so joins and draws stay level whatever the app events displace)."""
     base = f"/api/rooms/{r.room}"
     if app_due:
         kind = "app event"
@@ -91,12 +96,12 @@ async def _command(r: _Room, j: int, app_due: bool) -> tuple[str, int, bytes]:
             token=r.app_token,
             headers=r.app_headers,
         )
-    elif j % 3 == 0:
+    elif k % 3 == 0:
         kind = "join"
         status, body = await r.http.request(
             "POST", f"{base}/participants", None, token=r.users.pop()
         )
-    elif j % 3 == 1:
+    elif k % 3 == 1:
         kind = "prize update"
         status, body = await r.http.request(
             "PATCH", f"{base}/prizes/{r.prize}", {"name": f"Prize {j}"}
@@ -117,12 +122,19 @@ async def mix_round(
 
     async def run(r: _Room, count: int, timed: bool, start: int) -> None:
         last_app = -float("inf")
+        others = 0  # commands since the last app event
+        k = 0
         for j in range(start, start + count):
             now = time.perf_counter()
-            due = now - last_app >= APP_EVERY
+            # At most one app event in APP_SHARE commands: a slow machine must not
+            # turn the mix into app events only.
+            due = now - last_app >= APP_EVERY and others >= APP_SHARE - 1
             if due:
-                last_app = now
-            kind, status, body = await _command(r, j, due)
+                last_app, others = now, 0
+            else:
+                others += 1
+            kind, status, body = await _command(r, j, k, due)
+            k += 0 if due else 1
             if timed:
                 latencies.append(time.perf_counter() - now)
                 r.kinds[kind] += 1
