@@ -52,6 +52,8 @@ async def _app_round(b: Bench, concurrency: int, total: int) -> tuple[float, lis
     https = [b.http() for _ in range(concurrency)]
     try:
         rooms = [await b.create_room(h) for h in https]
+        for http in https:  # idle since its create: past the keep-alive timeout, maybe
+            await http.close()
 
         async def warm(i: int) -> None:
             for j in range(WARMUP):

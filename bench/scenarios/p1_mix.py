@@ -118,6 +118,10 @@ async def mix_round(
     """Commands/s, latencies (s) and the count of each kind, at ``concurrency``."""
     shares = Workers.split(total, concurrency)
     rooms = [await _setup(b, i, WARMUP + shares[i]) for i in range(concurrency)]
+    for r in rooms:
+        # Set up one after the other, the first ones' keep-alive connections may sit
+        # idle past uvicorn's keep-alive timeout (5 s) on a loaded machine: reopen.
+        await r.http.close()
     latencies: list[float] = []
 
     async def run(r: _Room, count: int, timed: bool, start: int) -> None:
