@@ -127,3 +127,22 @@ CREATE TABLE IF NOT EXISTS revoked_tokens (
     revoked_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS revoked_tokens_expires_at ON revoked_tokens (expires_at);
+
+-- Connection state recovery (docs/decisions/0007-connection-state-recovery.md).
+-- The relay's publication order: one row per published batch, written with
+-- the batch's DELETE from the outbox; kept a few hours (housekeeping).
+CREATE SEQUENCE IF NOT EXISTS relay_batch_seq;
+CREATE TABLE IF NOT EXISTS relay_batches (
+    batch        bigint PRIMARY KEY,
+    stream_ids   text[] NOT NULL,
+    seqs         bigint[] NOT NULL,
+    published_at timestamptz NOT NULL DEFAULT now()
+);
+-- A recoverable socket session: its user, and per room the seq its
+-- subscription started from. Written at subscribe/unsubscribe, not per event.
+CREATE TABLE IF NOT EXISTS socket_sessions (
+    pid        text PRIMARY KEY,
+    user_id    text NOT NULL,
+    rooms      jsonb NOT NULL,
+    expires_at timestamptz NOT NULL
+);

@@ -331,6 +331,9 @@ class Bench:
             # per-user REST limit would measure itself, not the write path.
             "ROOMCAST_REST_RATE_LIMIT": "0",
         }
+        # Connection state recovery on (the default) or off, for a run comparing the two.
+        if "ROOMCAST_RECOVERY" in os.environ:
+            env["ROOMCAST_RECOVERY"] = os.environ["ROOMCAST_RECOVERY"]
         env |= settings or {}
         return await Server.start(
             self.procs,

@@ -33,7 +33,8 @@ from roomcast.outbox.database import connect, migrate
 from roomcast.outbox.embedded import EmbeddedPostgres
 from roomcast.outbox.housekeeping import housekeeping
 from roomcast.outbox.notify import CommitSignal
-from roomcast.outbox.relay import Publish, Relay
+from roomcast.outbox.recovery_log import RecoveryLog
+from roomcast.outbox.relay import PUBLISHED_AT, Publish, Relay
 from roomcast.outbox.revocations import Revocations
 from roomcast.outbox.store import EventStore
 from roomcast.service.draws import RoomSeeds
@@ -157,7 +158,10 @@ def redis_publisher(redis_url: str) -> Publish:
     manager = RedisPublisher(redis_url)
 
     async def publish(room_id: str, event: str, payload: Any) -> None:
-        await manager.emit(event, payload, namespace="/", room=room_name(room_id))
+        # With its offset, as Gateway.publish (docs/decisions/0008).
+        offset = PUBLISHED_AT.get()
+        data = payload if offset is None else (payload, offset)
+        await manager.emit(event, data, namespace="/", room=room_name(room_id))
 
     return publish
 
@@ -255,6 +259,7 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
         recent_per_room=settings.replay_cache_events,
         recent_total=settings.replay_cache_total,
         position_check_seconds=settings.position_check_seconds,
+        recovery=settings.recovery,
     )
 
     @contextlib.asynccontextmanager
@@ -292,6 +297,7 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
                 verifier=tokens,
                 quiz=quiz,
                 notifications=notifications,
+                recovery=RecoveryLog(pool) if settings.recovery else None,
             )
             await stack.enter_async_context(watching_positions(gateway))
             if ready is not None:

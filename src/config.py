@@ -55,6 +55,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Most commands written in one transaction (group commit across streams); 1: one each."""
     relay: bool = True
     """Run the outbox relay inside ``roomcast serve`` (one publishes at a time)."""
+    recovery: bool = True
+    """Socket.IO connection state recovery from the log (docs/decisions/0008):
+    pids, offsets on delivered events, sessions in PostgreSQL."""
     relay_poll_seconds: float = 0.25
     position_check_seconds: float = 0.5
     """How often each gateway node compares what it delivered with the log's heads
@@ -120,6 +123,7 @@ ENVIRONMENT: Mapping[str, str] = {
     "ROOMCAST_SNAPSHOT_EVERY": "snapshot_every",
     "ROOMCAST_APPEND_BATCH": "append_batch",
     "ROOMCAST_RELAY": "relay",
+    "ROOMCAST_RECOVERY": "recovery",
     "ROOMCAST_RELAY_POLL": "relay_poll_seconds",
     "ROOMCAST_POSITION_CHECK": "position_check_seconds",
     "ROOMCAST_IDEMPOTENCY_TTL": "idempotency_ttl_seconds",

@@ -44,6 +44,7 @@ __all__ = [
     "LocalDelivery",
     "Registry",
     "Visibility",
+    "payload_of",
     "room_name",
     "seq_of",
 ]
@@ -78,7 +79,14 @@ _left_decoder = msgspec.json.Decoder(_Left)
 _joined_decoder = msgspec.json.Decoder(_Joined)
 
 
+def payload_of(data: Any) -> Any:
+    """A relayed broadcast's data is ``(payload, offset)`` (gateway/recovery.py): the payload."""
+    return data[0] if isinstance(data, tuple) else data
+
+
 def seq_of(data: Any) -> int:
+    if isinstance(data, tuple):
+        data = data[0]
     if isinstance(data, msgspec.Raw):
         return _seq_decoder.decode(data).seq
     if isinstance(data, dict):
@@ -137,7 +145,12 @@ class Registry:
     def __init__(self) -> None:
         self.users: dict[str, UserRef] = {}
         self.sids_of_user: defaultdict[str, set[str]] = defaultdict(set)
-        self.gates: dict[str, dict[str, list[tuple[str, Any]]]] = {}
+        self.gates: dict[str, dict[str, list[tuple[str, str, Any]]]] = {}
+        """Per room, the sockets whose subscribe replays it: their ``holding`` list."""
+        self.holding: dict[str, list[tuple[str, str, Any]]] = {}
+        """Per socket with a subscribe running: every room broadcast held for it
+        (room, event, data), in delivery order, its other rooms' included, so a
+        live offset cannot claim what its replay has not sent yet (recovery.py)."""
         self.batch: dict[str, set[str]] = {}
         """Per room, the live (ungated) sockets that take its events as ``room:events``."""
         self.floors: dict[str, dict[str, tuple[int, bool]]] = {}
@@ -188,15 +201,16 @@ class Registry:
                 del self.batch[room]
 
     def open_gate(self, room: str, sid: str) -> None:
-        self.gates.setdefault(room, {})[sid] = []
+        self.gates.setdefault(room, {})[sid] = self.holding.setdefault(sid, [])
 
-    def take(self, room: str, sid: str) -> list[tuple[str, Any]]:
-        """What was held for ``sid`` so far (the gate stays open)."""
-        gated = self.gates.get(room, {})
-        held = gated.get(sid, [])
-        if held:
-            gated[sid] = []
-        return held
+    def take(self, sid: str) -> list[tuple[str, str, Any]]:
+        """What was held for ``sid`` so far, all rooms (the gates stay open)."""
+        held = self.holding.get(sid)
+        if not held:
+            return []
+        taken = held[:]
+        held.clear()
+        return taken
 
     def close_gate(self, room: str, sid: str) -> None:
         gated = self.gates.get(room)
@@ -204,6 +218,8 @@ class Registry:
             gated.pop(sid, None)
             if not gated:
                 del self.gates[room]
+        if sid in self.holding and not any(sid in g for g in self.gates.values()):
+            del self.holding[sid]
 
 
 class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
@@ -222,6 +238,10 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
         self.positions = RoomPositions()
         self._ticks: dict[tuple[str, str], list[Any]] = {}
         """Room events waiting for this tick's ``room:events`` frame, per (namespace, room)."""
+        self.position: str | None = None
+        """The offset of the last relayed event delivered here in order (recovery.py)."""
+        self.offsets = True
+        """Deliver relayed events with their offset as a last argument (recovery on)."""
 
     # ------------------------------------------------------------ writing
 
@@ -232,7 +252,7 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
         parts = encoded if isinstance(encoded, list) else [encoded]
         return [eio_packet.Packet(eio_packet.MESSAGE, part) for part in parts]
 
-    def event_packet(self, namespace: str, event: str, data: Any) -> Any:
+    def event_packet(self, namespace: str, event: str, data: Any, offset: str | None = None) -> Any:
         """One room event (or a ``room:events`` array of them) as one Engine.IO packet.
 
         Room payloads are JSON (``msgspec.Raw`` or, from Redis, decoded dicts)
@@ -240,7 +260,9 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
         (``2[/nsp,]<json>``) instead of python-socketio's ``Packet``, which walks
         the data looking for bytes: ~8 % of a replay's CPU in a profile.
         """
-        body = jsoncodec.dumps([event, data])
+        if isinstance(data, tuple):
+            data, offset = data
+        body = jsoncodec.dumps([event, data] if offset is None else [event, data, offset])
         head = "2" if namespace == "/" else f"2{namespace},"
         return eio_packet.Packet(eio_packet.MESSAGE, head + body)
 
@@ -313,8 +335,16 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
                 event, data, namespace, room=target, skip_sid=skip_sid, callback=callback, **kwargs
             )
             return
+        relayed = (
+            isinstance(data, tuple)
+            and len(data) == 2
+            and isinstance(data[1], str)
+            and target.startswith("room:")
+        )
+        if relayed and not self.offsets:
+            data, relayed = data[0], False
         args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
-        seq = seq_of(data) if len(args) == 1 and target.startswith("room:") else 0
+        seq = seq_of(data) if (len(args) == 1 or relayed) and target.startswith("room:") else 0
         if seq <= 0:
             await self._deliver(event, data, args, namespace, target, 0, skip_sid)
             return
@@ -357,8 +387,17 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
         skip_sid: Any = None,
     ) -> None:
         """Send one event to this node's sockets in ``target``: gates, floors, frames, evictions."""
+        payload = data
+        if isinstance(data, tuple) and seq > 0:  # relayed: (payload, offset)
+            payload = data[0]
+            if self.positions.holding():
+                # Events wait here behind a hole: what is sent now is out of the
+                # relay's order, so it claims no position (docs/decisions/0008).
+                data, args = payload, [payload]
+            else:
+                self.position = data[1]
         if seq > 0:  # a room event: kept for replays, whether anyone here listens or not
-            self.recent.record(target, event, data, seq)
+            self.recent.record(target, event, payload, seq)
             if event == "room:deleted":
                 self.recent.forget(target)
         if namespace not in self.rooms:
@@ -370,7 +409,7 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
         gated = self.registry.gates.get(target)
         if gated:
             for sid, held in gated.items():
-                held.append((event, data))
+                held.append((target, event, data))
                 skip.add(sid)
         floors = self.registry.floors.get(target)
         if floors:
@@ -378,19 +417,23 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
         batch = self.registry.batch.get(target)
         if batch:
             if seq > 0:  # a room event: into this tick's frame
-                self._collect(namespace, target, data)
+                self._collect(namespace, target, payload)
                 skip |= batch
             else:  # anything else must not overtake the frame being collected
                 self.flush(target, namespace)
         packets: list[Any] | None = None
+        holding = self.registry.holding if target.startswith("room:") else None
         for sid, eio_sid in self.get_participants(namespace, target):
             if sid not in skip:
+                if holding and sid in holding:  # another room of it is replaying
+                    holding[sid].append((target, event, data))
+                    continue
                 if packets is None:
                     packets = self.packets(namespace, event, args)
                 self.put(eio_sid, packets)
         if target.startswith("room:"):
             BROADCASTS.inc()
-            await self.evict_after(event, data, namespace, target)
+            await self.evict_after(event, payload, namespace, target)
 
     def _apply_floors(
         self,

@@ -4,8 +4,9 @@ Both are ephemeral. Nothing here touches the log: the notices carry no ``seq``
 and are not replayed. They go to the room's sockets like room events do
 (through Redis when configured), from three kinds of moment:
 
-* a socket's ``room:subscribe`` succeeded (``announcing`` wraps the handler):
-  its user comes online in the room if this is their first socket there;
+* a socket's ``room:subscribe`` passed its checks (``subscribed``, called by
+  the handler just before its ack) or its recovery restored the room: its
+  user comes online in the room if this is their first socket there;
 * a socket left a room, however (``left``, hooked into the client manager by
   ``roomwatch``): it stops typing there, and its user goes offline if it was
   their last socket there;
@@ -160,18 +161,6 @@ class LiveRooms:
         self._now = now
 
     # ------------------------------------------------------------ hooks
-
-    def announcing(self, subscribe: Handler) -> Handler:
-        """``subscribe`` (the ``room:subscribe`` handler), then presence for its success."""
-
-        async def handler(sid: str, user: UserRef, args: tuple[Any, ...]) -> Any:
-            result = await subscribe(sid, user, args)
-            room_id = result["roomId"] if isinstance(result, dict) else None
-            if isinstance(room_id, str):
-                await self.subscribed(room_id, sid, user)
-            return result
-
-        return handler
 
     async def subscribed(self, room_id: str, sid: str, user: UserRef) -> None:
         # A socket that disconnected, or was evicted, while its subscribe was

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from roomcast.gateway.delivery import BATCH_EVENT, LocalDelivery, seq_of
+from roomcast.gateway.delivery import BATCH_EVENT, LocalDelivery, payload_of, seq_of
 
 __all__ = ["Outlet", "mark_replayed"]
 
@@ -29,13 +29,25 @@ def mark_replayed(payload: Any) -> Any:
 class Outlet:
     """One socket's replay sink; ``batch`` selects ``room:events`` frames."""
 
-    def __init__(self, delivery: LocalDelivery, sid: str, *, batch: bool, namespace: str = "/"):
+    def __init__(
+        self,
+        delivery: LocalDelivery,
+        sid: str,
+        *,
+        batch: bool,
+        namespace: str = "/",
+        offsets: tuple[str, str] | None = None,
+    ):
+        self._offsets = None if batch else offsets
+        """(base, roomId): replayed events carry ``base|roomId:seq`` (gateway/recovery.py)."""
         self._delivery = delivery
         self._sid = sid
         self._batch = batch
         self._namespace = namespace
         self.last_seq = 0
         """The highest seq sent (the floor for live duplicates afterwards)."""
+        self.count = 0
+        """How many events were sent."""
 
     def send(self, events: list[tuple[str, Any]], *, replayed: bool = False) -> None:
         """Queue ``events`` (name, payload) in order. Synchronous: nothing can interleave.
@@ -46,13 +58,25 @@ class Outlet:
         if replayed:
             events = [(e, mark_replayed(p)) for e, p in events]
         self.last_seq = max(self.last_seq, seq_of(events[-1][1]))
+        offsets = self._offsets if replayed else None
+        self.count += len(events)
         delivery = self._delivery
         eio_sid = delivery.eio_sid_from_sid(self._sid, self._namespace)
         if eio_sid is None:  # the socket is gone; its next subscribe replays again
             return
         namespace = self._namespace
         if self._batch:
-            payloads = [payload for _, payload in events]
+            payloads = [payload_of(payload) for _, payload in events]
             delivery.put(eio_sid, [delivery.event_packet(namespace, BATCH_EVENT, payloads)])
+            return
+        if offsets is not None:
+            base, room_id = offsets
+            delivery.put(
+                eio_sid,
+                [
+                    delivery.event_packet(namespace, e, p, f"{base}|{room_id}:{seq_of(p)}")
+                    for e, p in events
+                ],
+            )
             return
         delivery.put(eio_sid, [delivery.event_packet(namespace, e, p) for e, p in events])

@@ -136,5 +136,9 @@ class RoomPositions:
             self._held.pop(room, None)
             self.lagging.pop(room, None)
 
+    def holding(self) -> bool:
+        """Whether any event waits here behind a hole (cheap: per broadcast)."""
+        return any(self._held.values())
+
     def held_count(self) -> int:
         return sum(len(h) for h in self._held.values())

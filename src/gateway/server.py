@@ -34,10 +34,11 @@ from roomcast.domain.errors import (
 )
 from roomcast.domain.notifications import inbox_stream
 from roomcast.domain.state import UserRef
-from roomcast.gateway import jsoncodec, replay
+from roomcast.gateway import jsoncodec, recovery, replay
 from roomcast.gateway.delivery import (
     Registry,
     Visibility,
+    payload_of,
     room_name,
     seq_of,
 )
@@ -74,6 +75,8 @@ from roomcast.gateway.sessions import Sessions
 from roomcast.gateway.transport import CheckedWebSocket
 from roomcast.metrics import REPLAYS
 from roomcast.outbox.codec import Envelope
+from roomcast.outbox.recovery_log import RecoveryLog, StoredSession
+from roomcast.outbox.relay import PUBLISHED_AT
 from roomcast.outbox.store import EventStore
 from roomcast.service.notifications import NotificationService
 from roomcast.service.quiz import QuizService
@@ -108,6 +111,8 @@ class GatewayServices:
     verifier: TokenVerifier
     quiz: QuizService
     notifications: NotificationService
+    recovery: RecoveryLog | None = None
+    """Sessions and relay batches for connection state recovery (None: no recovery)."""
 
 
 def _refused(exc: Rejected) -> socketio.exceptions.ConnectionRefusedError:
@@ -129,11 +134,24 @@ class _Server(socketio.AsyncServer):  # type: ignore[misc]
 
     Private parts overridden (pinned, covered by tests/e2e/test_hostile_packets.py):
     ``_handle_eio_message``, ``_handle_event``, ``_handle_connect``,
-    ``_handle_event_internal``, ``_binary_packet``; engine.io's ``sockets``.
+    ``_handle_event_internal``, ``_binary_packet``; engine.io's ``sockets``;
+    ``_send_packet`` (the CONNECT reply's ``pid``: tests/e2e/test_recovery.py).
     """
 
     limits: ClientLimits | None = None
     """Checked for every client event, before any handler (gateway/limits.py)."""
+    pids: dict[str, str]
+    """Per socket: the ``pid`` its CONNECT reply carries (connection state recovery)."""
+
+    async def _send_packet(self, eio_sid: str, pkt: Any) -> None:
+        # python-socketio writes `{"sid": …}` as the CONNECT reply and knows no
+        # `pid`; socket.io-client recovers only when the reply carries one.
+        if pkt.packet_type == socketio.packet.CONNECT and isinstance(pkt.data, dict):
+            pid = self.pids.get(str(pkt.data.get("sid")))
+            if pid is not None:
+                pkt.data = {**pkt.data, "pid": pid}
+        await super()._send_packet(eio_sid, pkt)
+
     connect_timeout: float = 45.0
     """Seconds an Engine.IO session may stay open without a Socket.IO CONNECT."""
 
@@ -357,6 +375,7 @@ class Gateway:
         recent_per_room: int = 10_000,
         recent_total: int = 100_000,
         position_check_seconds: float = 0.5,
+        recovery: bool = True,
     ) -> None:
         self.registry = Registry()
         self.recent = RecentEvents(per_room=recent_per_room, total=recent_total)
@@ -366,6 +385,7 @@ class Gateway:
             else WatchedLocal()
         )
         manager.bind(self.registry, self.recent)
+        manager.offsets = recovery
         self.delivery = manager
         self.services: GatewayServices | None = None
         self._subscribing: dict[str, asyncio.Lock] = {}
@@ -376,6 +396,12 @@ class Gateway:
         if isinstance(manager, WatchedRedis):
             # Listening again after an outage: check at once what was missed.
             manager.on_listening = self.positions.check_now
+        """Per socket: held while one of its subscribes (or its recovery) runs."""
+        self.recovery = recovery
+        """Connection state recovery (gateway/recovery.py) on: pids, offsets, sessions."""
+        self._session_rooms: dict[str, dict[str, int]] = {}
+        """Per socket: its recoverable rooms, each with the seq its subscription started from."""
+        self._tasks: set[asyncio.Task[None]] = set()
         self.sio = _Server(
             async_mode="asgi",
             client_manager=manager,
@@ -391,6 +417,7 @@ class Gateway:
             logger=library_logger("roomcast.socketio"),
             engineio_logger=library_logger("roomcast.engineio"),
         )
+        self.sio.pids = {}
         self.sio.limits = ClientLimits(
             events_per_minute=events_per_minute,
             max_message_bytes=max_message_bytes,
@@ -413,7 +440,7 @@ class Gateway:
         manager.on_leave = self.live.left
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
-        self._route("room:subscribe", self.live.announcing(self._subscribe), ack=_as_is)
+        self._route("room:subscribe", self._subscribe, ack=_as_is)
         self._route("room:unsubscribe", self._unsubscribe)
         self._route("room:replay", self._replay)
         self._route("quiz:answer_submit", self._answer, ack=quiz_ack)
@@ -471,10 +498,182 @@ class Gateway:
         # Every socket of a user hears that user's notifications, live.
         await self.sio.enter_room(sid, room_name(inbox_stream(claims.user.id)))
         self.sessions.open(sid, claims)  # ends the socket when the token expires
+        if self.recovery and self._svc().recovery is not None:
+            session = await self._recoverable(auth, claims.user.id)
+            self._session_rooms[sid] = {}
+            self.sio.pids[sid] = session.pid if session is not None else recovery.new_pid()
+            if session is not None:
+                # Held from now: a subscribe sent on `connect` waits for the recovery.
+                lock = self._subscribing.setdefault(sid, asyncio.Lock())
+                await lock.acquire()
+                offset = recovery.parse_offset(auth.get("offset"))
+                # A task, so that its packets follow the CONNECT reply.
+                task = asyncio.create_task(self._recover(sid, claims.user, session, offset, lock))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
         log.info("socket_connected", sid=sid, user_id=claims.user.id)
+
+    async def _recoverable(self, auth: Any, user_id: str) -> StoredSession | None:
+        pid = auth.get("pid") if isinstance(auth, dict) else None
+        log_ = self._svc().recovery
+        if not isinstance(pid, str) or not pid or len(pid) > 64 or log_ is None:
+            return None
+        try:
+            session = await log_.load(pid)
+        except Rejected as exc:  # the database is away: connect, without recovery
+            log.warning("recovery_unavailable", error=exc.message)
+            return None
+        if session is None or session.user_id != user_id:
+            return None
+        return session
+
+    async def _recover(
+        self,
+        sid: str,
+        user: UserRef,
+        session: StoredSession,
+        offset: recovery.Offset | None,
+        lock: asyncio.Lock,
+    ) -> None:
+        try:
+            await self._restore(sid, user, session, offset)
+        except Exception:
+            log.exception("recovery_failed", sid=sid)
+        finally:
+            lock.release()
+
+    async def _restore(
+        self, sid: str, user: UserRef, session: StoredSession, offset: recovery.Offset | None
+    ) -> None:
+        """Subscribe ``sid`` again to its session's rooms and replay what it missed."""
+        svc = self._svc()
+        assert svc.recovery is not None
+        room_ids = list(session.rooms)
+        if not room_ids:
+            return
+        for room_id in room_ids:  # everything held from here, all rooms together
+            self.delivery.open_gate(room_name(room_id), sid)
+            await self.sio.enter_room(sid, room_name(room_id))
+        base = offset.base if offset is not None else None
+        try:
+            positions = await svc.recovery.resolve(base, room_ids)
+        except Exception as exc:
+            for room_id in room_ids:
+                self.delivery.close_gate(room_name(room_id), sid, batch=False)
+                await self.sio.leave_room(sid, room_name(room_id))
+                await self._subscribe_failed(sid, room_id, exc)
+            return
+        plan: dict[str, tuple[int, int, Visibility]] = {}
+        base_text = ""
+        for room_id in room_ids:
+            position = positions[room_id]
+            if position.base_usable and offset is not None:
+                base_text = offset.base_text
+            after = recovery.after_for(
+                room_id,
+                session.rooms[room_id],
+                offset,
+                head=position.head,
+                next_unsent=position.next_unsent,
+                base_usable=position.base_usable,
+            )
+            try:
+                # Re-authorised as a new subscribe would be: a removed
+                # participant gets nothing of the room.
+                await svc.rooms.readable(room_id, user.id, "room:subscribe", head=position.head)
+                member = await svc.store.member_after(room_id, user.id, after)
+            except Exception as exc:
+                self.delivery.close_gate(room_name(room_id), sid, batch=False)
+                await self.sio.leave_room(sid, room_name(room_id))
+                await self._subscribe_failed(sid, room_id, exc)
+                continue
+            plan[room_id] = (after, position.head, Visibility(user.id, member=member))
+        sent: dict[str, Outlet] = {}
+        for room_id, (after, head, visibility) in plan.items():
+            out = sent[room_id] = Outlet(
+                self.delivery, sid, batch=False, offsets=(base_text, room_id)
+            )
+            if after < head:
+                REPLAYS.labels("recovery").inc()
+            async with contextlib.aclosing(
+                replay.pages(svc.store, room_id, after, head, _REPLAY_PAGE, self.recent)
+            ) as log_pages:
+                async for page in log_pages:
+                    if sid not in self.registry.users:
+                        break
+                    out.send(
+                        [
+                            (e.event, e.payload)
+                            for e in page
+                            if visibility.admit(e.event, e.payload)
+                        ],
+                        replayed=True,
+                    )
+        live = Outlet(self.delivery, sid, batch=False)
+        own = {r: (head, visibility) for r, (_, head, visibility) in plan.items()}
+        while held := self.registry.take(sid):
+            self._release(held, own, live)
+        for room_id, (_, head, _) in plan.items():
+            self.delivery.close_gate(
+                room_name(room_id), sid, batch=False, floor=max(head, sent[room_id].last_seq)
+            )
+        kept: dict[str, int] = {}
+        for room_id, (_, head, visibility) in plan.items():
+            if not visibility.member:  # removed meanwhile
+                await self.sio.leave_room(sid, room_name(room_id))
+                continue
+            kept[room_id] = session.rooms[room_id]
+            await self.sio.emit(
+                "room:subscribed",
+                {"roomId": room_id, "headSeq": head, "replayed": sent[room_id].count},
+                to=sid,
+            )
+            await self.live.subscribed(room_id, sid, user)
+        if sid in self._session_rooms:
+            self._session_rooms[sid] = kept
+        if kept != session.rooms:
+            await self._save_session(sid, user)
+        log.info("socket_recovered", sid=sid, user_id=user.id, rooms=len(kept))
+
+    def _release(
+        self,
+        held: list[tuple[str, str, Any]],
+        own: dict[str, tuple[int, Visibility]],
+        live: Outlet,
+        outlets: dict[str, Outlet] | None = None,
+    ) -> None:
+        """Send what was held for a socket, in order: its replayed rooms' events above
+        their heads (and visible), its other rooms' events as they came."""
+        for target, event, data in held:
+            room_id = target.removeprefix("room:")
+            mine = own.get(room_id)
+            if mine is not None:
+                head, visibility = mine
+                seq = seq_of(data)
+                if not seq:  # a notice (presence, typing): never in a frame
+                    live.send([(event, data)])
+                    continue
+                if seq <= head or not visibility.admit(event, payload_of(data)):
+                    continue
+                (outlets or {}).get(room_id, live).send([(event, data)])
+            else:
+                live.send([(event, data)])
+
+    async def _save_session(self, sid: str, user: UserRef) -> None:
+        pid = self.sio.pids.get(sid)
+        rooms = self._session_rooms.get(sid)
+        log_ = self._svc().recovery
+        if pid is None or rooms is None or log_ is None:
+            return
+        try:
+            await log_.save(pid, user.id, dict(rooms))
+        except Rejected as exc:  # the subscription works; only its recovery is at risk
+            log.warning("session_save_failed", sid=sid, error=exc.message)
 
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
         self._subscribing.pop(sid, None)
+        self._session_rooms.pop(sid, None)
+        self.sio.pids.pop(sid, None)  # the stored session stays, for a recovery
         self.sessions.close(sid)
         if self.sio.limits is not None:
             self.sio.limits.forget(sid)
@@ -518,6 +717,8 @@ class Gateway:
             )
             return {"roomId": request.room_id}
         self.delivery.open_gate(room, sid)
+        # The socket's live position now: its replay's offsets say "live up to here".
+        base = self.delivery.position or ""
         try:
             if not was_in:
                 await self.sio.enter_room(sid, room)
@@ -548,10 +749,18 @@ class Gateway:
             if not was_in:
                 await self.sio.leave_room(sid, room)
             raise
+        # Online in the room from here (a `typing:start` right after the ack is
+        # accepted); the notice reaches this socket after its replay.
+        await self.live.subscribed(request.room_id, sid, user)
         # The ack goes first: handlers added in its callback see the replay.
         await ack_now(self._subscribe_ack(request.room_id, state.info, head, after, count))
         visibility = Visibility(user.id, member=member)
-        out = Outlet(self.delivery, sid, batch=request.batch)
+        out = Outlet(
+            self.delivery,
+            sid,
+            batch=request.batch,
+            offsets=(base, request.room_id) if self.recovery else None,
+        )
         try:
             async with contextlib.aclosing(
                 replay.pages(store, request.room_id, after, head, _REPLAY_PAGE, self.recent)
@@ -567,12 +776,14 @@ class Gateway:
                         ],
                         replayed=True,
                     )
-            # Flush what arrived live meanwhile; the gate stays open until a take()
-            # finds nothing, with no await in between, so no broadcast slips past.
-            while held := self.registry.take(room, sid):
-                out.send(
-                    [(ev, d) for ev, d in held if seq_of(d) > head and visibility.admit(ev, d)]
-                )
+            # Flush what arrived live meanwhile (this room's above the head, the
+            # socket's other rooms' as they came, in order); the gate stays open
+            # until a take() finds nothing, with no await in between, so no
+            # broadcast slips past.
+            live = Outlet(self.delivery, sid, batch=False)
+            own = {request.room_id: (head, visibility)}
+            while held := self.registry.take(sid):
+                self._release(held, own, live, {request.room_id: out})
         except Exception as exc:
             # The ack said yes; the replay could not finish (the database went away).
             # The client hears it as an `error` event naming the subscribe.
@@ -601,6 +812,14 @@ class Gateway:
                 ),
             )
             return {"roomId": None}
+        rooms = self._session_rooms.get(sid)
+        if rooms is not None:
+            # Recoverable from now (frames are not: docs/decisions/0008).
+            if request.batch:
+                rooms.pop(request.room_id, None)
+            else:
+                rooms[request.room_id] = after
+            await self._save_session(sid, user)
         await self.sio.emit(
             "room:subscribed",
             {"roomId": request.room_id, "headSeq": head, "replayed": count},
@@ -620,12 +839,14 @@ class Gateway:
     def _abandon(self, room: str, sid: str, *, was_in: bool, was_batch: bool) -> None:
         """Close a failed subscribe's gate. A socket that was subscribed before keeps
         its subscription: what the gate held is live traffic it is owed, sent now."""
-        if was_in:
-            held = self.registry.take(room, sid)
-            Outlet(self.delivery, sid, batch=was_batch).send(held)
-            self.delivery.close_gate(room, sid, batch=was_batch)
-        else:
-            self.delivery.close_gate(room, sid, batch=False)
+        held = self.registry.take(sid)
+        if not was_in:  # this room's held events are not owed: it was not subscribed
+            held = [h for h in held if h[0] != room]
+        own_outlet = Outlet(self.delivery, sid, batch=was_batch)
+        live = Outlet(self.delivery, sid, batch=False)
+        for target, event, data in held:
+            (own_outlet if target == room else live).send([(event, data)])
+        self.delivery.close_gate(room, sid, batch=was_batch if was_in else False)
 
     async def _subscribe_failed(self, sid: str, room_id: str, exc: BaseException) -> None:
         payload = as_error_event(exc)
@@ -637,6 +858,9 @@ class Gateway:
         room = room_name(request.room_id)
         self.registry.close_gate(room, sid)
         await self.sio.leave_room(sid, room)
+        rooms = self._session_rooms.get(sid)
+        if rooms is not None and rooms.pop(request.room_id, None) is not None:
+            await self._save_session(sid, user)
         await self.sio.emit("room:unsubscribed", {"roomId": request.room_id}, to=sid)
         return {"roomId": request.room_id}
 
@@ -714,16 +938,19 @@ class Gateway:
     # ---------------------------------------------------------------- relay side
 
     async def publish(self, room_id: str, event: str, payload: msgspec.Raw) -> None:
-        """Broadcast one relayed event to the room (through Redis when configured).
+        """Broadcast one relayed event to the room (through Redis when configured),
+        with its offset (connection state recovery, docs/decisions/0008).
 
         With Redis, raises ``PublishFailed`` (outbox/relay.py) when the other
         nodes were not reached; this node's sockets have it already.
         """
+        offset = PUBLISHED_AT.get() if self.recovery else None
+        data = payload if offset is None else (payload, offset)
         manager = self.delivery
         if isinstance(manager, WatchedRedis):
-            await manager.publish_event(event, payload, room_name(room_id))
+            await manager.publish_event(event, data, room_name(room_id))
             return
-        await self.sio.emit(event, payload, room=room_name(room_id))
+        await self.sio.emit(event, data, room=room_name(room_id))
 
 
 def create_gateway(**options: Any) -> Gateway:

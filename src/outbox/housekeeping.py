@@ -16,6 +16,7 @@ import asyncpg
 import structlog
 
 from roomcast.outbox.errors import map_db_errors
+from roomcast.outbox.recovery_log import RecoveryLog
 from roomcast.outbox.revocations import expire_revocations
 
 __all__ = ["expire_idempotency_keys", "housekeeping"]
@@ -59,6 +60,9 @@ async def housekeeping(
                 revocations = await expire_revocations(pool)
                 if revocations:
                     log.info("revocations_expired", removed=revocations)
+                sessions, batches = await RecoveryLog(pool).expire()
+                if sessions or batches:
+                    log.info("recovery_expired", sessions=sessions, batches=batches)
             except Exception as exc:  # a clean-up must never take the service down
                 log.warning("housekeeping_failed", error=repr(exc))
             await asyncio.sleep(every_seconds)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ import structlog
 
 from roomcast.outbox import sql
 
-__all__ = ["RELAY_LOCK", "Publish", "PublishFailed", "Relay", "RelayStats"]
+__all__ = ["PUBLISHED_AT", "RELAY_LOCK", "Publish", "PublishFailed", "Relay", "RelayStats"]
 
 log = structlog.get_logger("roomcast.relay")
 
@@ -51,6 +52,14 @@ _VACUUM_MIN_INTERVAL = 1.0
 
 Publish = Callable[[str, str, msgspec.Raw], Awaitable[None]]
 """``publish(room_id, event_name, payload)``: broadcast one event to the room."""
+
+PUBLISHED_AT: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "published_at", default=None
+)
+"""While ``publish`` runs: the event's position in the relay's publication order,
+``"<batch>.<index>"``, the offset connection state recovery hands to clients
+(docs/decisions/0008-connection-state-recovery.md). A context variable, so
+``Publish`` keeps its signature for every wrapper (reactions)."""
 
 _RETRY_INTERVAL = 0.05
 """Seconds between two tries of the rows a failed publish left, at the fastest (the
@@ -216,11 +225,12 @@ class Relay:
         if self._unacked and time.monotonic() >= self._retry_at:
             retried = [self._unacked[g] for g in sorted(self._unacked)]
             # They reached this node's sockets already: stop at the first refusal.
-            done = await self._publish_rows(retried, stop_at_failure=True)
+            batch = await conn.fetchval(sql.NEXT_BATCH)
+            done, slots = await self._publish_rows(retried, batch, stop_at_failure=True)
             for global_id in done:
                 del self._unacked[global_id]
             if done:
-                await conn.execute(sql.RELAY_DONE, done)
+                await conn.execute(sql.RELAY_DONE, done, batch, *slots)
                 self.stats.published += len(done)
             self._after_failures()
         if len(self._unacked) >= self._max_unacked:
@@ -231,7 +241,7 @@ class Relay:
             rows = await conn.fetch(sql.RELAY_BATCH, self._batch_size)
         if not rows:
             return 0
-        done = await self._publish_rows(rows)
+        done, slots = await self._publish_rows(rows, rows[0]["batch"])
         if len(done) < len(rows):
             kept = set(done)
             for row in rows:
@@ -239,7 +249,7 @@ class Relay:
                     self._unacked[row["global_id"]] = row
             self._after_failures()
         if done:
-            await conn.execute(sql.RELAY_DONE, done)
+            await conn.execute(sql.RELAY_DONE, done, rows[0]["batch"], *slots)
         self.stats.published += len(done)
         self.stats.batches += 1
         self.stats.last_lag_seconds = float(rows[0]["lag_seconds"])  # the oldest row
@@ -248,26 +258,40 @@ class Relay:
         return len(rows)
 
     async def _publish_rows(
-        self, rows: list[asyncpg.Record], *, stop_at_failure: bool = False
-    ) -> list[int]:
-        """Publish ``rows`` in order; the global_ids of those that reached every node."""
+        self, rows: list[asyncpg.Record], batch: int, *, stop_at_failure: bool = False
+    ) -> tuple[list[int], tuple[list[str], list[int]]]:
+        """Publish ``rows`` in order as batch ``batch``; the global_ids of those that
+        reached every node, and the batch's slots for ``sql.RELAY_DONE`` (stream ids
+        and seqs in publication order, ``''`` where a publish failed)."""
         publish = self._publish
         done: list[int] = []
+        streams: list[str] = []
+        seqs: list[int] = []
         failed = 0
-        for row in rows:  # the payload comes spliced by the statement (sql._WIRE_PAYLOAD)
-            try:
-                await publish(row["stream_id"], row["type"], msgspec.Raw(row["payload"]))
-            except PublishFailed as exc:
-                failed += 1
-                self._retry_in = max(self._retry_in, exc.retry_in)
-                if stop_at_failure:
-                    break
-                continue
-            done.append(row["global_id"])
+        try:
+            for index, row in enumerate(rows, start=1):
+                # Its offset for connection state recovery (docs/decisions/0008).
+                PUBLISHED_AT.set(f"{batch}.{index}")
+                try:
+                    # the payload comes spliced by the statement (sql._WIRE_PAYLOAD)
+                    await publish(row["stream_id"], row["type"], msgspec.Raw(row["payload"]))
+                except PublishFailed as exc:
+                    failed += 1
+                    self._retry_in = max(self._retry_in, exc.retry_in)
+                    streams.append("")
+                    seqs.append(0)
+                    if stop_at_failure:
+                        break
+                    continue
+                done.append(row["global_id"])
+                streams.append(row["stream_id"])
+                seqs.append(row["seq"])
+        finally:
+            PUBLISHED_AT.set(None)
         if failed:
             self.stats.publish_failures += failed
             log.warning("relay_publish_failed", rows=failed, published=len(done))
-        return done
+        return done, (streams, seqs)
 
     def _after_failures(self) -> None:
         self.stats.unacked = len(self._unacked)

@@ -209,19 +209,23 @@ OUTBOX_BACKLOG = """
 # the outbox only when they have been published. Within a room `global_id`
 # order is seq order (a room's appends are serialised by its head row lock, and
 # each takes its identities while holding it).
+# Each batch takes its number here (once: a CTE with a volatile function is
+# evaluated once); an empty poll uses a number too, and gaps mean nothing.
 RELAY_BATCH = f"""
-    SELECT o.global_id, o.stream_id, e.type, {_WIRE_PAYLOAD},
+    WITH b AS MATERIALIZED (SELECT nextval('relay_batch_seq') AS batch)
+    SELECT o.global_id, o.stream_id, e.type, {_WIRE_PAYLOAD}, e.seq, b.batch,
            extract(epoch FROM clock_timestamp() - o.enqueued_at) AS lag_seconds
-    FROM outbox o JOIN events e ON e.global_id = o.global_id
+    FROM b CROSS JOIN outbox o JOIN events e ON e.global_id = o.global_id
     ORDER BY o.global_id
     LIMIT $1
 """
 
 # The same, past the rows a failed publish left (the relay holds them aside).
 RELAY_BATCH_SKIPPING = f"""
-    SELECT o.global_id, o.stream_id, e.type, {_WIRE_PAYLOAD},
+    WITH b AS MATERIALIZED (SELECT nextval('relay_batch_seq') AS batch)
+    SELECT o.global_id, o.stream_id, e.type, {_WIRE_PAYLOAD}, e.seq, b.batch,
            extract(epoch FROM clock_timestamp() - o.enqueued_at) AS lag_seconds
-    FROM outbox o JOIN events e ON e.global_id = o.global_id
+    FROM b CROSS JOIN outbox o JOIN events e ON e.global_id = o.global_id
     WHERE o.global_id <> ALL($2::bigint[])
     ORDER BY o.global_id
     LIMIT $1
@@ -230,7 +234,17 @@ RELAY_BATCH_SKIPPING = f"""
 # The heads of several streams at once (the gateway's position check).
 HEADS = "SELECT stream_id, version FROM streams WHERE stream_id = ANY($1::text[])"
 
-RELAY_DONE = "DELETE FROM outbox WHERE global_id = ANY($1::bigint[])"
+# The published rows leave the outbox and the batch's publication order is
+# recorded, in one statement (connection state recovery: outbox/recovery_log.py):
+# `$3`/`$4` hold every slot of the batch in order, '' for a row whose publish
+# failed (it is recorded again in the batch that publishes it).
+RELAY_DONE = """
+    WITH done AS (DELETE FROM outbox WHERE global_id = ANY($1::bigint[]))
+    INSERT INTO relay_batches (batch, stream_ids, seqs) VALUES ($2, $3::text[], $4::bigint[])
+"""
+
+# A batch number for rows published again outside a fresh RELAY_BATCH.
+NEXT_BATCH = "SELECT nextval('relay_batch_seq')"
 
 # The relay's own vacuum of the queue table (outbox/relay.py says why). It
 # takes no lock that blocks appends or deletes; SKIP_LOCKED: if something

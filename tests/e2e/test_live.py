@@ -453,7 +453,7 @@ class TestTokenExpiry:
         seen: list[int] = []
         reached = asyncio.Event()
 
-        def record(payload: dict[str, Any]) -> None:
+        def record(payload: dict[str, Any], *_offset: str) -> None:
             seen.append(payload["seq"])
             if payload["seq"] >= 10:
                 reached.set()
@@ -488,7 +488,7 @@ class TestTokenExpiry:
         seqs: list[int] = []
         arrived = asyncio.Event()
 
-        def record(event: str, payload: dict[str, Any]) -> None:
+        def record(event: str, payload: dict[str, Any], *_offset: str) -> None:
             if "seq" in payload and payload.get("roomId") == room_id:
                 seqs.append(payload["seq"])
                 if payload["seq"] >= 21:

@@ -23,7 +23,7 @@ class Inbox:
         self._changed = asyncio.Condition()
         self.sio.on("*", self._record)
 
-    async def _record(self, event: str, payload: Any = None) -> None:
+    async def _record(self, event: str, payload: Any = None, *_offset: Any) -> None:
         if event.startswith("notification:"):
             async with self._changed:
                 self.events.append((event, payload))
@@ -192,7 +192,7 @@ async def test_the_python_client_follows_notifications_across_a_reconnect(
     got: list[tuple[str, int]] = []
     arrived = asyncio.Condition()
 
-    async def record(event: str, payload: dict[str, Any]) -> None:
+    async def record(event: str, payload: dict[str, Any], *_offset: Any) -> None:
         async with arrived:
             got.append((event, payload["seq"]))
             arrived.notify_all()
