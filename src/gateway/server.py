@@ -520,8 +520,8 @@ class Gateway:
             return None
         try:
             session = await log_.load(pid)
-        except Rejected as exc:  # the database is away: connect, without recovery
-            log.warning("recovery_unavailable", error=exc.message)
+        except Exception as exc:  # the database is away: connect, without recovery
+            log.warning("recovery_unavailable", error=repr(exc))
             return None
         if session is None or session.user_id != user_id:
             return None
