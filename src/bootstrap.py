@@ -158,7 +158,7 @@ def redis_publisher(redis_url: str) -> Publish:
     manager = RedisPublisher(redis_url)
 
     async def publish(room_id: str, event: str, payload: Any) -> None:
-        # With its offset, as Gateway.publish (docs/decisions/0008).
+        # With its offset, as Gateway.publish (docs/decisions/0009).
         offset = PUBLISHED_AT.get()
         data = payload if offset is None else (payload, offset)
         await manager.emit(event, data, namespace="/", room=room_name(room_id))

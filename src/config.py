@@ -56,7 +56,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     relay: bool = True
     """Run the outbox relay inside ``roomcast serve`` (one publishes at a time)."""
     recovery: bool = True
-    """Socket.IO connection state recovery from the log (docs/decisions/0008):
+    """Socket.IO connection state recovery from the log (docs/decisions/0009):
     pids, offsets on delivered events, sessions in PostgreSQL."""
     relay_poll_seconds: float = 0.25
     position_check_seconds: float = 0.5

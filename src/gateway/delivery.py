@@ -392,7 +392,7 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
             payload = data[0]
             if self.positions.holding():
                 # Events wait here behind a hole: what is sent now is out of the
-                # relay's order, so it claims no position (docs/decisions/0008).
+                # relay's order, so it claims no position (docs/decisions/0009).
                 data, args = payload, [payload]
             else:
                 self.position = data[1]

@@ -4,7 +4,7 @@ socket.io-client (4.6+) keeps the last string argument of every event as its
 *offset* once the server's CONNECT reply carried a ``pid``, and sends
 ``{pid, offset}`` with its auth when it reconnects; ``socket.recovered`` is
 true when the reply carries the same ``pid``. Design and limits:
-docs/decisions/0008-connection-state-recovery.md. In short:
+docs/decisions/0009-connection-state-recovery.md. In short:
 
 * **Live offsets are positions in the relay's publication order**:
   ``"<batch>.<index>"``, the relay's batch number and the event's place in it

@@ -814,7 +814,7 @@ class Gateway:
             return {"roomId": None}
         rooms = self._session_rooms.get(sid)
         if rooms is not None:
-            # Recoverable from now (frames are not: docs/decisions/0008).
+            # Recoverable from now (frames are not: docs/decisions/0009).
             if request.batch:
                 rooms.pop(request.room_id, None)
             else:
@@ -939,7 +939,7 @@ class Gateway:
 
     async def publish(self, room_id: str, event: str, payload: msgspec.Raw) -> None:
         """Broadcast one relayed event to the room (through Redis when configured),
-        with its offset (connection state recovery, docs/decisions/0008).
+        with its offset (connection state recovery, docs/decisions/0009).
 
         With Redis, raises ``PublishFailed`` (outbox/relay.py) when the other
         nodes were not reached; this node's sockets have it already.

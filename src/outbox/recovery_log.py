@@ -8,7 +8,7 @@
   batch (its rooms and seqs in publication order), written with the batch's
   DELETE from the outbox (``sql.RELAY_DONE``) and kept ``BATCH_TTL_SECONDS``.
 
-Design: docs/decisions/0008-connection-state-recovery.md.
+Design: docs/decisions/0009-connection-state-recovery.md.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ PUBLISHED_AT: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 """While ``publish`` runs: the event's position in the relay's publication order,
 ``"<batch>.<index>"``, the offset connection state recovery hands to clients
-(docs/decisions/0008-connection-state-recovery.md). A context variable, so
+(docs/decisions/0009-connection-state-recovery.md). A context variable, so
 ``Publish`` keeps its signature for every wrapper (reactions)."""
 
 _RETRY_INTERVAL = 0.05
@@ -270,7 +270,7 @@ class Relay:
         failed = 0
         try:
             for index, row in enumerate(rows, start=1):
-                # Its offset for connection state recovery (docs/decisions/0008).
+                # Its offset for connection state recovery (docs/decisions/0009).
                 PUBLISHED_AT.set(f"{batch}.{index}")
                 try:
                     # the payload comes spliced by the statement (sql._WIRE_PAYLOAD)

@@ -1,4 +1,4 @@
-"""Connection state recovery from the log (docs/decisions/0008-connection-state-recovery.md).
+"""Connection state recovery from the log (docs/decisions/0009-connection-state-recovery.md).
 
 A reconnecting socket that sends back its ``pid`` and last offset gets its
 subscriptions and every event it missed, once each and in seq order, without
