@@ -146,3 +146,28 @@ CREATE TABLE IF NOT EXISTS socket_sessions (
     rooms      jsonb NOT NULL,
     expires_at timestamptz NOT NULL
 );
+
+-- Reactions waiting to run (src/service/reactions.py): what the server does
+-- because an event was published, e.g. a winner's notification. The relay
+-- moves a reacting event here in the statement that deletes its outbox row, so
+-- publishing never waits for a reaction and none is lost. The reactor runs
+-- them; a failure is tried again later (`next_at`), and after
+-- ROOMCAST_REACTION_ATTEMPTS failures the row moves to `dead_letters`.
+CREATE TABLE IF NOT EXISTS reaction_queue (
+    global_id   bigint PRIMARY KEY REFERENCES events (global_id),
+    stream_id   text NOT NULL,
+    attempts    integer NOT NULL DEFAULT 0,
+    next_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+    last_error  text
+);
+CREATE INDEX IF NOT EXISTS reaction_queue_next_at ON reaction_queue (next_at);
+
+-- Reactions that failed every attempt: shown in /health and /metrics, retried
+-- or dropped by an operator (`roomcast deadletter list|retry|drop`).
+CREATE TABLE IF NOT EXISTS dead_letters (
+    global_id   bigint PRIMARY KEY REFERENCES events (global_id),
+    stream_id   text NOT NULL,
+    attempts    integer NOT NULL,
+    last_error  text,
+    failed_at   timestamptz NOT NULL DEFAULT clock_timestamp()
+);

@@ -33,6 +33,7 @@ from roomcast.outbox.database import connect, migrate
 from roomcast.outbox.embedded import EmbeddedPostgres
 from roomcast.outbox.housekeeping import housekeeping
 from roomcast.outbox.notify import CommitSignal
+from roomcast.outbox.reaction_queue import ReactionQueue
 from roomcast.outbox.recovery_log import RecoveryLog
 from roomcast.outbox.relay import PUBLISHED_AT, Publish, Relay
 from roomcast.outbox.revocations import Revocations
@@ -41,7 +42,7 @@ from roomcast.service.draws import RoomSeeds
 from roomcast.service.notifications import NotificationService
 from roomcast.service.quiz import QuizService, deadline_sweeper
 from roomcast.service.quiz_secrets import QuizSecrets
-from roomcast.service.reactions import Reactions, publishing_with
+from roomcast.service.reactions import Reactions, Reactor
 from roomcast.service.rooms import RoomService
 from roomcast.service.sources import Sources
 from roomcast.tokens import TokenVerifier
@@ -54,6 +55,7 @@ __all__ = [
     "node_id",
     "node_sample",
     "reacting_relay",
+    "reactor",
     "redis_publisher",
     "running_relay",
     "verifier",
@@ -109,14 +111,34 @@ async def kept_revocations(pool: Any, dsn: str, settings: Settings) -> AsyncIter
 
 
 @contextlib.asynccontextmanager
-async def running_relay(dsn: str, publish: Publish, settings: Settings) -> AsyncIterator[Relay]:
-    relay = Relay(dsn, publish, poll_interval=settings.relay_poll_seconds)
-    task = asyncio.create_task(relay.run(), name="relay")
+async def running_relay(
+    dsn: str, publish: Publish, settings: Settings, *, reactor: Reactor | None = None
+) -> AsyncIterator[Relay]:
+    """The relay, and with ``reactor`` the reactions it queues, run while it publishes."""
+    relay = Relay(
+        dsn,
+        publish,
+        poll_interval=settings.relay_poll_seconds,
+        react_to=Reactions.EVENTS if reactor is not None else frozenset(),
+        on_reacting=reactor.wake if reactor is not None else None,
+    )
+    tasks = [asyncio.create_task(relay.run(), name="relay")]
+    if reactor is not None:
+        reactor.active = relay.is_active  # one reactor at a time: the publishing relay's
+        tasks.append(asyncio.create_task(reactor.run(), name="reactor"))
     try:
         yield relay
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def reactor(pool: asyncpg.Pool, notifications: NotificationService, settings: Settings) -> Reactor:
+    """The reactions' own consumer (service/reactions.py), on the node's pool."""
+    return Reactor(
+        ReactionQueue(pool), Reactions(notifications), attempts=settings.reaction_attempts
+    )
 
 
 def event_store(pool: asyncpg.Pool, settings: Settings) -> EventStore:
@@ -138,8 +160,8 @@ async def reacting_relay(dsn: str, publish: Publish, settings: Settings) -> Asyn
             Sources(),
             on_commit=signal,
         )
-        reacting = publishing_with(publish, Reactions(notifications))
-        async with running_relay(dsn, reacting, settings) as relay:
+        reacting = reactor(pool, notifications, settings)
+        async with running_relay(dsn, publish, settings, reactor=reacting) as relay:
             signal.wake_locally(relay.wake, active=relay.is_active)
             yield relay
         await signal.close()
@@ -227,14 +249,23 @@ async def node_sample(relay: Relay | None, gateway: Gateway, store: EventStore) 
     stats = connection_stats(gateway.registry, gateway.sio.manager.rooms)
     try:
         depth, oldest = await store.outbox_backlog()
-        backlog: dict[str, Any] = {"outbox_depth": depth, "outbox_oldest_seconds": oldest}
+        queued, dead = await store.reaction_backlog()
+        backlog: dict[str, Any] = {
+            "outbox_depth": depth,
+            "outbox_oldest_seconds": oldest,
+            "reactions_queued": queued,
+            "dead_letters": dead,
+        }
     except ServiceUnavailable:
         backlog = {"database_up": False}
+    link = gateway.redis_status()
     return NodeSample(
         relay_enabled=relay is not None,
         relay_active=relay is not None and relay.stats.active,
         relay_published=relay.stats.published if relay else 0,
         relay_lag_seconds=relay.stats.last_lag_seconds if relay else 0.0,
+        relay_unacked=relay.stats.unacked if relay else 0,
+        redis_up=None if link is None else bool(link["ok"]),
         socket_connections=stats.connections,
         socket_users=stats.users,
         rooms=stats.rooms,
@@ -280,8 +311,14 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
             notifications = NotificationService(store, sources, on_commit=signal)
             relay = None
             if settings.relay:
-                publish = publishing_with(gateway.publish, Reactions(notifications))
-                relay = await stack.enter_async_context(running_relay(dsn, publish, settings))
+                relay = await stack.enter_async_context(
+                    running_relay(
+                        dsn,
+                        gateway.publish,
+                        settings,
+                        reactor=reactor(pool, notifications, settings),
+                    )
+                )
                 signal.wake_locally(relay.wake, active=relay.is_active)
             rooms = RoomService(store, on_commit=signal)
             revocations = await stack.enter_async_context(kept_revocations(pool, dsn, settings))

@@ -1,4 +1,4 @@
-"""The ``roomcast`` command: serve, migrate, relay, token, audit.
+"""The ``roomcast`` command: serve, migrate, relay, token, deadletter, audit.
 
 Every failure a user can cause (bad configuration, unreachable database, bad
 arguments) ends in one readable line on stderr and a non-zero exit, never a
@@ -73,6 +73,19 @@ def _parser() -> argparse.ArgumentParser:
         "until then (default: ROOMCAST_REVOCATION_RETENTION from now)",
     )
 
+    deadletter = sub.add_parser(
+        "deadletter",
+        help="list, retry or drop reactions that failed every attempt",
+        description="Reactions (e.g. a winner's notification) that failed "
+        "ROOMCAST_REACTION_ATTEMPTS times wait in the dead letters. `list` prints one JSON "
+        "object per line; `retry ID…` puts them back in the reaction queue (due now, attempts "
+        "reset); `drop ID…` forgets them (their reaction never runs). IDs are the globalId "
+        "of `list`; --all takes every dead letter.",
+    )
+    deadletter.add_argument("action", choices=["list", "retry", "drop"])
+    deadletter.add_argument("ids", nargs="*", type=int, metavar="ID", help="globalId from list")
+    deadletter.add_argument("--all", action="store_true", help="retry or drop every dead letter")
+
     audit = sub.add_parser(
         "audit",
         help="read, follow and verify the event log (reads PostgreSQL directly)",
@@ -102,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return asyncio.run(_revoke(settings, args.jti, args.expires_at))
             case "token":
                 return _token(settings, args)
+            case "deadletter":
+                return asyncio.run(_deadletter(settings, args))
             case "audit":
                 return audit_cli.run(args, settings)
     except ConfigError as exc:
@@ -230,6 +245,41 @@ async def _revoke(settings: Settings, jti: str, expires_at: int | None) -> int:
         finally:
             await pool.close()
     print(f"roomcast: token {jti} revoked (kept until {until.isoformat()})")
+    return 0
+
+
+async def _deadletter(settings: Settings, args: argparse.Namespace) -> int:
+    import msgspec
+
+    from roomcast.bootstrap import database
+    from roomcast.outbox.database import connect, migrate
+    from roomcast.outbox.reaction_queue import ReactionQueue
+
+    if args.action == "list" and (args.ids or args.all):
+        print("roomcast: deadletter list takes no ids", file=sys.stderr)
+        return 2
+    if args.action != "list" and not args.ids and not args.all:
+        print(f"roomcast: deadletter {args.action} needs ids or --all", file=sys.stderr)
+        return 2
+    async with database(settings) as dsn:
+        pool = await connect(dsn, min_size=1, max_size=1)
+        try:
+            await migrate(pool)  # idempotent: the tables exist even before a first serve
+            queue = ReactionQueue(pool)
+            if args.action == "list":
+                for letter in await queue.dead_letters(limit=100_000):
+                    print(msgspec.json.encode(letter).decode())
+                return 0
+            ids = list(args.ids) or [d.global_id for d in await queue.dead_letters(limit=100_000)]
+            moved = await (queue.retry if args.action == "retry" else queue.drop)(ids)
+        finally:
+            await pool.close()
+    done = "queued again" if args.action == "retry" else "dropped"
+    print(f"roomcast: {len(moved)} dead letter(s) {done}")
+    missing = sorted(set(ids) - set(moved))
+    if missing:
+        print(f"roomcast: not dead letters: {' '.join(map(str, missing))}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -60,6 +60,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     pids, offsets on delivered events, sessions in PostgreSQL."""
     relay_poll_seconds: float = 0.25
     position_check_seconds: float = 0.5
+    reaction_attempts: int = 5
+    """Tries of a reaction (e.g. a winner's notification) before it is dead-lettered."""
     """How often each gateway node compares what it delivered with the log's heads
     (gateway/roomwatch.py): a lost broadcast is repaired within two of these."""
     idempotency_ttl_seconds: int = 24 * 3600
@@ -126,6 +128,7 @@ ENVIRONMENT: Mapping[str, str] = {
     "ROOMCAST_RECOVERY": "recovery",
     "ROOMCAST_RELAY_POLL": "relay_poll_seconds",
     "ROOMCAST_POSITION_CHECK": "position_check_seconds",
+    "ROOMCAST_REACTION_ATTEMPTS": "reaction_attempts",
     "ROOMCAST_IDEMPOTENCY_TTL": "idempotency_ttl_seconds",
     "ROOMCAST_CORS_ORIGINS": "cors_origins",
     "ROOMCAST_PING_INTERVAL": "ping_interval_seconds",
@@ -197,6 +200,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         "ROOMCAST_MAX_REQUEST_HEADERS": settings.max_request_headers,
         "ROOMCAST_MAX_REQUEST_HEAD_BYTES": settings.max_request_head_bytes,
         "ROOMCAST_MAX_SOCKET_ATTACHMENTS": settings.max_socket_attachments,
+        "ROOMCAST_REACTION_ATTEMPTS": settings.reaction_attempts,
     }
     for variable, number in positive.items():
         if number < 1:
@@ -215,6 +219,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise ConfigError("ROOMCAST_GC_THRESHOLD must be 0 (CPython's default) or positive")
     if settings.typing_timeout_seconds <= 0:
         raise ConfigError("ROOMCAST_TYPING_TIMEOUT must be positive")
+    if settings.position_check_seconds <= 0:
+        raise ConfigError("ROOMCAST_POSITION_CHECK must be positive")
     if settings.max_socket_frame_bytes < settings.max_body_bytes:
         raise ConfigError(
             "ROOMCAST_MAX_SOCKET_FRAME_BYTES must be at least ROOMCAST_MAX_BODY_BYTES"

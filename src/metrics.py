@@ -109,6 +109,12 @@ class NodeSample(msgspec.Struct, frozen=True, kw_only=True):
     subscriptions: int = 0
     """(room, socket) pairs on this node."""
     database_up: bool = True
+    relay_unacked: int = 0
+    """Rows this node's relay keeps because Redis did not take their publish."""
+    redis_up: bool | None = None
+    """None without Redis."""
+    reactions_queued: int | None = None
+    dead_letters: int | None = None
 
 
 Sample = Callable[[], Awaitable[NodeSample]]
@@ -180,6 +186,35 @@ def _families(s: NodeSample) -> list[Metric]:
             s.subscriptions,
         ),
     ]
+    families.append(
+        gauge(
+            "roomcast_relay_unacked",
+            "Outbox rows this node's relay keeps because their publish did not reach Redis.",
+            s.relay_unacked,
+        )
+    )
+    if s.redis_up is not None:
+        families.append(
+            gauge(
+                "roomcast_redis_up", "1 if this node publishes to and listens on Redis.", s.redis_up
+            )
+        )
+    if s.reactions_queued is not None:
+        families.append(
+            gauge(
+                "roomcast_reactions_queued",
+                "Reactions waiting to run (the whole database's reaction queue).",
+                s.reactions_queued,
+            )
+        )
+    if s.dead_letters is not None:
+        families.append(
+            gauge(
+                "roomcast_dead_letters",
+                "Reactions that failed every attempt (roomcast deadletter list).",
+                s.dead_letters,
+            )
+        )
     if s.outbox_depth is not None:
         families.append(
             gauge(

@@ -27,6 +27,11 @@ class Backlog(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     oldest_seconds: float
 
 
+class ReactionBacklog(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    queued: int
+    dead_letters: int
+
+
 class Health(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     status: str
     version: str
@@ -36,17 +41,22 @@ class Health(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     outbox: Backlog | None = None
     """What waits for a relay, database-wide: the lag a client would see now, even
     when this node's relay is a standby or its last batch is long past."""
+    reactions: ReactionBacklog | None = None
+    """Reactions waiting to run and dead letters (``roomcast deadletter``), database-wide."""
 
 
 @get("/health", tags=["operations"], summary="Liveness and dependencies; 503 when degraded")
 async def health(store: Store, node: Node) -> Response[Any]:
     started = time.perf_counter()
     backlog = None
+    reactions = None
     try:
         await store.ping()
         database = Check(ok=True, latency_ms=round((time.perf_counter() - started) * 1000, 2))
         depth, oldest = await store.outbox_backlog()
         backlog = Backlog(depth=depth, oldest_seconds=round(oldest, 3))
+        queued, dead = await store.reaction_backlog()
+        reactions = ReactionBacklog(queued=queued, dead_letters=dead)
     except ServiceUnavailable as exc:
         database = Check(ok=False, error=exc.message)
     checks = {"database": database}
@@ -56,12 +66,18 @@ async def health(store: Store, node: Node) -> Response[Any]:
         # its sockets are still served, and what Redis drops is refilled from the log.
         error = None if redis["ok"] else str(redis.get("lastError"))
         checks["redis"] = Check(ok=bool(redis["ok"]), error=error)
+    if reactions is not None and reactions.dead_letters:
+        # Reactions that failed every attempt wait for an operator.
+        checks["reactions"] = Check(
+            ok=False, error=f"{reactions.dead_letters} dead letter(s): roomcast deadletter list"
+        )
     body = Health(
         status="ok" if all(c.ok for c in checks.values()) else "degraded",
         version=__version__,
         checks=checks,
         node=dict(node),
         outbox=backlog,
+        reactions=reactions,
     )
     return Response(
         content=msgspec.json.encode(body),

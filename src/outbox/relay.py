@@ -15,6 +15,11 @@ Design (docs/decisions/0004-relay-cursor.md):
   ones until Redis takes them.
 * **One publisher.** A session-level advisory lock on a dedicated connection; a
   standby blocks on it and takes over the moment the holder's session ends.
+* **Reactions are not run here.** A published event that something reacts to
+  (``react_to``) moves from the outbox to the reaction queue in the statement
+  that deletes its row (``sql.RELAY_DONE_REACTING``); the reactor
+  (``service/reactions.py``) runs it apart, so a failing reaction never holds
+  up delivery.
 * **Wake-ups** come from an in-process signal (``wake()``, called after each
   commit in this process) and from LISTEN/NOTIFY (other processes), and a short
   poll backs both up, so a lost notification only delays, never loses.
@@ -32,7 +37,7 @@ import asyncio
 import contextlib
 import contextvars
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -104,6 +109,8 @@ class Relay:
         poll_interval: float = 0.25,
         vacuum_every: int = 1000,
         max_unacked: int = 5000,
+        react_to: Collection[str] = frozenset(),
+        on_reacting: Callable[[], None] | None = None,
     ) -> None:
         self._dsn = dsn
         self._publish = publish
@@ -114,6 +121,8 @@ class Relay:
         self._last_vacuum = 0.0
         self._wake = asyncio.Event()
         self._max_unacked = max_unacked
+        self._react_to = frozenset(react_to)
+        self._on_reacting = on_reacting
         self._unacked: dict[int, asyncpg.Record] = {}
         """Rows whose publish failed, by global_id: still in the outbox, tried again."""
         self._retry_at = 0.0
@@ -227,11 +236,9 @@ class Relay:
             # They reached this node's sockets already: stop at the first refusal.
             batch = await conn.fetchval(sql.NEXT_BATCH)
             done, slots = await self._publish_rows(retried, batch, stop_at_failure=True)
-            for global_id in done:
-                del self._unacked[global_id]
-            if done:
-                await conn.execute(sql.RELAY_DONE, done, batch, *slots)
-                self.stats.published += len(done)
+            for row in done:
+                del self._unacked[row["global_id"]]
+            await self._acknowledge(conn, done, batch, slots)
             self._after_failures()
         if len(self._unacked) >= self._max_unacked:
             return 0  # back-pressure: nothing new until Redis takes what waits
@@ -243,28 +250,54 @@ class Relay:
             return 0
         done, slots = await self._publish_rows(rows, rows[0]["batch"])
         if len(done) < len(rows):
-            kept = set(done)
+            kept = {row["global_id"] for row in done}
             for row in rows:
                 if row["global_id"] not in kept:
                     self._unacked[row["global_id"]] = row
             self._after_failures()
-        if done:
-            await conn.execute(sql.RELAY_DONE, done, rows[0]["batch"], *slots)
-        self.stats.published += len(done)
+        await self._acknowledge(conn, done, rows[0]["batch"], slots)
         self.stats.batches += 1
         self.stats.last_lag_seconds = float(rows[0]["lag_seconds"])  # the oldest row
         self.stats.last_batch_at = time.monotonic()
         log.debug("relay_batch_published", rows=len(done), kept=len(rows) - len(done))
         return len(rows)
 
+    async def _acknowledge(
+        self,
+        conn: asyncpg.Connection,
+        done: list[asyncpg.Record],
+        batch: int,
+        slots: tuple[list[str], list[int]],
+    ) -> None:
+        """Delete published rows from the outbox and record the batch's publication
+        order; queue the reacting rows for the reactor, all in one statement."""
+        if not done:
+            return
+        ids = [row["global_id"] for row in done]
+        reacting = [row for row in done if row["type"] in self._react_to]
+        if reacting:
+            await conn.execute(
+                sql.RELAY_DONE_REACTING,
+                ids,
+                batch,
+                *slots,
+                [row["global_id"] for row in reacting],
+                [row["stream_id"] for row in reacting],
+            )
+            if self._on_reacting is not None:
+                self._on_reacting()
+        else:
+            await conn.execute(sql.RELAY_DONE, ids, batch, *slots)
+        self.stats.published += len(done)
+
     async def _publish_rows(
         self, rows: list[asyncpg.Record], batch: int, *, stop_at_failure: bool = False
-    ) -> tuple[list[int], tuple[list[str], list[int]]]:
-        """Publish ``rows`` in order as batch ``batch``; the global_ids of those that
-        reached every node, and the batch's slots for ``sql.RELAY_DONE`` (stream ids
-        and seqs in publication order, ``''`` where a publish failed)."""
+    ) -> tuple[list[asyncpg.Record], tuple[list[str], list[int]]]:
+        """Publish ``rows`` in order as batch ``batch``; those that reached every
+        node, and the batch's slots for ``sql.RELAY_DONE`` (stream ids and seqs in
+        publication order, ``''`` where a publish failed)."""
         publish = self._publish
-        done: list[int] = []
+        done: list[asyncpg.Record] = []
         streams: list[str] = []
         seqs: list[int] = []
         failed = 0
@@ -283,7 +316,7 @@ class Relay:
                     if stop_at_failure:
                         break
                     continue
-                done.append(row["global_id"])
+                done.append(row)
                 streams.append(row["stream_id"])
                 seqs.append(row["seq"])
         finally:

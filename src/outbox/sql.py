@@ -246,6 +246,71 @@ RELAY_DONE = """
 # A batch number for rows published again outside a fresh RELAY_BATCH.
 NEXT_BATCH = "SELECT nextval('relay_batch_seq')"
 
+# The same, moving the reacting events among them to the reaction queue in the
+# same statement: a reaction is queued exactly when its event stops being the
+# outbox's (src/service/reactions.py runs it later, apart from publishing).
+RELAY_DONE_REACTING = """
+    WITH done AS (DELETE FROM outbox WHERE global_id = ANY($1::bigint[])),
+    recorded AS (
+        INSERT INTO relay_batches (batch, stream_ids, seqs) VALUES ($2, $3::text[], $4::bigint[])
+    )
+    INSERT INTO reaction_queue (global_id, stream_id)
+    SELECT * FROM unnest($5::bigint[], $6::text[])
+    ON CONFLICT DO NOTHING
+"""
+
+# Reactions due now, oldest first, with the event as the relay publishes it.
+REACTIONS_DUE = f"""
+    SELECT q.global_id, q.stream_id, e.type, {_WIRE_PAYLOAD}, q.attempts
+    FROM reaction_queue q JOIN events e ON e.global_id = q.global_id
+    WHERE q.next_at <= clock_timestamp()
+    ORDER BY q.global_id
+    LIMIT $1
+"""
+
+REACTION_DONE = "DELETE FROM reaction_queue WHERE global_id = ANY($1::bigint[])"
+
+REACTION_LATER = """
+    UPDATE reaction_queue
+    SET attempts = $2, last_error = $3, next_at = clock_timestamp() + make_interval(secs => $4)
+    WHERE global_id = $1
+"""
+
+REACTION_DEAD = """
+    WITH moved AS (DELETE FROM reaction_queue WHERE global_id = $1 RETURNING global_id, stream_id)
+    INSERT INTO dead_letters (global_id, stream_id, attempts, last_error)
+    SELECT global_id, stream_id, $2, $3 FROM moved
+    ON CONFLICT (global_id) DO UPDATE
+        SET attempts = EXCLUDED.attempts, last_error = EXCLUDED.last_error,
+            failed_at = EXCLUDED.failed_at
+"""
+
+REACTION_BACKLOG = """
+    SELECT (SELECT count(*) FROM reaction_queue) AS queued,
+           (SELECT count(*) FROM dead_letters) AS dead
+"""
+
+DEAD_LETTERS = """
+    SELECT d.global_id, d.stream_id, e.seq, e.type, d.attempts, d.last_error, d.failed_at
+    FROM dead_letters d JOIN events e ON e.global_id = d.global_id
+    ORDER BY d.global_id
+    LIMIT $1
+"""
+
+# Back to the queue, due now, with its attempts reset; the ids that moved.
+DEAD_LETTER_RETRY = """
+    WITH moved AS (
+        DELETE FROM dead_letters WHERE global_id = ANY($1::bigint[]) RETURNING global_id, stream_id
+    )
+    INSERT INTO reaction_queue (global_id, stream_id) SELECT global_id, stream_id FROM moved
+    ON CONFLICT DO NOTHING
+    RETURNING global_id
+"""
+
+DEAD_LETTER_DROP = (
+    "DELETE FROM dead_letters WHERE global_id = ANY($1::bigint[]) RETURNING global_id"
+)
+
 # The relay's own vacuum of the queue table (outbox/relay.py says why). It
 # takes no lock that blocks appends or deletes; SKIP_LOCKED: if something
 # holds a conflicting lock (another VACUUM), skip this time.

@@ -460,6 +460,12 @@ class EventStore:
             row = await self._pool.fetchrow(sql.OUTBOX_BACKLOG)
         return int(row["depth"]), float(row["oldest_seconds"])
 
+    async def reaction_backlog(self) -> tuple[int, int]:
+        """``(reactions waiting to run, dead letters)``, database-wide."""
+        with map_db_errors():
+            row = await self._pool.fetchrow(sql.REACTION_BACKLOG)
+        return int(row["queued"]), int(row["dead"])
+
     async def head_and_member(
         self, stream_id: str, user_id: str, seq: int | None
     ) -> tuple[int, bool]:
