@@ -162,7 +162,12 @@ class Client:
             elif packet.startswith("40"):
                 answer = _any.decode(packet[2:]) if len(packet) > 2 else {}
                 sid = answer.get("sid") if isinstance(answer, dict) else None
-                self.recovered = bool(asked and sid is not None and sid == self.sid)
+                pid = answer.get("pid") if isinstance(answer, dict) else None
+                # socket.io-client's rule: recovered when the answer has the same pid
+                # (Node's server also keeps the sid; roomcast gives a new one).
+                self.recovered = bool(
+                    asked and ((pid is not None and pid == self.pid) or sid == self.sid)
+                )
                 self.sid = sid
                 if isinstance(answer, dict) and isinstance(answer.get("pid"), str):
                     self.pid = answer["pid"]

@@ -49,7 +49,11 @@ async def storm(
     if recovery:
         # An offset to recover from: every client gets one event before the drop.
         await arm(b, head + 1)
-        head = (await b.emit_bare(1, 0, server))["head"]
+        if server is b.app:  # roomcast: a committed event, relayed with its offset
+            head = await b.streams.grow(room, 1)
+            await b.streams.notify()
+        else:
+            head = (await b.emit_bare(1, 0, server))["head"]
         primed = await wait(b, 60)
         if primed["caught_up"] != primed["clients"]:
             raise RuntimeError(
@@ -138,6 +142,14 @@ async def _level(
         "Node.js socket.io 4.8, connection state recovery",
         **lower,
     )
+    recovered = s.figure(
+        f"n{clients}.recovery",
+        f"time until all {clients} caught up, connection state recovery instead of lastSeq "
+        "(one message per event)",
+        "s",
+        "bare python-socketio, replay from memory",
+        **lower,
+    )
     singles = None
     if not largest:
         singles = (
@@ -159,6 +171,7 @@ async def _level(
         )
     paths = (
         "app",
+        "recover",
         *(("single",) if singles else ()),
         "bare",
         *(("node",) if recovering is not None else ()),
@@ -173,6 +186,9 @@ async def _level(
             elif which == "node":
                 assert recovering is not None
                 got[which] = await storm(b, recovering, "bench", clients, behind, recovery=True)
+            elif which == "recover":
+                room = await b.create_room()
+                got[which] = await storm(b, b.app, room, clients, behind, recovery=True)
             else:
                 room = await b.create_room()
                 got[which] = await storm(b, b.app, room, clients, behind, batch=which == "app")
@@ -180,6 +196,8 @@ async def _level(
         took.base.append(got["bare"]["seconds"])
         never.ours.append(got["app"]["never"])
         never.base.append(got["bare"]["never"])
+        recovered.ours.append(got["recover"]["seconds"])
+        recovered.base.append(got["bare"]["seconds"])
         if "node" in got:
             took_node.ours.append(got["app"]["seconds"])
             took_node.base.append(got["node"]["seconds"])
@@ -205,6 +223,8 @@ async def _level(
             f"P5 n={clients} #{r + 1}: app {got['app']['seconds']:.2f} s "
             f"({got['app']['never']} never)"
             + (f", single {got['single']['seconds']:.2f} s" if "single" in got else "")
+            + f", recovery {got['recover']['seconds']:.2f} s ({got['recover']['never']} never, "
+            f"{got['recover']['recovered']} recovered)"
             + f", bare {got['bare']['seconds']:.2f} s ({got['bare']['never']} never)"
             + (
                 f", Node.js recovery {got['node']['seconds']:.2f} s "

@@ -400,7 +400,7 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
             self.recent.record(target, event, payload, seq)
             if event == "room:deleted":
                 self.recent.forget(target)
-        if namespace not in self.rooms:
+        if not self.rooms:  # (a room namespace's sockets may be here without "/")
             return
         if isinstance(skip_sid, list):
             skip: set[str] = set(skip_sid)
@@ -431,6 +431,23 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
                 if packets is None:
                     packets = self.packets(namespace, event, args)
                 self.put(eio_sid, packets)
+        if (
+            namespace == "/"
+            and len(self.rooms) > ("/" in self.rooms)
+            and target.startswith("room:")
+        ):
+            # Sockets of seed 003's room namespace, "/rooms/{roomId}", get the
+            # room's events too (encoded for their namespace).
+            room_ns = "/rooms/" + target[5:]
+            ns_packets: list[Any] | None = None
+            for sid, eio_sid in self.get_participants(room_ns, target):
+                if sid not in skip:
+                    if holding and sid in holding:
+                        holding[sid].append((target, event, data))
+                        continue
+                    if ns_packets is None:
+                        ns_packets = self.packets(room_ns, event, args)
+                    self.put(eio_sid, ns_packets)
         if target.startswith("room:"):
             BROADCASTS.inc()
             await self.evict_after(event, payload, namespace, target)
@@ -490,8 +507,27 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
         self.registry.drop_floor(room, sid)
         return await super().leave_room(sid, namespace, room)
 
+    async def _evict_room_namespace(self, event: str, data: Any, room: str) -> None:
+        """The same evictions for the room's sockets on seed 003's ``/rooms/{roomId}``:
+        they stay connected and receive nothing more of the room."""
+        room_ns = "/rooms/" + room[5:]
+        members = self.rooms.get(room_ns, {}).get(room, {})
+        if not members:
+            return
+        if event == "participant:left":
+            user_id = left_user(data)
+            evicted = [s for s in self.registry.sids_of_user.get(user_id or "", ()) if s in members]
+        else:
+            evicted = list(members)
+        for sid in evicted:
+            await self.leave_room(sid, room_ns, room)
+            if event == "room:deleted":
+                self.registry.close_gate(room, sid)
+
     async def evict_after(self, event: str, data: Any, namespace: str, room: str) -> None:
         """Apply the membership consequence of a just-delivered event to local sockets."""
+        if len(self.rooms) > ("/" in self.rooms) and event in ("participant:left", "room:deleted"):
+            await self._evict_room_namespace(event, data, room)
         if event == "participant:left":
             user_id = left_user(data)
             members = self.rooms.get(namespace, {}).get(room, {})

@@ -100,6 +100,10 @@ async def _no_ack(_: Any) -> None:
 
 _send_ack: contextvars.ContextVar[AckNow] = contextvars.ContextVar("send_ack", default=_no_ack)
 """Set per client event by ``_Server``: the raw ack sender (the handler's result as is)."""
+_ns: contextvars.ContextVar[str] = contextvars.ContextVar("namespace", default="/")
+"""The namespace a subscribe or recovery runs in: ``/``, or a room's ``/rooms/{roomId}``."""
+ROOM_NAMESPACE = "/rooms/"
+"""Seed 003's room namespace: connecting to ``/rooms/{roomId}`` subscribes to the room."""
 _ack_now: contextvars.ContextVar[AckNow] = contextvars.ContextVar("ack_now", default=_no_ack)
 """Set per client event by ``Gateway._route``: the ack sender, the route's ack shape applied."""
 
@@ -246,7 +250,7 @@ class _Server(socketio.AsyncServer):  # type: ignore[misc]
         if not (
             namespace in self.handlers
             or namespace in self.namespace_handlers
-            or self.namespaces == "*"
+            or namespace.startswith(ROOM_NAMESPACE)
             or namespace in self.namespaces
         ):
             await self._connect_error(
@@ -416,6 +420,9 @@ class Gateway:
             # Their own lines go through ours: JSON, no traceback, rate-limited.
             logger=library_logger("roomcast.socketio"),
             engineio_logger=library_logger("roomcast.engineio"),
+            # Any namespace reaches `_Server._handle_connect`, which lets only
+            # "/" and seed 003's "/rooms/{roomId}" through.
+            namespaces="*",
         )
         self.sio.pids = {}
         self.sio.limits = ClientLimits(
@@ -450,6 +457,9 @@ class Gateway:
         self._route("typing:start", self.live.typing_start)
         self._route("typing:stop", self.live.typing_stop)
         self.sio.on("*", self._unknown)
+        self.sio.on("connect", self._room_connect, namespace="*")
+        self.sio.on("disconnect", self._room_disconnect, namespace="*")
+        self.sio.on("*", self._room_unknown, namespace="*")
 
     # ---------------------------------------------------------------- plumbing
 
@@ -513,6 +523,88 @@ class Gateway:
                 task.add_done_callback(self._tasks.discard)
         log.info("socket_connected", sid=sid, user_id=claims.user.id)
 
+    # ------------------------------------------------------------ /rooms/{roomId}
+
+    async def _room_connect(self, namespace: str, sid: str, environ: Any, auth: Any = None) -> None:
+        """Seed 003's room namespace: connecting subscribes the socket to the room
+        (the same checks, replay and recovery as ``room:subscribe`` on ``/``); a
+        refusal is a ``connect_error`` with the code in ``err.data.code``."""
+        room_id = namespace[len(ROOM_NAMESPACE) :]
+        token = auth.get("token") if isinstance(auth, dict) else None
+        try:
+            if not room_id or ":" in room_id or "/" in room_id or len(room_id) > 64:
+                raise RoomNotFound(f"no room {room_id[:64]!r}", {"roomId": room_id[:64]})
+            if not isinstance(token, str) or not token:
+                raise AuthenticationFailed("Authentication failed: auth.token is required")
+            claims = self._svc().verifier.verify(token)
+            await self._svc().rooms.readable(room_id, claims.user.id, "room:subscribe")
+            last_seq = auth.get("lastSeq") if isinstance(auth, dict) else None
+            request = msgspec.convert({"roomId": room_id, "lastSeq": last_seq}, SubscribeRequest)
+        except msgspec.ValidationError as exc:
+            raise _refused(InvalidPayload(f"invalid auth: {exc}")) from None
+        except Rejected as exc:
+            raise _refused(exc) from None
+        self.registry.add(sid, claims.user)
+        lock = self._subscribing.setdefault(sid, asyncio.Lock())
+        await lock.acquire()
+        session = None
+        if self.recovery and self._svc().recovery is not None:
+            session = await self._recoverable(auth, claims.user.id)
+            if session is not None and set(session.rooms) != {room_id}:
+                session = None
+            self._session_rooms[sid] = {}
+            self.sio.pids[sid] = session.pid if session is not None else recovery.new_pid()
+        offset = recovery.parse_offset(auth.get("offset")) if session is not None else None
+        # A task, so that its packets follow the CONNECT reply; it runs in the
+        # room's namespace (a context of its own: "/" shares the connection).
+        context = contextvars.copy_context()
+        context.run(_ns.set, namespace)
+        task = asyncio.create_task(
+            self._room_subscribe(sid, claims.user, request, session, offset, lock),
+            context=context,
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _room_subscribe(
+        self,
+        sid: str,
+        user: UserRef,
+        request: SubscribeRequest,
+        session: StoredSession | None,
+        offset: recovery.Offset | None,
+        lock: asyncio.Lock,
+    ) -> None:
+        try:
+            if session is not None:
+                await self._restore(sid, user, session, offset)
+            else:
+                await self._subscribe_locked(sid, user, request, _no_ack)
+        except Rejected as exc:
+            await self._subscribe_failed(sid, request.room_id, exc)
+        except Exception:
+            log.exception("room_namespace_subscribe_failed", sid=sid)
+        finally:
+            lock.release()
+
+    async def _room_disconnect(self, namespace: str, sid: str, reason: Any = None) -> None:
+        self._subscribing.pop(sid, None)
+        self._session_rooms.pop(sid, None)
+        self.sio.pids.pop(sid, None)
+        if self.sio.limits is not None:
+            self.sio.limits.forget(sid)
+        self.registry.remove(sid)
+
+    async def _room_unknown(self, event: str, namespace: str, sid: str, *args: Any) -> Any:
+        exc = InvalidPayload(
+            f"unknown event {event!r} on {namespace!r}: a room namespace only delivers "
+            "the room's events (send commands on '/')",
+            {"event": event},
+        )
+        if not _ack_requested.get():
+            await self.sio.emit("error", as_error_event(exc), to=sid, namespace=namespace)
+        return as_ack(exc)
+
     async def _recoverable(self, auth: Any, user_id: str) -> StoredSession | None:
         pid = auth.get("pid") if isinstance(auth, dict) else None
         log_ = self._svc().recovery
@@ -552,15 +644,15 @@ class Gateway:
         if not room_ids:
             return
         for room_id in room_ids:  # everything held from here, all rooms together
-            self.delivery.open_gate(room_name(room_id), sid)
-            await self.sio.enter_room(sid, room_name(room_id))
+            self.delivery.open_gate(room_name(room_id), sid, namespace=_ns.get())
+            await self.sio.enter_room(sid, room_name(room_id), namespace=_ns.get())
         base = offset.base if offset is not None else None
         try:
             positions = await svc.recovery.resolve(base, room_ids)
         except Exception as exc:
             for room_id in room_ids:
-                self.delivery.close_gate(room_name(room_id), sid, batch=False)
-                await self.sio.leave_room(sid, room_name(room_id))
+                self.delivery.close_gate(room_name(room_id), sid, namespace=_ns.get(), batch=False)
+                await self.sio.leave_room(sid, room_name(room_id), namespace=_ns.get())
                 await self._subscribe_failed(sid, room_id, exc)
             return
         plan: dict[str, tuple[int, int, Visibility]] = {}
@@ -583,15 +675,15 @@ class Gateway:
                 await svc.rooms.readable(room_id, user.id, "room:subscribe", head=position.head)
                 member = await svc.store.member_after(room_id, user.id, after)
             except Exception as exc:
-                self.delivery.close_gate(room_name(room_id), sid, batch=False)
-                await self.sio.leave_room(sid, room_name(room_id))
+                self.delivery.close_gate(room_name(room_id), sid, namespace=_ns.get(), batch=False)
+                await self.sio.leave_room(sid, room_name(room_id), namespace=_ns.get())
                 await self._subscribe_failed(sid, room_id, exc)
                 continue
             plan[room_id] = (after, position.head, Visibility(user.id, member=member))
         sent: dict[str, Outlet] = {}
         for room_id, (after, head, visibility) in plan.items():
             out = sent[room_id] = Outlet(
-                self.delivery, sid, batch=False, offsets=(base_text, room_id)
+                self.delivery, sid, namespace=_ns.get(), batch=False, offsets=(base_text, room_id)
             )
             if after < head:
                 REPLAYS.labels("recovery").inc()
@@ -609,24 +701,29 @@ class Gateway:
                         ],
                         replayed=True,
                     )
-        live = Outlet(self.delivery, sid, batch=False)
+        live = Outlet(self.delivery, sid, namespace=_ns.get(), batch=False)
         own = {r: (head, visibility) for r, (_, head, visibility) in plan.items()}
         while held := self.registry.take(sid):
             self._release(held, own, live)
         for room_id, (_, head, _) in plan.items():
             self.delivery.close_gate(
-                room_name(room_id), sid, batch=False, floor=max(head, sent[room_id].last_seq)
+                room_name(room_id),
+                sid,
+                namespace=_ns.get(),
+                batch=False,
+                floor=max(head, sent[room_id].last_seq),
             )
         kept: dict[str, int] = {}
         for room_id, (_, head, visibility) in plan.items():
             if not visibility.member:  # removed meanwhile
-                await self.sio.leave_room(sid, room_name(room_id))
+                await self.sio.leave_room(sid, room_name(room_id), namespace=_ns.get())
                 continue
             kept[room_id] = session.rooms[room_id]
             await self.sio.emit(
                 "room:subscribed",
                 {"roomId": room_id, "headSeq": head, "replayed": sent[room_id].count},
                 to=sid,
+                namespace=_ns.get(),
             )
             await self.live.subscribed(room_id, sid, user)
         if sid in self._session_rooms:
@@ -685,6 +782,7 @@ class Gateway:
 
     async def _subscribe(self, sid: str, user: UserRef, args: tuple[Any, ...]) -> Any:
         request = parse(SubscribeRequest, args)
+        _ns.set("/")
         # One subscribe at a time per socket: a second one (same room or not)
         # waits for the first, so two gates never hold the same live events and
         # a replay's offsets never interleave with another's (recovery.py).
@@ -698,7 +796,7 @@ class Gateway:
         room = room_name(request.room_id)
         store = self._svc().store
         # Already subscribed: a refused or failed re-subscribe keeps that subscription.
-        was_in = self.sio.in_room(sid, room)
+        was_in = self.sio.in_room(sid, room, _ns.get())
         was_batch = self.registry.is_batch(room, sid)
         if was_in and request.last_seq is None:
             # Nothing to replay (a client resubscribing on `connect` after a
@@ -708,20 +806,21 @@ class Gateway:
                 request.room_id, user.id, "room:subscribe", head=head
             )
             if request.batch != was_batch:
-                self.delivery.close_gate(room, sid, batch=request.batch)
+                self.delivery.close_gate(room, sid, namespace=_ns.get(), batch=request.batch)
             await ack_now(self._subscribe_ack(request.room_id, state.info, head, head, 0))
             await self.sio.emit(
                 "room:subscribed",
                 {"roomId": request.room_id, "headSeq": head, "replayed": 0},
                 to=sid,
+                namespace=_ns.get(),
             )
             return {"roomId": request.room_id}
-        self.delivery.open_gate(room, sid)
+        self.delivery.open_gate(room, sid, namespace=_ns.get())
         # The socket's live position now: its replay's offsets say "live up to here".
         base = self.delivery.position or ""
         try:
             if not was_in:
-                await self.sio.enter_room(sid, room)
+                await self.sio.enter_room(sid, room, namespace=_ns.get())
             # Read the head after joining: everything after it reaches the gate.
             # Nothing reaches this socket until the permission check below passes.
             head, member = await store.head_and_member(request.room_id, user.id, request.last_seq)
@@ -747,7 +846,7 @@ class Gateway:
         except BaseException:
             self._abandon(room, sid, was_in=was_in, was_batch=was_batch)
             if not was_in:
-                await self.sio.leave_room(sid, room)
+                await self.sio.leave_room(sid, room, namespace=_ns.get())
             raise
         # Online in the room from here (a `typing:start` right after the ack is
         # accepted); the notice reaches this socket after its replay.
@@ -758,6 +857,7 @@ class Gateway:
         out = Outlet(
             self.delivery,
             sid,
+            namespace=_ns.get(),
             batch=request.batch,
             offsets=(base, request.room_id) if self.recovery else None,
         )
@@ -780,7 +880,7 @@ class Gateway:
             # socket's other rooms' as they came, in order); the gate stays open
             # until a take() finds nothing, with no await in between, so no
             # broadcast slips past.
-            live = Outlet(self.delivery, sid, batch=False)
+            live = Outlet(self.delivery, sid, namespace=_ns.get(), batch=False)
             own = {request.room_id: (head, visibility)}
             while held := self.registry.take(sid):
                 self._release(held, own, live, {request.room_id: out})
@@ -789,20 +889,22 @@ class Gateway:
             # The client hears it as an `error` event naming the subscribe.
             self._abandon(room, sid, was_in=was_in, was_batch=was_batch)
             if not was_in:
-                await self.sio.leave_room(sid, room)
+                await self.sio.leave_room(sid, room, namespace=_ns.get())
             await self._subscribe_failed(sid, request.room_id, exc)
             return {"roomId": None}
         except BaseException:
             self._abandon(room, sid, was_in=was_in, was_batch=was_batch)
             raise
-        self.delivery.close_gate(room, sid, batch=request.batch, floor=max(head, out.last_seq))
+        self.delivery.close_gate(
+            room, sid, namespace=_ns.get(), batch=request.batch, floor=max(head, out.last_seq)
+        )
         self.delivery.positions.subscribed(
             room,
             max(head, out.last_seq),
             alone=len(self.sio.manager.rooms.get("/", {}).get(room, ())) == 1,
         )
         if not visibility.member:  # removed while we were replaying
-            await self.sio.leave_room(sid, room)
+            await self.sio.leave_room(sid, room, namespace=_ns.get())
             await self._subscribe_failed(
                 sid,
                 request.room_id,
@@ -824,6 +926,7 @@ class Gateway:
             "room:subscribed",
             {"roomId": request.room_id, "headSeq": head, "replayed": count},
             to=sid,
+            namespace=_ns.get(),
         )
         return {"roomId": request.room_id}
 
@@ -842,26 +945,30 @@ class Gateway:
         held = self.registry.take(sid)
         if not was_in:  # this room's held events are not owed: it was not subscribed
             held = [h for h in held if h[0] != room]
-        own_outlet = Outlet(self.delivery, sid, batch=was_batch)
-        live = Outlet(self.delivery, sid, batch=False)
+        own_outlet = Outlet(self.delivery, sid, namespace=_ns.get(), batch=was_batch)
+        live = Outlet(self.delivery, sid, namespace=_ns.get(), batch=False)
         for target, event, data in held:
             (own_outlet if target == room else live).send([(event, data)])
-        self.delivery.close_gate(room, sid, batch=was_batch if was_in else False)
+        self.delivery.close_gate(
+            room, sid, namespace=_ns.get(), batch=was_batch if was_in else False
+        )
 
     async def _subscribe_failed(self, sid: str, room_id: str, exc: BaseException) -> None:
         payload = as_error_event(exc)
         payload["details"] = {**payload["details"], "action": "room:subscribe", "roomId": room_id}
-        await self.sio.emit("error", payload, to=sid)
+        await self.sio.emit("error", payload, to=sid, namespace=_ns.get())
 
     async def _unsubscribe(self, sid: str, user: UserRef, args: tuple[Any, ...]) -> Any:
         request = parse(UnsubscribeRequest, args)
         room = room_name(request.room_id)
         self.registry.close_gate(room, sid)
-        await self.sio.leave_room(sid, room)
+        await self.sio.leave_room(sid, room, namespace=_ns.get())
         rooms = self._session_rooms.get(sid)
         if rooms is not None and rooms.pop(request.room_id, None) is not None:
             await self._save_session(sid, user)
-        await self.sio.emit("room:unsubscribed", {"roomId": request.room_id}, to=sid)
+        await self.sio.emit(
+            "room:unsubscribed", {"roomId": request.room_id}, to=sid, namespace=_ns.get()
+        )
         return {"roomId": request.room_id}
 
     async def _replay(self, sid: str, user: UserRef, args: tuple[Any, ...]) -> Any:
