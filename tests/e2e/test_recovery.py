@@ -367,3 +367,69 @@ class SeedLines:
 
     async def until_text(self, text: str, within: float = 60) -> None:
         await self.until(lambda: any(text in t for t in self.text), within)
+
+
+# ---------------------------------------------------------------- socket.io-client
+
+
+async def test_the_official_client_recovers_three_rooms_after_a_transport_drop(
+    server: RunningServer, http: httpx.AsyncClient, node: str
+):
+    org = user_id()
+    room_ids = [await create_room(http, server, org) for _ in range(3)]
+    client = await asyncio.create_subprocess_exec(
+        node, str(JS_DIR / "recover.mjs"),
+        env={**os.environ, "URL": server.url, "TOKEN": server.token(org),
+             "ROOMS": ",".join(room_ids)},
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=str(JS_DIR),
+    )  # fmt: skip
+    lines = JsLines(client)
+    try:
+        await lines.until(lambda: len(lines.subscribed) == 3)
+        for room_id in room_ids:
+            await rename_many(http, server, org, room_id, 2)  # 2, 3
+        await lines.until(lambda: all(3 in lines.seqs[r] for r in room_ids))
+        assert client.stdin is not None
+        client.stdin.write(b"drop\n")
+        await client.stdin.drain()
+        for room_id in room_ids:  # while it reconnects, and after: 4..8
+            await rename_many(http, server, org, room_id, 5, concurrency=1)
+        await lines.until(lambda: all(8 in lines.seqs[r] for r in room_ids))
+        assert lines.connects == [False, True]  # socket.recovered after the drop
+        for room_id in room_ids:
+            seqs = lines.seqs[room_id]
+            assert sorted(seqs) == list(range(min(seqs), 9))  # once each, none missing
+            assert seqs == sorted(seqs)  # in order
+            assert min(seqs) <= 2
+    finally:
+        if client.returncode is None:
+            client.kill()
+            await client.wait()
+
+
+class JsLines:
+    """The JSON lines recover.mjs prints, read as they come."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.seqs: dict[str, list[int]] = {}
+        self.subscribed: list[str] = []
+        self.connects: list[bool] = []
+        self._changed = asyncio.Condition()
+        self._task = asyncio.create_task(self._read(process))
+
+    async def _read(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        async for raw in process.stdout:
+            item = json.loads(raw)
+            async with self._changed:
+                if "seq" in item:
+                    self.seqs.setdefault(item["room"], []).append(item["seq"])
+                elif "subscribed" in item:
+                    self.subscribed.append(item["subscribed"])
+                elif "connect" in item:
+                    self.connects.append(bool(item["recovered"]))
+                self._changed.notify_all()
+
+    async def until(self, condition: Any, within: float = 60) -> None:
+        async with asyncio.timeout(within), self._changed:
+            await self._changed.wait_for(condition)
