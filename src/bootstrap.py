@@ -28,6 +28,7 @@ from roomcast.gateway.server import Gateway, GatewayServices
 from roomcast.gateway.stats import connection_stats
 from roomcast.http.app import Services, create_app
 from roomcast.http.app_events import AppLimits
+from roomcast.http.sse import StreamLimits
 from roomcast.metrics import Metrics, NodeSample
 from roomcast.outbox.database import connect, migrate
 from roomcast.outbox.embedded import EmbeddedPostgres
@@ -337,6 +338,7 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
                 recovery=RecoveryLog(pool) if settings.recovery else None,
             )
             await stack.enter_async_context(watching_positions(gateway))
+            gateway.start()  # SSE streams hear other nodes' broadcasts before any socket
             if ready is not None:
                 ready()
             yield Services(
@@ -352,6 +354,12 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
                 stats=lambda: admin_stats(gateway, settings),
                 metrics=Metrics(lambda: node_sample(relay, gateway, store)),
                 revocations=revocations,
+                feed=gateway.feed,
+                stream_limits=StreamLimits(
+                    heartbeat=settings.sse_heartbeat_seconds,
+                    queue_events=settings.sse_queue_events,
+                    write_timeout=settings.sse_write_timeout_seconds,
+                ),
             )
 
     app = create_app(

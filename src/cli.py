@@ -175,6 +175,9 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         # A frame the Socket.IO server would refuse anyway is not buffered whole.
         "ws_max_size": settings.max_socket_frame_bytes,
         "ws_per_message_deflate": settings.ws_compression,
+        # An SSE stream never ends by itself: without a bound, shutdown would wait for
+        # its reader to go away.
+        "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
     }
 
 

@@ -97,6 +97,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Latest events kept in memory per room for replays (gateway/history.py); 0: none."""
     replay_cache_total: int = 100_000
     """Latest events kept in memory for replays, all rooms together (~0.5 KB each)."""
+    sse_heartbeat_seconds: float = 15.0
+    """An idle SSE stream gets a comment line this often (proxies close silent streams)."""
+    sse_queue_events: int = 1000
+    """Live events one SSE stream may have waiting for its reader; past it the stream is
+    cut off with a typed error (the reader resumes with Last-Event-ID)."""
+    sse_write_timeout_seconds: float = 30.0
+    """How long one write to an SSE reader may wait for it before the stream is closed."""
+    shutdown_grace_seconds: float = 10.0
+    """At shutdown, how long uvicorn waits for open requests (SSE streams) to end."""
     gc_threshold: int = 50_000
     """The garbage collector's first-generation threshold under ``serve`` and
     ``relay`` (roomcast/gctune.py); 0 keeps CPython's default (700)."""
@@ -146,6 +155,10 @@ ENVIRONMENT: Mapping[str, str] = {
     "ROOMCAST_MAX_SOCKET_ATTACHMENTS": "max_socket_attachments",
     "ROOMCAST_WS_COMPRESSION": "ws_compression",
     "ROOMCAST_GC_THRESHOLD": "gc_threshold",
+    "ROOMCAST_SSE_HEARTBEAT": "sse_heartbeat_seconds",
+    "ROOMCAST_SSE_QUEUE_EVENTS": "sse_queue_events",
+    "ROOMCAST_SSE_WRITE_TIMEOUT": "sse_write_timeout_seconds",
+    "ROOMCAST_SHUTDOWN_GRACE": "shutdown_grace_seconds",
     "ROOMCAST_REPLAY_CACHE_EVENTS": "replay_cache_events",
     "ROOMCAST_REPLAY_CACHE_TOTAL": "replay_cache_total",
 }
@@ -217,10 +230,17 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             raise ConfigError(f"{variable} must be 0 (off) or positive")
     if settings.gc_threshold < 0:
         raise ConfigError("ROOMCAST_GC_THRESHOLD must be 0 (CPython's default) or positive")
-    if settings.typing_timeout_seconds <= 0:
-        raise ConfigError("ROOMCAST_TYPING_TIMEOUT must be positive")
-    if settings.position_check_seconds <= 0:
-        raise ConfigError("ROOMCAST_POSITION_CHECK must be positive")
+    for variable, seconds in (
+        ("ROOMCAST_TYPING_TIMEOUT", settings.typing_timeout_seconds),
+        ("ROOMCAST_POSITION_CHECK", settings.position_check_seconds),
+        ("ROOMCAST_SSE_HEARTBEAT", settings.sse_heartbeat_seconds),
+        ("ROOMCAST_SSE_WRITE_TIMEOUT", settings.sse_write_timeout_seconds),
+        ("ROOMCAST_SHUTDOWN_GRACE", settings.shutdown_grace_seconds),
+    ):
+        if seconds <= 0:
+            raise ConfigError(f"{variable} must be positive")
+    if settings.sse_queue_events < 1:
+        raise ConfigError("ROOMCAST_SSE_QUEUE_EVENTS must be positive")
     if settings.max_socket_frame_bytes < settings.max_body_bytes:
         raise ConfigError(
             "ROOMCAST_MAX_SOCKET_FRAME_BYTES must be at least ROOMCAST_MAX_BODY_BYTES"

@@ -28,7 +28,6 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-import msgspec
 import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
@@ -38,12 +37,13 @@ from roomcast.gateway import jsoncodec
 from roomcast.gateway.history import RecentEvents
 from roomcast.gateway.positions import RoomPositions, Verdict
 from roomcast.metrics import BROADCASTS
+from roomcast.service.feed import LiveFeed
+from roomcast.service.visibility import left_user, seq_of
 
 __all__ = [
     "BATCH_EVENT",
     "LocalDelivery",
     "Registry",
-    "Visibility",
     "payload_of",
     "room_name",
     "seq_of",
@@ -62,81 +62,9 @@ def stream_of(room: str) -> str:
     return room.removeprefix("room:")
 
 
-class _Seq(msgspec.Struct):
-    seq: int = 0
-
-
-class _Left(msgspec.Struct, rename="camel"):
-    user_id: str = ""
-
-
-class _Joined(msgspec.Struct):
-    participant: _Left = msgspec.field(default_factory=_Left)
-
-
-_seq_decoder = msgspec.json.Decoder(_Seq)
-_left_decoder = msgspec.json.Decoder(_Left)
-_joined_decoder = msgspec.json.Decoder(_Joined)
-
-
 def payload_of(data: Any) -> Any:
     """A relayed broadcast's data is ``(payload, offset)`` (gateway/recovery.py): the payload."""
     return data[0] if isinstance(data, tuple) else data
-
-
-def seq_of(data: Any) -> int:
-    if isinstance(data, tuple):
-        data = data[0]
-    if isinstance(data, msgspec.Raw):
-        return _seq_decoder.decode(data).seq
-    if isinstance(data, dict):
-        return int(data.get("seq", 0))
-    return 0
-
-
-def left_user(data: Any) -> str | None:
-    if isinstance(data, msgspec.Raw):
-        return _left_decoder.decode(data).user_id or None
-    if isinstance(data, dict):
-        user = data.get("userId")
-        return user if isinstance(user, str) else None
-    return None
-
-
-def joined_user(data: Any) -> str | None:
-    if isinstance(data, msgspec.Raw):
-        return _joined_decoder.decode(data).participant.user_id or None
-    if isinstance(data, dict):
-        participant = data.get("participant")
-        user = participant.get("userId") if isinstance(participant, dict) else None
-        return user if isinstance(user, str) else None
-    return None
-
-
-class Visibility:
-    """Which events of a room's history a user may see while it is replayed to them.
-
-    A user who is a member now sees the log, except what happened between their
-    leaving (or removal) and their next joining: they get the ``participant:left``
-    that ended their membership, then nothing until their ``participant:joined``.
-    History before their first join is the room's record and stays visible. The
-    starting point comes from the log (``EventStore.member_after``), so the same
-    events are hidden whatever ``afterSeq`` a replay starts from.
-    """
-
-    def __init__(self, user_id: str, *, member: bool) -> None:
-        self.user_id = user_id
-        self.member = member
-        """Whether the user was a member at the point the replay starts from."""
-
-    def admit(self, event: str, data: Any) -> bool:
-        if event == "participant:joined" and joined_user(data) == self.user_id:
-            self.member = True
-            return True
-        if self.member and event == "participant:left" and left_user(data) == self.user_id:
-            self.member = False
-            return True
-        return self.member
 
 
 class Registry:
@@ -232,8 +160,17 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
     """Called with a room's name when events wait behind a hole (``roomwatch.PositionWatch``
     refills it from the log)."""
 
-    def bind(self, registry: Registry, recent: RecentEvents | None = None) -> None:
+    feed: LiveFeed
+
+    def bind(
+        self,
+        registry: Registry,
+        recent: RecentEvents | None = None,
+        feed: LiveFeed | None = None,
+    ) -> None:
         self.registry = registry
+        self.feed = LiveFeed() if feed is None else feed
+        """Listeners other than sockets (SSE streams), handed each room event first."""
         self.recent = RecentEvents(per_room=0, total=0) if recent is None else recent
         self.positions = RoomPositions()
         self._ticks: dict[tuple[str, str], list[Any]] = {}
@@ -400,6 +337,8 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
             self.recent.record(target, event, payload, seq)
             if event == "room:deleted":
                 self.recent.forget(target)
+            if self.feed:  # this node's SSE streams (service/feed.py), in the same order
+                self.feed.deliver(target, event, payload, seq)
         if not self.rooms:  # (a room namespace's sockets may be here without "/")
             return
         if isinstance(skip_sid, list):

@@ -37,7 +37,6 @@ from roomcast.domain.state import UserRef
 from roomcast.gateway import jsoncodec, recovery, replay
 from roomcast.gateway.delivery import (
     Registry,
-    Visibility,
     payload_of,
     room_name,
     seq_of,
@@ -78,9 +77,11 @@ from roomcast.outbox.codec import Envelope
 from roomcast.outbox.recovery_log import RecoveryLog, StoredSession
 from roomcast.outbox.relay import PUBLISHED_AT
 from roomcast.outbox.store import EventStore
+from roomcast.service.feed import LiveFeed
 from roomcast.service.notifications import NotificationService
 from roomcast.service.quiz import QuizService
 from roomcast.service.rooms import RoomService
+from roomcast.service.visibility import Visibility
 from roomcast.tokens import TokenVerifier
 
 __all__ = ["Gateway", "GatewayServices", "create_gateway"]
@@ -383,12 +384,14 @@ class Gateway:
     ) -> None:
         self.registry = Registry()
         self.recent = RecentEvents(per_room=recent_per_room, total=recent_total)
+        self.feed = LiveFeed()
+        """This node's room events for listeners other than sockets (the SSE streams)."""
         manager: WatchedLocal | WatchedRedis = (
             WatchedRedis(redis_url, channel="roomcast", json=jsoncodec)
             if redis_url
             else WatchedLocal()
         )
-        manager.bind(self.registry, self.recent)
+        manager.bind(self.registry, self.recent, self.feed)
         manager.offsets = recovery
         self.delivery = manager
         self.services: GatewayServices | None = None
@@ -1027,6 +1030,19 @@ class Gateway:
             "headSeq": await store.head(stream),
             "nextAfter": seq_of(page[-1].payload) if page else request.after_seq,
         }
+
+    def start(self) -> None:
+        """Start listening for broadcasts now, not at the first socket's connect.
+
+        python-socketio initialises its client manager (with Redis: the pub/sub
+        listener task) on the first Engine.IO connection. A node whose only
+        readers are SSE streams has no socket, so its streams would never hear
+        another node's broadcasts. Same flag and call as
+        ``AsyncServer._handle_eio_connect`` (tests/unit/test_internals.py).
+        """
+        if not self.sio.manager_initialized:
+            self.sio.manager_initialized = True
+            self.sio.manager.initialize()
 
     async def close(self) -> None:
         """Stop the Redis listener and close the Redis connections (nothing without Redis).

@@ -34,10 +34,13 @@ from roomcast.http.quiz import QuizController
 from roomcast.http.requests import BodyRequest
 from roomcast.http.revocation import revoke
 from roomcast.http.rooms import RoomController
+from roomcast.http.sse import ROUTES as STREAM_ROUTES
+from roomcast.http.sse import StreamLimits, StreamServices
 from roomcast.metrics import Metrics
 from roomcast.outbox.revocations import Revocations
 from roomcast.outbox.store import EventStore
 from roomcast.service.draws import RoomSeeds
+from roomcast.service.feed import LiveFeed
 from roomcast.service.notifications import NotificationService
 from roomcast.service.quiz import QuizService
 from roomcast.service.ratelimit import RateLimiter
@@ -68,6 +71,9 @@ class Services:
     """This node's Prometheus metrics; None: /metrics is 404."""
     revocations: Revocations | None = None
     """Revoked tokens; None: /api/auth/revoke is 404."""
+    feed: LiveFeed | None = None
+    """This node's live room events (the gateway's delivery); None: the SSE routes are 404."""
+    stream_limits: StreamLimits = StreamLimits()  # noqa: RUF009 - frozen, shared on purpose
 
 
 def _services(request: Request[Any, Any, Any]) -> Services:
@@ -123,10 +129,25 @@ def create_app(
         return _services(request).app_limits
 
     def authenticated(request: Request[Any, Any, Any], services: Services) -> Claims:
-        verified = claims_from(request, services.verifier)
+        return counted(claims_from(request, services.verifier))
+
+    def counted(verified: Claims) -> Claims:
         if limiter is not None:
             limiter.hit(verified.user.id)
         return verified
+
+    def stream_services(request: Request[Any, Any, Any]) -> StreamServices:
+        services = _services(request)
+        if services.feed is None:
+            raise NotFound("live streams are not enabled on this app")
+        verifier = services.verifier
+        return StreamServices(
+            store=services.store,
+            rooms=services.rooms,
+            feed=services.feed,
+            limits=services.stream_limits,
+            authenticate=lambda token: counted(verifier.verify(token)),
+        )
 
     async def claims(request: Request[Any, Any, Any]) -> Claims:
         return authenticated(request, _services(request))
@@ -178,6 +199,7 @@ def create_app(
             metrics,
             admin_stats,
             revoke,
+            *STREAM_ROUTES,
         ],
         dependencies={
             "store": Provide(store),
@@ -197,7 +219,7 @@ def create_app(
         },
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
-        state=State({"command_context": command_context}),
+        state=State({"command_context": command_context, "stream_services": stream_services}),
         request_max_body_size=max_body_bytes,
         request_class=BodyRequest,
         cors_config=CORSConfig(allow_origins=list(cors_origins)) if cors_origins else None,
