@@ -17,6 +17,7 @@ from roomcast.http.commands import CommandContext, take
 from roomcast.http.deps import AnyRequest, Caller, PathId, Service, Store
 from roomcast.http.responses import SuccessResponse, ok
 from roomcast.outbox.codec import Envelope
+from roomcast.service.visibility import Visibility, visible
 
 __all__ = ["RoomController"]
 
@@ -129,6 +130,9 @@ class RoomController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
     ) -> SuccessResponse:
         _, version = await service.readable(room_id, caller.id, "room:read")
-        events = await store.read(room_id, after, limit)
-        next_after = after + len(events)
-        return ok(LogPage(events=events, head_seq=version, next_after=next_after))
+        page = await store.read(room_id, after, limit)
+        # The one read policy (docs/guarantees.md): what the caller may see of the page.
+        policy = await Visibility.starting(store, room_id, caller.id, after)
+        return ok(
+            LogPage(events=visible(policy, page), head_seq=version, next_after=after + len(page))
+        )
