@@ -161,7 +161,7 @@ def presence_ack(online: Any) -> PresenceAck:
 
 
 def visible_count(member: bool, after: int, head: int, changes: list[tuple[int, str]]) -> int:
-    """How many of ``after < seq <= head`` a replay shows: ``gateway.delivery.Visibility``'s
+    """How many of ``after < seq <= head`` a replay shows: ``service.visibility.Visibility``'s
     rule, counted from the user's own ``participant:joined``/``left`` events in that range
     (``changes``, in seq order) and whether they were a member at ``after``."""
     count = 0
