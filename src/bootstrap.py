@@ -24,6 +24,7 @@ import structlog
 
 from roomcast.config import Settings, resolve_jwt_secret
 from roomcast.domain.errors import ServiceUnavailable
+from roomcast.gateway.redis_presence import RedisPresence
 from roomcast.gateway.server import Gateway, GatewayServices
 from roomcast.gateway.stats import connection_stats
 from roomcast.http.app import Services, create_app
@@ -275,8 +276,25 @@ async def node_sample(relay: Relay | None, gateway: Gateway, store: EventStore) 
     )
 
 
+@contextlib.asynccontextmanager
+async def beating(presence: RedisPresence) -> AsyncIterator[None]:
+    """The shared presence's heartbeat (gateway/redis_presence.py) while the node serves."""
+    task = asyncio.create_task(presence.run(), name="presence-heartbeat")
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await presence.close()
+
+
 def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) -> Any:
     """The ASGI app. ``ready`` is called once its services are open (tests await it)."""
+    presence = (
+        RedisPresence(settings.redis_url, node_id(settings), ttl=settings.presence_ttl_seconds)
+        if settings.redis_url
+        else None
+    )
     gateway = Gateway(
         cors_origins=settings.cors_origins,
         ping_interval=settings.ping_interval_seconds,
@@ -291,6 +309,7 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
         recent_per_room=settings.replay_cache_events,
         recent_total=settings.replay_cache_total,
         position_check_seconds=settings.position_check_seconds,
+        presence=presence,
         recovery=settings.recovery,
     )
 
@@ -299,6 +318,8 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
         async with contextlib.AsyncExitStack() as stack:
             dsn = await stack.enter_async_context(database(settings))
             stack.push_async_callback(gateway.close)  # last: after the relay has stopped
+            if presence is not None:
+                await stack.enter_async_context(beating(presence))
             pool = await connect(dsn, max_size=settings.db_pool_size)
             stack.push_async_callback(pool.close)
             await migrate(pool)

@@ -286,8 +286,7 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
             await self._deliver(event, data, args, namespace, target, 0, skip_sid)
             return
         positions = self.positions
-        listened = bool(self.rooms.get(namespace, {}).get(target))
-        verdict = positions.arrive(target, seq, event, data, listened=listened)
+        verdict = positions.arrive(target, seq, event, data, listened=self.listened(target))
         if verdict is Verdict.DROP:
             return
         if verdict is Verdict.HOLD:
@@ -303,6 +302,14 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
             gap = positions.release(target)
         if gap:
             self.hole(target)
+
+    def listened(self, room: str) -> bool:
+        """Whether a socket of this node is in ``room``, on "/" or on seed 003's
+        ``/rooms/{roomId}`` namespace."""
+        rooms = self.rooms
+        return bool(rooms.get("/", {}).get(room)) or bool(
+            rooms.get("/rooms/" + stream_of(room), {}).get(room)
+        )
 
     def hole(self, room: str) -> None:
         """Events for ``room`` wait behind a hole: have it refilled from the log."""

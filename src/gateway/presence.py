@@ -5,10 +5,9 @@ sockets themselves (a restarted node starts empty and its clients resubscribe).
 A user is online in a room while at least one of their sockets is subscribed to
 it; several tabs count once.
 
-The handlers (``gateway/live.py``) only talk to the ``PresenceStore`` protocol,
-so a Redis-backed store (shared by every node) can replace ``MemoryPresence``
-without touching them. Today's store is per process: see docs/protocol.md
-(Presence, several nodes) for what that means with several nodes.
+The handlers (``gateway/live.py``) only talk to the ``PresenceStore`` protocol:
+``MemoryPresence`` without Redis, ``redis_presence.RedisPresence`` (shared by
+every node) with it.
 """
 
 from __future__ import annotations
@@ -118,6 +117,10 @@ class MemoryPresence:
 
     async def is_in(self, room_id: str, sid: str) -> bool:
         return room_id in self._sockets.get(sid, {})
+
+    def rooms_of(self, sid: str) -> list[str]:
+        """The rooms ``sid`` is in, as far as presence knows."""
+        return list(self._sockets.get(sid, {}))
 
     async def online(self, room_id: str) -> list[OnlineUser]:
         users = sorted(self._rooms.get(room_id, {}).values(), key=lambda h: (h.since, h.user.id))

@@ -114,10 +114,9 @@ class PositionWatch:
         """One position check for every room with a socket on this node."""
         delivery = self._delivery
         positions = delivery.positions
-        listened = delivery.rooms.get("/", {})
         rooms = []
         for room in list(positions.delivered):
-            if listened.get(room):
+            if delivery.listened(room):
                 rooms.append(room)
             else:
                 positions.forget(room)

@@ -54,7 +54,7 @@ from roomcast.gateway.history import RecentEvents
 from roomcast.gateway.limits import ClientLimits, attachment_count, event_header
 from roomcast.gateway.live import LiveRooms
 from roomcast.gateway.outlet import Outlet
-from roomcast.gateway.presence import MemoryPresence
+from roomcast.gateway.presence import MemoryPresence, PresenceStore
 from roomcast.gateway.protocol import (
     AnswerRequest,
     MarkReadRequest,
@@ -381,6 +381,7 @@ class Gateway:
         recent_total: int = 100_000,
         position_check_seconds: float = 0.5,
         recovery: bool = True,
+        presence: PresenceStore | None = None,
     ) -> None:
         self.registry = Registry()
         self.recent = RecentEvents(per_room=recent_per_room, total=recent_total)
@@ -441,7 +442,7 @@ class Gateway:
         self.live = LiveRooms(
             self.sio,
             self.registry,
-            presence=MemoryPresence(),
+            presence=MemoryPresence() if presence is None else presence,
             typing_timeout=typing_timeout,
             readable=lambda room_id, user_id, action: self._svc().rooms.readable(
                 room_id, user_id, action

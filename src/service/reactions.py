@@ -155,7 +155,7 @@ class Reactor:
                 "reaction_dead_lettered",
                 global_id=job.global_id,
                 stream_id=job.stream_id,
-                event=job.event,
+                event_type=job.event,
                 attempts=attempts,
                 error=error,
             )
@@ -165,7 +165,7 @@ class Reactor:
         log.warning(
             "reaction_failed",
             global_id=job.global_id,
-            event=job.event,
+            event_type=job.event,
             attempts=attempts,
             retry_in=delay,
             error=error,
