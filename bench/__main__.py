@@ -49,7 +49,27 @@ def _parser() -> argparse.ArgumentParser:
         "--log-level", default="info", help="the app's ROOMCAST_LOG_LEVEL (default info)"
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed, too")
+    parser.add_argument(
+        "--chaos",
+        type=float,
+        nargs="?",
+        const=10.0,
+        metavar="SCALE",
+        help="run the fault suite (tests/faults) with every scenario SCALE times longer "
+        "(default 10) instead of the benchmarks; prints each scenario's history figures",
+    )
     return parser
+
+
+def _chaos(scale: float) -> int:
+    """The fault suite's long variants: the same tests, ``ROOMCAST_FAULT_SCALE`` longer."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "ROOMCAST_FAULT_SCALE": str(scale)}
+    command = [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
+               str(ROOT / "tests" / "faults")]  # fmt: skip
+    return subprocess.run(command, cwd=ROOT, env=env, check=False).returncode
 
 
 def _raise_nofile() -> int:
@@ -185,6 +205,8 @@ async def _run(args: argparse.Namespace, plan: Plan, chosen: list[str]) -> dict[
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.chaos is not None:
+        return _chaos(args.chaos)
     plan = (QUICK if args.quick else FULL).with_repeats(args.repeats)
     chosen = [s.strip().upper() for s in args.only.split(",") if s.strip()] or list(SCENARIOS)
     unknown = [s for s in chosen if s not in SCENARIOS]

@@ -68,7 +68,7 @@ class Report:
 class History:
     def __init__(self) -> None:
         self.clients: list[Client] = []
-        self._changed = asyncio.Condition()
+        self._changed = asyncio.Event()
 
     def client(self, name: str, user_id: str) -> Client:
         client = Client(name, user_id)
@@ -87,29 +87,34 @@ class History:
                 if event.startswith("notification:")
                 else str(payload.get("roomId"))
             )
-            async with self._changed:
-                client.seqs.setdefault(stream, []).append(seq)
-                self._changed.notify_all()
+            self.record(client, stream, seq)
 
         return record
 
     def record(self, client: Client, stream: str, seq: int) -> None:
         """Record a delivery by hand (a raw client that sees frames, not handler calls)."""
         client.seqs.setdefault(stream, []).append(seq)
+        self._changed.set()
 
     async def wait_for(self, heads: dict[str, int], within: float = 60) -> None:
         """Until every client that follows a stream has delivered up to its ``heads`` seq."""
 
-        def done() -> bool:
-            return all(
-                max(c.seqs.get(stream, [c.start.get(stream, 0)]), default=0) >= head
+        def behind() -> list[str]:
+            return [
+                f"{c.name} {stream} at {max(c.seqs.get(stream, [c.start[stream]]))} of {head}"
                 for c in self.clients
                 for stream, head in heads.items()
-                if stream in c.start
-            )
+                if stream in c.start and max(c.seqs.get(stream, [c.start[stream]])) < head
+            ]
 
-        async with asyncio.timeout(within), self._changed:
-            await self._changed.wait_for(done)
+        try:
+            async with asyncio.timeout(within):
+                while behind():
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            late = behind()
+            raise AssertionError(f"{len(late)} followers behind: {late[:10]}") from None
 
     async def check(self, conn: asyncpg.Connection) -> Report:
         streams = sorted({s for c in self.clients for s in c.start})
