@@ -22,22 +22,27 @@ import msgspec
 import socketio
 import structlog
 
-from roomcast.config import Settings, resolve_jwt_secret
+from roomcast.config import Environment, Settings, issuer_enabled, resolve_jwt_secret
 from roomcast.domain.errors import ServiceUnavailable
 from roomcast.gateway.server import Gateway, GatewayServices
 from roomcast.gateway.stats import connection_stats
 from roomcast.http.app import Services, create_app
 from roomcast.http.app_events import AppLimits
 from roomcast.metrics import Metrics, NodeSample
+from roomcast.origins import OriginPolicy
 from roomcast.outbox.database import connect, migrate
+from roomcast.outbox.directory import RoomDirectoryStore
 from roomcast.outbox.embedded import EmbeddedPostgres
 from roomcast.outbox.housekeeping import housekeeping
 from roomcast.outbox.notify import CommitSignal
 from roomcast.outbox.reaction_queue import ReactionQueue
 from roomcast.outbox.recovery_log import RecoveryLog
+from roomcast.outbox.refresh_tokens import RefreshTokens
 from roomcast.outbox.relay import PUBLISHED_AT, Publish, Relay
 from roomcast.outbox.revocations import Revocations
 from roomcast.outbox.store import EventStore
+from roomcast.service.auth import TokenIssuer
+from roomcast.service.directory import RoomDirectory
 from roomcast.service.draws import RoomSeeds
 from roomcast.service.notifications import NotificationService
 from roomcast.service.quiz import QuizService, deadline_sweeper
@@ -54,10 +59,12 @@ __all__ = [
     "kept_revocations",
     "node_id",
     "node_sample",
+    "origin_policy",
     "reacting_relay",
     "reactor",
     "redis_publisher",
     "running_relay",
+    "token_issuer",
     "verifier",
     "watching_positions",
 ]
@@ -80,6 +87,38 @@ async def database(settings: Settings) -> AsyncIterator[str]:
     finally:
         await asyncio.to_thread(server.stop)
         log.info("embedded_postgres_stopped")
+
+
+def origin_policy(settings: Settings) -> OriginPolicy:
+    """``ROOMCAST_CORS_ORIGINS``, plus local dev servers' origins outside production."""
+    return OriginPolicy.of(
+        settings.cors_origins, development=settings.env is not Environment.PRODUCTION
+    )
+
+
+def token_issuer(
+    settings: Settings, pool: asyncpg.Pool, revocations: Revocations, sources: Sources
+) -> TokenIssuer | None:
+    """The built-in issuer, if it is on and there is a secret to sign with."""
+    secret = resolve_jwt_secret(settings)
+    # With a public key only RS256 verifies, and the issuer signs HS256.
+    if not issuer_enabled(settings) or secret is None or settings.jwt_public_key:
+        return None
+
+    async def revoke(jti: str, expires_at: Any, revoked_by: str) -> None:
+        await revocations.revoke(jti, expires_at=expires_at, revoked_by=revoked_by)
+
+    return TokenIssuer(
+        RefreshTokens(pool),
+        secret=secret,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        access_ttl_seconds=settings.access_token_ttl_seconds,
+        refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
+        revoke=revoke,
+        now=sources.now,
+        passcode=settings.signin_passcode,
+    )
 
 
 def verifier(settings: Settings, revoked: Callable[[str], bool] | None = None) -> TokenVerifier:
@@ -276,8 +315,9 @@ async def node_sample(relay: Relay | None, gateway: Gateway, store: EventStore) 
 
 def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) -> Any:
     """The ASGI app. ``ready`` is called once its services are open (tests await it)."""
+    origins = origin_policy(settings)
     gateway = Gateway(
-        cors_origins=settings.cors_origins,
+        cors_origins=origins.socketio(),
         ping_interval=settings.ping_interval_seconds,
         ping_timeout=settings.ping_timeout_seconds,
         redis_url=settings.redis_url,
@@ -352,12 +392,15 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
                 stats=lambda: admin_stats(gateway, settings),
                 metrics=Metrics(lambda: node_sample(relay, gateway, store)),
                 revocations=revocations,
+                directory=RoomDirectory(RoomDirectoryStore(pool)),
+                issuer=token_issuer(settings, pool, revocations, sources),
             )
 
     app = create_app(
         open_services=services,
         max_body_bytes=settings.max_body_bytes,
         cors_origins=settings.cors_origins,
+        cors_origin_regex=origins.regex,
         requests_per_minute=settings.rest_rate_limit,
     )
     return socketio.ASGIApp(gateway.sio, other_asgi_app=app, socketio_path="socket.io")

@@ -20,6 +20,7 @@ __all__ = [
     "ConfigError",
     "Environment",
     "Settings",
+    "issuer_enabled",
     "load_settings",
     "resolve_jwt_secret",
 ]
@@ -46,6 +47,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     jwt_issuer: str = "roomcast"
     jwt_audience: str = "roomcast"
     token_ttl_seconds: int = 12 * 3600
+    token_issuer: bool | None = None
+    """The built-in issuer (``POST /api/auth/token``, ``/api/auth/refresh``). None: on in
+    development, off in production (there it also needs ``signin_passcode``)."""
+    signin_passcode: str | None = None
+    """When set, ``POST /api/auth/token`` needs ``passcode`` equal to it."""
+    access_token_ttl_seconds: int = 900
+    """Lifetime of access tokens from the built-in issuer."""
+    refresh_token_ttl_seconds: int = 30 * 86400
+    """Lifetime of each refresh token (every refresh makes a new one)."""
     log_level: str = "info"
     log_format: str = "auto"
     max_body_bytes: int = 64 * 1024
@@ -118,6 +128,10 @@ ENVIRONMENT: Mapping[str, str] = {
     "ROOMCAST_JWT_ISSUER": "jwt_issuer",
     "ROOMCAST_JWT_AUDIENCE": "jwt_audience",
     "ROOMCAST_TOKEN_TTL": "token_ttl_seconds",
+    "ROOMCAST_TOKEN_ISSUER": "token_issuer",
+    "ROOMCAST_SIGNIN_PASSCODE": "signin_passcode",
+    "ROOMCAST_ACCESS_TOKEN_TTL": "access_token_ttl_seconds",
+    "ROOMCAST_REFRESH_TOKEN_TTL": "refresh_token_ttl_seconds",
     "ROOMCAST_LOG_LEVEL": "log_level",
     "ROOMCAST_LOG_FORMAT": "log_format",
     "ROOMCAST_MAX_BODY_BYTES": "max_body_bytes",
@@ -184,6 +198,19 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             raise ConfigError(
                 "ROOMCAST_ENV=production needs ROOMCAST_JWT_SECRET or ROOMCAST_JWT_PUBLIC_KEY"
             )
+        if settings.token_issuer and not settings.signin_passcode:
+            raise ConfigError(
+                "ROOMCAST_TOKEN_ISSUER=true in production needs ROOMCAST_SIGNIN_PASSCODE"
+            )
+        if settings.token_issuer and not settings.jwt_secret:
+            raise ConfigError(
+                "ROOMCAST_TOKEN_ISSUER=true in production needs ROOMCAST_JWT_SECRET to sign with"
+            )
+    if settings.token_issuer and settings.jwt_public_key:
+        raise ConfigError(
+            "ROOMCAST_TOKEN_ISSUER=true cannot be combined with ROOMCAST_JWT_PUBLIC_KEY:"
+            " only RS256 tokens are accepted then, and the issuer signs HS256"
+        )
     positive = {
         "ROOMCAST_PORT": settings.port,
         "ROOMCAST_DB_POOL_SIZE": settings.db_pool_size,
@@ -201,6 +228,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         "ROOMCAST_MAX_REQUEST_HEAD_BYTES": settings.max_request_head_bytes,
         "ROOMCAST_MAX_SOCKET_ATTACHMENTS": settings.max_socket_attachments,
         "ROOMCAST_REACTION_ATTEMPTS": settings.reaction_attempts,
+        "ROOMCAST_ACCESS_TOKEN_TTL": settings.access_token_ttl_seconds,
+        "ROOMCAST_REFRESH_TOKEN_TTL": settings.refresh_token_ttl_seconds,
     }
     for variable, number in positive.items():
         if number < 1:
@@ -226,6 +255,14 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             "ROOMCAST_MAX_SOCKET_FRAME_BYTES must be at least ROOMCAST_MAX_BODY_BYTES"
         )
     return settings
+
+
+def issuer_enabled(settings: Settings) -> bool:
+    """Whether the built-in token issuer answers: ``ROOMCAST_TOKEN_ISSUER``, else on in
+    development only."""
+    if settings.token_issuer is not None:
+        return settings.token_issuer
+    return settings.env is Environment.DEVELOPMENT
 
 
 def resolve_jwt_secret(settings: Settings) -> str | None:

@@ -34,9 +34,12 @@ from roomcast.http.quiz import QuizController
 from roomcast.http.requests import BodyRequest
 from roomcast.http.revocation import revoke
 from roomcast.http.rooms import RoomController
+from roomcast.http.signin import refresh, sign_in
 from roomcast.metrics import Metrics
 from roomcast.outbox.revocations import Revocations
 from roomcast.outbox.store import EventStore
+from roomcast.service.auth import TokenIssuer
+from roomcast.service.directory import RoomDirectory
 from roomcast.service.draws import RoomSeeds
 from roomcast.service.notifications import NotificationService
 from roomcast.service.quiz import QuizService
@@ -68,6 +71,10 @@ class Services:
     """This node's Prometheus metrics; None: /metrics is 404."""
     revocations: Revocations | None = None
     """Revoked tokens; None: /api/auth/revoke is 404."""
+    directory: RoomDirectory | None = None
+    """Who organizes or takes part in which room; None: GET /api/rooms is 404."""
+    issuer: TokenIssuer | None = None
+    """The built-in token issuer; None (off): /api/auth/token and /refresh are 404."""
 
 
 def _services(request: Request[Any, Any, Any]) -> Services:
@@ -80,12 +87,14 @@ def create_app(
     open_services: Callable[[], AbstractAsyncContextManager[Services]],
     max_body_bytes: int = 64 * 1024,
     cors_origins: Sequence[str] = (),
+    cors_origin_regex: str | None = None,
     requests_per_minute: int = 600,
 ) -> RequestContext:
     """The Litestar app inside ``RequestContext``, so that every request (a 404 or 405
     as well) has a request id and an access line.
 
     ``requests_per_minute``: the REST rate limit per user (token subject); 0: none.
+    ``cors_origin_regex``: origins allowed besides ``cors_origins`` (a full match).
     """
     # One limiter per app: every authenticated request counts, keyed by its user.
     limiter = (
@@ -146,6 +155,20 @@ def create_app(
             raise NotFound("token revocation is not enabled on this app")
         return found
 
+    async def directory(request: Request[Any, Any, Any]) -> RoomDirectory:
+        found = _services(request).directory
+        if found is None:
+            raise NotFound("the room directory is not enabled on this app")
+        return found
+
+    async def issuer(request: Request[Any, Any, Any]) -> TokenIssuer:
+        found = _services(request).issuer
+        if found is None:
+            raise NotFound(
+                "the built-in token issuer is off (ROOMCAST_TOKEN_ISSUER, docs/operations.md)"
+            )
+        return found
+
     async def node_metrics(request: Request[Any, Any, Any]) -> Metrics:
         found = _services(request).metrics
         if found is None:
@@ -178,6 +201,8 @@ def create_app(
             metrics,
             admin_stats,
             revoke,
+            sign_in,
+            refresh,
         ],
         dependencies={
             "store": Provide(store),
@@ -191,6 +216,8 @@ def create_app(
             "node_stats": Provide(node_stats),
             "node_metrics": Provide(node_metrics),
             "revoker": Provide(revoker),
+            "directory": Provide(directory),
+            "issuer": Provide(issuer),
             "quiz": Provide(quiz),
             "notifications": Provide(notifications),
             "app_limits": Provide(app_limits),
@@ -200,7 +227,11 @@ def create_app(
         state=State({"command_context": command_context}),
         request_max_body_size=max_body_bytes,
         request_class=BodyRequest,
-        cors_config=CORSConfig(allow_origins=list(cors_origins)) if cors_origins else None,
+        cors_config=(
+            CORSConfig(allow_origins=list(cors_origins), allow_origin_regex=cors_origin_regex)
+            if cors_origins or cors_origin_regex
+            else None
+        ),
         openapi_config=OpenAPIConfig(title="roomcast", version=__version__, path="/api/docs"),
         debug=False,
         logging_config=None,  # logging is configured once, by roomcast.logconfig
