@@ -196,7 +196,7 @@ CREATE INDEX IF NOT EXISTS refresh_tokens_expires_at ON refresh_tokens (expires_
 -- ===== Rooms by member (GET /api/rooms) =====
 -- A read model of the log, kept by a trigger on `events` in the appending
 -- transaction itself, so it is never behind the log and the append path's
--- statements stay as they are (docs/decisions/0008-room-directory.md).
+-- statements stay as they are (docs/decisions/0011-room-directory.md).
 -- `room_members` holds one row per (user, room) the user organizes or takes
 -- part in now; its index serves a page of one user's rooms, newest first,
 -- without reading anyone else's. Deleted rooms lose their members.
