@@ -28,6 +28,7 @@ from roomcast.gateway.server import Gateway, GatewayServices
 from roomcast.gateway.stats import connection_stats
 from roomcast.http.app import Services, create_app
 from roomcast.http.app_events import AppLimits
+from roomcast.jwks import JwksKeys
 from roomcast.metrics import Metrics, NodeSample
 from roomcast.origins import OriginPolicy
 from roomcast.outbox.database import connect, migrate
@@ -56,6 +57,7 @@ __all__ = [
     "admin_stats",
     "build_app",
     "database",
+    "kept_jwks",
     "kept_revocations",
     "node_id",
     "node_sample",
@@ -121,14 +123,42 @@ def token_issuer(
     )
 
 
-def verifier(settings: Settings, revoked: Callable[[str], bool] | None = None) -> TokenVerifier:
+def verifier(
+    settings: Settings,
+    revoked: Callable[[str], bool] | None = None,
+    jwks: JwksKeys | None = None,
+) -> TokenVerifier:
     return TokenVerifier(
         secret=resolve_jwt_secret(settings),
         public_key=settings.jwt_public_key,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         revoked=revoked,
+        jwks=jwks,
     )
+
+
+@contextlib.asynccontextmanager
+async def kept_jwks(settings: Settings) -> AsyncIterator[JwksKeys | None]:
+    """The identity provider's keys (``ROOMCAST_JWKS_URL``), fetched before the node
+    serves and kept current; None without the setting."""
+    if not settings.jwks_url:
+        yield None
+        return
+    keys = JwksKeys(
+        settings.jwks_url,
+        refresh_every=settings.jwks_refresh_seconds,
+        cooldown=settings.jwks_cooldown_seconds,
+    )
+    # A failure is logged: the node serves, refusing JWKS tokens until a refresh succeeds.
+    with contextlib.suppress(Exception):
+        await keys.refresh()
+    task = asyncio.create_task(keys.run(), name="jwks")
+    try:
+        yield keys
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 @contextlib.asynccontextmanager
@@ -364,7 +394,8 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
             revocations = await stack.enter_async_context(kept_revocations(pool, dsn, settings))
             # New connections and requests are refused by the verifier; open sockets
             # of a revoked token are ended by their sessions.
-            tokens = verifier(settings, revoked=revocations.is_revoked)
+            jwks = await stack.enter_async_context(kept_jwks(settings))
+            tokens = verifier(settings, revoked=revocations.is_revoked, jwks=jwks)
             stack.callback(revocations.subscribe(gateway.sessions.revoked))
             quiz = QuizService(rooms, QuizSecrets(pool), sources)
             await stack.enter_async_context(deadline_sweeper(quiz, sources.now))
@@ -402,5 +433,6 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
         cors_origins=settings.cors_origins,
         cors_origin_regex=origins.regex,
         requests_per_minute=settings.rest_rate_limit,
+        fetch_unknown_keys=settings.jwks_url is not None,
     )
     return socketio.ASGIApp(gateway.sio, other_asgi_app=app, socketio_path="socket.io")

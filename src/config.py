@@ -47,6 +47,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     jwt_issuer: str = "roomcast"
     jwt_audience: str = "roomcast"
     token_ttl_seconds: int = 12 * 3600
+    jwks_url: str | None = None
+    """The identity provider's JWKS (RS256/ES256 keys by ``kid``), for production."""
+    jwks_refresh_seconds: float = 300.0
+    """How often the JWKS is fetched again; an unknown ``kid`` fetches it sooner."""
+    jwks_cooldown_seconds: float = 10.0
+    """The least time between two fetches caused by unknown ``kid``s (a flood of
+    made-up kids costs the identity provider one request per cooldown)."""
     token_issuer: bool | None = None
     """The built-in issuer (``POST /api/auth/token``, ``/api/auth/refresh``). None: on in
     development, off in production (there it also needs ``signin_passcode``)."""
@@ -128,6 +135,9 @@ ENVIRONMENT: Mapping[str, str] = {
     "ROOMCAST_JWT_ISSUER": "jwt_issuer",
     "ROOMCAST_JWT_AUDIENCE": "jwt_audience",
     "ROOMCAST_TOKEN_TTL": "token_ttl_seconds",
+    "ROOMCAST_JWKS_URL": "jwks_url",
+    "ROOMCAST_JWKS_REFRESH": "jwks_refresh_seconds",
+    "ROOMCAST_JWKS_COOLDOWN": "jwks_cooldown_seconds",
     "ROOMCAST_TOKEN_ISSUER": "token_issuer",
     "ROOMCAST_SIGNIN_PASSCODE": "signin_passcode",
     "ROOMCAST_ACCESS_TOKEN_TTL": "access_token_ttl_seconds",
@@ -194,9 +204,10 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     if settings.env is Environment.PRODUCTION:
         if not settings.database_url:
             raise ConfigError("ROOMCAST_ENV=production needs DATABASE_URL (no embedded database)")
-        if not (settings.jwt_secret or settings.jwt_public_key):
+        if not (settings.jwt_secret or settings.jwt_public_key or settings.jwks_url):
             raise ConfigError(
-                "ROOMCAST_ENV=production needs ROOMCAST_JWT_SECRET or ROOMCAST_JWT_PUBLIC_KEY"
+                "ROOMCAST_ENV=production needs ROOMCAST_JWT_SECRET, ROOMCAST_JWT_PUBLIC_KEY"
+                " or ROOMCAST_JWKS_URL"
             )
         if settings.token_issuer and not settings.signin_passcode:
             raise ConfigError(
@@ -211,6 +222,17 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             "ROOMCAST_TOKEN_ISSUER=true cannot be combined with ROOMCAST_JWT_PUBLIC_KEY:"
             " only RS256 tokens are accepted then, and the issuer signs HS256"
         )
+    if settings.token_issuer and settings.jwks_url:
+        raise ConfigError(
+            "ROOMCAST_TOKEN_ISSUER=true cannot be combined with ROOMCAST_JWKS_URL: names"
+            " signed in here could collide with the identity provider's subjects"
+        )
+    if settings.jwks_refresh_seconds <= 0 or settings.jwks_cooldown_seconds < 0:
+        raise ConfigError(
+            "ROOMCAST_JWKS_REFRESH must be positive and ROOMCAST_JWKS_COOLDOWN not negative"
+        )
+    if settings.jwks_url and not settings.jwks_url.startswith(("https://", "http://")):
+        raise ConfigError("ROOMCAST_JWKS_URL must be an http(s) URL")
     positive = {
         "ROOMCAST_PORT": settings.port,
         "ROOMCAST_DB_POOL_SIZE": settings.db_pool_size,
@@ -273,7 +295,7 @@ def resolve_jwt_secret(settings: Settings) -> str | None:
     """
     if settings.jwt_secret:
         return settings.jwt_secret
-    if settings.jwt_public_key or settings.env is Environment.PRODUCTION:
+    if settings.jwt_public_key or settings.jwks_url or settings.env is Environment.PRODUCTION:
         return None
     path = settings.data_dir / "jwt-secret"
     if path.exists():

@@ -508,7 +508,7 @@ class Gateway:
         try:
             if not isinstance(token, str) or not token:
                 raise AuthenticationFailed("Authentication failed: auth.token is required")
-            claims = self._svc().verifier.verify(token)
+            claims = await self._svc().verifier.verify_async(token)
         except AuthenticationFailed as exc:
             raise _refused(exc) from None
         self.registry.add(sid, claims.user)

@@ -24,6 +24,7 @@ from roomcast.http.deps import Claimed
 from roomcast.http.draws import DrawController
 from roomcast.http.edge import EdgeGuard
 from roomcast.http.errors import EXCEPTION_HANDLERS
+from roomcast.http.headers import header
 from roomcast.http.health import health
 from roomcast.http.middleware import RequestContext
 from roomcast.http.notifications import NotificationController
@@ -89,12 +90,15 @@ def create_app(
     cors_origins: Sequence[str] = (),
     cors_origin_regex: str | None = None,
     requests_per_minute: int = 600,
+    fetch_unknown_keys: bool = False,
 ) -> RequestContext:
     """The Litestar app inside ``RequestContext``, so that every request (a 404 or 405
     as well) has a request id and an access line.
 
     ``requests_per_minute``: the REST rate limit per user (token subject); 0: none.
     ``cors_origin_regex``: origins allowed besides ``cors_origins`` (a full match).
+    ``fetch_unknown_keys``: before each handler, let the verifier fetch the JWKS for a
+    bearer token whose ``kid`` it has not seen (the handlers verify synchronously).
     """
     # One limiter per app: every authenticated request counts, keyed by its user.
     limiter = (
@@ -189,6 +193,12 @@ def create_app(
             seeds=services.seeds,
         )
 
+    async def known_key(request: Request[Any, Any, Any]) -> None:
+        value = header(request.scope, b"authorization")
+        scheme, _, token = (value or "").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            await _services(request).verifier.prepare(token.strip())
+
     litestar = Litestar(
         route_handlers=[
             RoomController,
@@ -224,6 +234,7 @@ def create_app(
         },
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
+        before_request=known_key if fetch_unknown_keys else None,
         state=State({"command_context": command_context}),
         request_max_body_size=max_body_bytes,
         request_class=BodyRequest,
