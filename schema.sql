@@ -171,3 +171,122 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     last_error  text,
     failed_at   timestamptz NOT NULL DEFAULT clock_timestamp()
 );
+
+-- ===== Built-in token issuer: refresh tokens (docs/api.md "Signing in") =====
+-- One row per refresh token ever issued, by sha256 of the token (the token
+-- itself is never stored). Every refresh marks its token used and inserts the
+-- successor in the same family; presenting a used token again revokes the
+-- whole family (and the access tokens minted with it, through revoked_tokens).
+-- Rows are deleted by housekeeping once `expires_at` is past.
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+    token_hash        bytea PRIMARY KEY CHECK (octet_length(token_hash) = 32),
+    family_id         text NOT NULL,
+    user_id           text NOT NULL,
+    user_name         text NOT NULL,
+    access_jti        text NOT NULL,           -- the access token issued with this one
+    access_expires_at timestamptz NOT NULL,
+    issued_at         timestamptz NOT NULL DEFAULT now(),
+    expires_at        timestamptz NOT NULL,
+    used_at           timestamptz,             -- rotated: its successor was issued
+    revoked_at        timestamptz              -- its family was revoked
+);
+CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens (family_id);
+CREATE INDEX IF NOT EXISTS refresh_tokens_expires_at ON refresh_tokens (expires_at);
+
+-- ===== Rooms by member (GET /api/rooms) =====
+-- A read model of the log, kept by a trigger on `events` in the appending
+-- transaction itself, so it is never behind the log and the append path's
+-- statements stay as they are (docs/decisions/0011-room-directory.md).
+-- `room_members` holds one row per (user, room) the user organizes or takes
+-- part in now; its index serves a page of one user's rooms, newest first,
+-- without reading anyone else's. Deleted rooms lose their members.
+-- The first run creates the tables and fills them from the existing log,
+-- with the log locked against appends so nothing is missed.
+CREATE OR REPLACE FUNCTION roomcast_directory_apply(stream text, kind text, data json)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    CASE kind
+    WHEN 'room:created' THEN
+        INSERT INTO room_directory (stream_id, name, status, organizer_id, created_at)
+        VALUES (stream, coalesce(data->'room'->>'name', ''),
+                coalesce(data->'room'->>'status', 'draft'),
+                coalesce(data->'room'->>'organizerId', ''),
+                coalesce((data->'room'->>'createdAt')::timestamptz, now()))
+        ON CONFLICT (stream_id) DO NOTHING;
+        INSERT INTO room_members (user_id, stream_id, role, room_created_at)
+        SELECT d.organizer_id, d.stream_id, 'organizer', d.created_at
+        FROM room_directory d WHERE d.stream_id = stream
+        ON CONFLICT (user_id, stream_id) DO NOTHING;
+    WHEN 'room:updated' THEN
+        UPDATE room_directory SET name = coalesce(data->'room'->>'name', name)
+        WHERE stream_id = stream;
+    WHEN 'room:status_changed' THEN
+        UPDATE room_directory SET status = coalesce(data->>'newStatus', status)
+        WHERE stream_id = stream;
+    WHEN 'room:deleted' THEN
+        UPDATE room_directory SET deleted = true WHERE stream_id = stream;
+        DELETE FROM room_members WHERE stream_id = stream;
+    WHEN 'participant:joined', 'participant:updated' THEN
+        INSERT INTO room_members (user_id, stream_id, role, room_created_at)
+        SELECT data->'participant'->>'userId', d.stream_id,
+               coalesce(data->'participant'->>'role', 'participant'), d.created_at
+        FROM room_directory d
+        WHERE d.stream_id = stream AND data->'participant'->>'userId' IS NOT NULL
+        ON CONFLICT (user_id, stream_id) DO UPDATE SET role = excluded.role
+            WHERE room_members.role <> 'organizer';
+    WHEN 'participant:left' THEN
+        DELETE FROM room_members
+        WHERE stream_id = stream AND user_id = data->>'userId' AND role <> 'organizer';
+    ELSE
+        NULL;
+    END CASE;
+END
+$$;
+DO $$
+DECLARE
+    e record;
+BEGIN
+    IF to_regclass('room_directory') IS NULL THEN
+        CREATE TABLE room_directory (
+            stream_id    text PRIMARY KEY,
+            name         text NOT NULL,
+            status       text NOT NULL,
+            organizer_id text NOT NULL,
+            created_at   timestamptz NOT NULL,
+            deleted      boolean NOT NULL DEFAULT false
+        );
+        CREATE TABLE room_members (
+            user_id         text NOT NULL,
+            stream_id       text NOT NULL,
+            role            text NOT NULL,          -- organizer | participant | moderator
+            room_created_at timestamptz NOT NULL,   -- the page order, next to the user
+            PRIMARY KEY (user_id, stream_id)
+        );
+        CREATE INDEX room_members_page
+            ON room_members (user_id, room_created_at DESC, stream_id DESC);
+        LOCK TABLE events IN SHARE MODE;
+        FOR e IN
+            SELECT stream_id, type, data FROM events
+            WHERE type IN ('room:created', 'room:updated', 'room:status_changed',
+                           'room:deleted', 'participant:joined', 'participant:updated',
+                           'participant:left')
+            ORDER BY stream_id, seq
+        LOOP
+            PERFORM roomcast_directory_apply(e.stream_id, e.type, e.data);
+        END LOOP;
+    END IF;
+END
+$$;
+CREATE OR REPLACE FUNCTION roomcast_directory_on_event() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM roomcast_directory_apply(NEW.stream_id, NEW.type, NEW.data);
+    RETURN NULL;
+END
+$$;
+CREATE OR REPLACE TRIGGER events_room_directory
+    AFTER INSERT ON events
+    FOR EACH ROW
+    WHEN (NEW.type IN ('room:created', 'room:updated', 'room:status_changed', 'room:deleted',
+                       'participant:joined', 'participant:updated', 'participant:left'))
+    EXECUTE FUNCTION roomcast_directory_on_event();

@@ -22,7 +22,7 @@ import msgspec
 import socketio
 import structlog
 
-from roomcast.config import Settings, resolve_jwt_secret
+from roomcast.config import Environment, Settings, issuer_enabled, resolve_jwt_secret
 from roomcast.domain.errors import ServiceUnavailable
 from roomcast.gateway.redis_presence import RedisPresence
 from roomcast.gateway.server import Gateway, GatewayServices
@@ -30,16 +30,22 @@ from roomcast.gateway.stats import connection_stats
 from roomcast.http.app import Services, create_app
 from roomcast.http.app_events import AppLimits
 from roomcast.http.sse import StreamLimits
+from roomcast.jwks import JwksKeys
 from roomcast.metrics import Metrics, NodeSample
+from roomcast.origins import OriginPolicy
 from roomcast.outbox.database import connect, migrate
+from roomcast.outbox.directory import RoomDirectoryStore
 from roomcast.outbox.embedded import EmbeddedPostgres
 from roomcast.outbox.housekeeping import housekeeping
 from roomcast.outbox.notify import CommitSignal
 from roomcast.outbox.reaction_queue import ReactionQueue
 from roomcast.outbox.recovery_log import RecoveryLog
+from roomcast.outbox.refresh_tokens import RefreshTokens
 from roomcast.outbox.relay import PUBLISHED_AT, Publish, Relay
 from roomcast.outbox.revocations import Revocations
 from roomcast.outbox.store import EventStore
+from roomcast.service.auth import TokenIssuer
+from roomcast.service.directory import RoomDirectory
 from roomcast.service.draws import RoomSeeds
 from roomcast.service.notifications import NotificationService
 from roomcast.service.quiz import QuizService, deadline_sweeper
@@ -53,13 +59,16 @@ __all__ = [
     "admin_stats",
     "build_app",
     "database",
+    "kept_jwks",
     "kept_revocations",
     "node_id",
     "node_sample",
+    "origin_policy",
     "reacting_relay",
     "reactor",
     "redis_publisher",
     "running_relay",
+    "token_issuer",
     "verifier",
     "watching_positions",
 ]
@@ -84,14 +93,74 @@ async def database(settings: Settings) -> AsyncIterator[str]:
         log.info("embedded_postgres_stopped")
 
 
-def verifier(settings: Settings, revoked: Callable[[str], bool] | None = None) -> TokenVerifier:
+def origin_policy(settings: Settings) -> OriginPolicy:
+    """``ROOMCAST_CORS_ORIGINS``, plus local dev servers' origins outside production."""
+    return OriginPolicy.of(
+        settings.cors_origins, development=settings.env is not Environment.PRODUCTION
+    )
+
+
+def token_issuer(
+    settings: Settings, pool: asyncpg.Pool, revocations: Revocations, sources: Sources
+) -> TokenIssuer | None:
+    """The built-in issuer, if it is on and there is a secret to sign with."""
+    secret = resolve_jwt_secret(settings)
+    # With a public key only RS256 verifies, and the issuer signs HS256.
+    if not issuer_enabled(settings) or secret is None or settings.jwt_public_key:
+        return None
+
+    async def revoke(jti: str, expires_at: Any, revoked_by: str) -> None:
+        await revocations.revoke(jti, expires_at=expires_at, revoked_by=revoked_by)
+
+    return TokenIssuer(
+        RefreshTokens(pool),
+        secret=secret,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        access_ttl_seconds=settings.access_token_ttl_seconds,
+        refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
+        revoke=revoke,
+        now=sources.now,
+        passcode=settings.signin_passcode,
+    )
+
+
+def verifier(
+    settings: Settings,
+    revoked: Callable[[str], bool] | None = None,
+    jwks: JwksKeys | None = None,
+) -> TokenVerifier:
     return TokenVerifier(
         secret=resolve_jwt_secret(settings),
         public_key=settings.jwt_public_key,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         revoked=revoked,
+        jwks=jwks,
     )
+
+
+@contextlib.asynccontextmanager
+async def kept_jwks(settings: Settings) -> AsyncIterator[JwksKeys | None]:
+    """The identity provider's keys (``ROOMCAST_JWKS_URL``), fetched before the node
+    serves and kept current; None without the setting."""
+    if not settings.jwks_url:
+        yield None
+        return
+    keys = JwksKeys(
+        settings.jwks_url,
+        refresh_every=settings.jwks_refresh_seconds,
+        cooldown=settings.jwks_cooldown_seconds,
+    )
+    # A failure is logged: the node serves, refusing JWKS tokens until a refresh succeeds.
+    with contextlib.suppress(Exception):
+        await keys.refresh()
+    task = asyncio.create_task(keys.run(), name="jwks")
+    try:
+        yield keys
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 @contextlib.asynccontextmanager
@@ -295,8 +364,9 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
         if settings.redis_url
         else None
     )
+    origins = origin_policy(settings)
     gateway = Gateway(
-        cors_origins=settings.cors_origins,
+        cors_origins=origins.socketio(),
         ping_interval=settings.ping_interval_seconds,
         ping_timeout=settings.ping_timeout_seconds,
         redis_url=settings.redis_url,
@@ -346,7 +416,8 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
             revocations = await stack.enter_async_context(kept_revocations(pool, dsn, settings))
             # New connections and requests are refused by the verifier; open sockets
             # of a revoked token are ended by their sessions.
-            tokens = verifier(settings, revoked=revocations.is_revoked)
+            jwks = await stack.enter_async_context(kept_jwks(settings))
+            tokens = verifier(settings, revoked=revocations.is_revoked, jwks=jwks)
             stack.callback(revocations.subscribe(gateway.sessions.revoked))
             quiz = QuizService(rooms, QuizSecrets(pool), sources)
             await stack.enter_async_context(deadline_sweeper(quiz, sources.now))
@@ -381,12 +452,16 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
                     queue_events=settings.sse_queue_events,
                     write_timeout=settings.sse_write_timeout_seconds,
                 ),
+                directory=RoomDirectory(RoomDirectoryStore(pool)),
+                issuer=token_issuer(settings, pool, revocations, sources),
             )
 
     app = create_app(
         open_services=services,
         max_body_bytes=settings.max_body_bytes,
         cors_origins=settings.cors_origins,
+        cors_origin_regex=origins.regex,
         requests_per_minute=settings.rest_rate_limit,
+        fetch_unknown_keys=settings.jwks_url is not None,
     )
     return socketio.ASGIApp(gateway.sio, other_asgi_app=app, socketio_path="socket.io")

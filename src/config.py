@@ -20,6 +20,7 @@ __all__ = [
     "ConfigError",
     "Environment",
     "Settings",
+    "issuer_enabled",
     "load_settings",
     "resolve_jwt_secret",
 ]
@@ -46,6 +47,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     jwt_issuer: str = "roomcast"
     jwt_audience: str = "roomcast"
     token_ttl_seconds: int = 12 * 3600
+    jwks_url: str | None = None
+    """The identity provider's JWKS (RS256/ES256 keys by ``kid``), for production."""
+    jwks_refresh_seconds: float = 300.0
+    """How often the JWKS is fetched again; an unknown ``kid`` fetches it sooner."""
+    jwks_cooldown_seconds: float = 10.0
+    """The least time between two fetches caused by unknown ``kid``s (a flood of
+    made-up kids costs the identity provider one request per cooldown)."""
+    token_issuer: bool | None = None
+    """The built-in issuer (``POST /api/auth/token``, ``/api/auth/refresh``). None: on in
+    development, off in production (there it also needs ``signin_passcode``)."""
+    signin_passcode: str | None = None
+    """When set, ``POST /api/auth/token`` needs ``passcode`` equal to it."""
+    access_token_ttl_seconds: int = 900
+    """Lifetime of access tokens from the built-in issuer."""
+    refresh_token_ttl_seconds: int = 30 * 86400
+    """Lifetime of each refresh token (every refresh makes a new one)."""
     log_level: str = "info"
     log_format: str = "auto"
     max_body_bytes: int = 64 * 1024
@@ -130,6 +147,13 @@ ENVIRONMENT: Mapping[str, str] = {
     "ROOMCAST_JWT_ISSUER": "jwt_issuer",
     "ROOMCAST_JWT_AUDIENCE": "jwt_audience",
     "ROOMCAST_TOKEN_TTL": "token_ttl_seconds",
+    "ROOMCAST_JWKS_URL": "jwks_url",
+    "ROOMCAST_JWKS_REFRESH": "jwks_refresh_seconds",
+    "ROOMCAST_JWKS_COOLDOWN": "jwks_cooldown_seconds",
+    "ROOMCAST_TOKEN_ISSUER": "token_issuer",
+    "ROOMCAST_SIGNIN_PASSCODE": "signin_passcode",
+    "ROOMCAST_ACCESS_TOKEN_TTL": "access_token_ttl_seconds",
+    "ROOMCAST_REFRESH_TOKEN_TTL": "refresh_token_ttl_seconds",
     "ROOMCAST_LOG_LEVEL": "log_level",
     "ROOMCAST_LOG_FORMAT": "log_format",
     "ROOMCAST_MAX_BODY_BYTES": "max_body_bytes",
@@ -197,10 +221,35 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     if settings.env is Environment.PRODUCTION:
         if not settings.database_url:
             raise ConfigError("ROOMCAST_ENV=production needs DATABASE_URL (no embedded database)")
-        if not (settings.jwt_secret or settings.jwt_public_key):
+        if not (settings.jwt_secret or settings.jwt_public_key or settings.jwks_url):
             raise ConfigError(
-                "ROOMCAST_ENV=production needs ROOMCAST_JWT_SECRET or ROOMCAST_JWT_PUBLIC_KEY"
+                "ROOMCAST_ENV=production needs ROOMCAST_JWT_SECRET, ROOMCAST_JWT_PUBLIC_KEY"
+                " or ROOMCAST_JWKS_URL"
             )
+        if settings.token_issuer and not settings.signin_passcode:
+            raise ConfigError(
+                "ROOMCAST_TOKEN_ISSUER=true in production needs ROOMCAST_SIGNIN_PASSCODE"
+            )
+        if settings.token_issuer and not settings.jwt_secret:
+            raise ConfigError(
+                "ROOMCAST_TOKEN_ISSUER=true in production needs ROOMCAST_JWT_SECRET to sign with"
+            )
+    if settings.token_issuer and settings.jwt_public_key:
+        raise ConfigError(
+            "ROOMCAST_TOKEN_ISSUER=true cannot be combined with ROOMCAST_JWT_PUBLIC_KEY:"
+            " only RS256 tokens are accepted then, and the issuer signs HS256"
+        )
+    if settings.token_issuer and settings.jwks_url:
+        raise ConfigError(
+            "ROOMCAST_TOKEN_ISSUER=true cannot be combined with ROOMCAST_JWKS_URL: names"
+            " signed in here could collide with the identity provider's subjects"
+        )
+    if settings.jwks_refresh_seconds <= 0 or settings.jwks_cooldown_seconds < 0:
+        raise ConfigError(
+            "ROOMCAST_JWKS_REFRESH must be positive and ROOMCAST_JWKS_COOLDOWN not negative"
+        )
+    if settings.jwks_url and not settings.jwks_url.startswith(("https://", "http://")):
+        raise ConfigError("ROOMCAST_JWKS_URL must be an http(s) URL")
     positive = {
         "ROOMCAST_PORT": settings.port,
         "ROOMCAST_DB_POOL_SIZE": settings.db_pool_size,
@@ -218,6 +267,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         "ROOMCAST_MAX_REQUEST_HEAD_BYTES": settings.max_request_head_bytes,
         "ROOMCAST_MAX_SOCKET_ATTACHMENTS": settings.max_socket_attachments,
         "ROOMCAST_REACTION_ATTEMPTS": settings.reaction_attempts,
+        "ROOMCAST_ACCESS_TOKEN_TTL": settings.access_token_ttl_seconds,
+        "ROOMCAST_REFRESH_TOKEN_TTL": settings.refresh_token_ttl_seconds,
     }
     for variable, number in positive.items():
         if number < 1:
@@ -253,6 +304,14 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     return settings
 
 
+def issuer_enabled(settings: Settings) -> bool:
+    """Whether the built-in token issuer answers: ``ROOMCAST_TOKEN_ISSUER``, else on in
+    development only."""
+    if settings.token_issuer is not None:
+        return settings.token_issuer
+    return settings.env is Environment.DEVELOPMENT
+
+
 def resolve_jwt_secret(settings: Settings) -> str | None:
     """The HS256 secret: configured, else (development only) kept in the data dir.
 
@@ -261,7 +320,7 @@ def resolve_jwt_secret(settings: Settings) -> str | None:
     """
     if settings.jwt_secret:
         return settings.jwt_secret
-    if settings.jwt_public_key or settings.env is Environment.PRODUCTION:
+    if settings.jwt_public_key or settings.jwks_url or settings.env is Environment.PRODUCTION:
         return None
     path = settings.data_dir / "jwt-secret"
     if path.exists():

@@ -7,12 +7,14 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import jwt
 import msgspec
 
 from roomcast.domain.errors import AuthenticationFailed
 from roomcast.domain.state import UserRef
+from roomcast.jwks import JwksKeys
 
 __all__ = ["ADMIN_ROLE", "Claims", "TokenVerifier", "check_times", "mint"]
 
@@ -44,7 +46,8 @@ class Claims(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class TokenVerifier:
-    """Checks signature, ``exp``, ``iss``, ``aud`` and revocation; HS256 secret or RS256 key.
+    """Checks signature, ``exp``, ``iss``, ``aud`` and revocation; HS256 secret, RS256 key,
+    and/or an identity provider's JWKS (RS256/ES256 by ``kid``).
 
     ``revoked(jti)`` answers from memory (``outbox.revocations.Revocations``), so
     verification stays synchronous. A token without a ``jti`` cannot be revoked.
@@ -58,24 +61,39 @@ class TokenVerifier:
         issuer: str,
         audience: str,
         revoked: Callable[[str], bool] | None = None,
+        jwks: JwksKeys | None = None,
     ) -> None:
         self._revoked = revoked
+        self._jwks = jwks
+        self._static: tuple[str, list[str]] | None = None
+        """The one key a token without a JWKS ``kid`` is checked with, and its algorithm."""
         if public_key:
             if not public_key.lstrip().startswith("-----BEGIN"):
                 public_key = Path(public_key).read_text()
-            self._key: str = public_key
-            self._algorithms = ["RS256"]
+            self._static = (public_key, ["RS256"])
         elif secret:
-            self._key = secret
-            self._algorithms = ["HS256"]
-        else:
-            raise ValueError("a JWT secret or public key is required")
+            self._static = (secret, ["HS256"])
+        elif jwks is None:
+            raise ValueError("a JWT secret, a public key or a JWKS is required")
         self._issuer = issuer
         self._audience = audience
         self._known: dict[str, Claims] = {}
         """Tokens whose signature, issuer and audience were checked: a client sends the
         same token with every request, and the JWT check is ~4 % of a command's CPU.
         Expiry and revocation are checked again on every use."""
+
+    async def prepare(self, token: str) -> None:
+        """Fetch the JWKS if ``token`` names a key not seen yet (rate-limited,
+        ``jwks.JwksKeys.ensure``), so that ``verify`` finds it; otherwise nothing."""
+        if self._jwks is not None and token not in self._known:
+            kid = _kid(token)
+            if kid is not None and self._jwks.get(kid) is None:
+                await self._jwks.ensure(kid)
+
+    async def verify_async(self, token: str) -> Claims:
+        """``prepare``, then ``verify``: for callers that may wait for a key fetch."""
+        await self.prepare(token)
+        return self.verify(token)
 
     def verify(self, token: str) -> Claims:
         """The token's claims; ``AuthenticationFailed`` saying why if it is not acceptable."""
@@ -91,11 +109,12 @@ class TokenVerifier:
         return claims
 
     def _decode(self, token: str) -> Claims:
+        key, algorithms = self._key_for(token)
         try:
             payload = jwt.decode(
                 token,
-                self._key,
-                algorithms=self._algorithms,
+                key,
+                algorithms=algorithms,
                 issuer=self._issuer,
                 audience=self._audience,
                 leeway=_LEEWAY_SECONDS,
@@ -112,6 +131,37 @@ class TokenVerifier:
             raise AuthenticationFailed(f"Authentication failed: {exc}") from None
         check_times(payload, time.time())
         return _claims(payload)
+
+    def _key_for(self, token: str) -> tuple[Any, list[str]]:
+        """The key and the one algorithm this token may be verified with.
+
+        A token whose ``kid`` is in the JWKS is checked with that key and its
+        algorithm only (RS256 or ES256); any other with the static secret or public
+        key. The header's ``alg`` never chooses a key type: an RS256 public key is
+        never used as an HS256 secret.
+        """
+        if self._jwks is not None:
+            kid = _kid(token)
+            if kid is not None:
+                key = self._jwks.get(kid)
+                if key is not None:
+                    return key.key, [key.algorithm_name]
+                self._jwks.request(kid)  # a synchronous caller: fetched for the next try
+                if self._static is None:
+                    raise AuthenticationFailed(
+                        f"Authentication failed: unknown signing key {kid[:64]!r}"
+                    )
+        if self._static is None:
+            raise AuthenticationFailed("Authentication failed: token names no signing key (kid)")
+        return self._static
+
+
+def _kid(token: str) -> str | None:
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError:
+        return None  # decoding the whole token says what is wrong with it
+    return kid if isinstance(kid, str) and kid else None
 
 
 def _numeric_date(payload: Mapping[str, object], claim: str) -> float | None:

@@ -367,7 +367,7 @@ class Gateway:
     def __init__(
         self,
         *,
-        cors_origins: Sequence[str] = (),
+        cors_origins: Sequence[str] | Callable[..., bool] = (),
         ping_interval: int = 25,
         ping_timeout: int = 20,
         redis_url: str | None = None,
@@ -415,7 +415,14 @@ class Gateway:
             client_manager=manager,
             json=jsoncodec,
             # None = same origin only; [] would switch the Origin check off entirely.
-            cors_allowed_origins=list(cors_origins) if cors_origins else None,
+            # A callable decides per Origin (roomcast.origins, development).
+            cors_allowed_origins=(
+                cors_origins
+                if callable(cors_origins)
+                else list(cors_origins)
+                if cors_origins
+                else None
+            ),
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
             # engine.io drops a connection whose frame is over this; the smaller
@@ -505,7 +512,7 @@ class Gateway:
         try:
             if not isinstance(token, str) or not token:
                 raise AuthenticationFailed("Authentication failed: auth.token is required")
-            claims = self._svc().verifier.verify(token)
+            claims = await self._svc().verifier.verify_async(token)
         except AuthenticationFailed as exc:
             raise _refused(exc) from None
         self.registry.add(sid, claims.user)

@@ -24,6 +24,7 @@ from roomcast.http.deps import Claimed
 from roomcast.http.draws import DrawController
 from roomcast.http.edge import EdgeGuard
 from roomcast.http.errors import EXCEPTION_HANDLERS
+from roomcast.http.headers import header
 from roomcast.http.health import health
 from roomcast.http.middleware import RequestContext
 from roomcast.http.notifications import NotificationController
@@ -34,11 +35,14 @@ from roomcast.http.quiz import QuizController
 from roomcast.http.requests import BodyRequest
 from roomcast.http.revocation import revoke
 from roomcast.http.rooms import RoomController
+from roomcast.http.signin import refresh, sign_in
 from roomcast.http.sse import ROUTES as STREAM_ROUTES
 from roomcast.http.sse import StreamLimits, StreamServices
 from roomcast.metrics import Metrics
 from roomcast.outbox.revocations import Revocations
 from roomcast.outbox.store import EventStore
+from roomcast.service.auth import TokenIssuer
+from roomcast.service.directory import RoomDirectory
 from roomcast.service.draws import RoomSeeds
 from roomcast.service.feed import LiveFeed
 from roomcast.service.notifications import NotificationService
@@ -74,6 +78,10 @@ class Services:
     feed: LiveFeed | None = None
     """This node's live room events (the gateway's delivery); None: the SSE routes are 404."""
     stream_limits: StreamLimits = StreamLimits()  # noqa: RUF009 - frozen, shared on purpose
+    directory: RoomDirectory | None = None
+    """Who organizes or takes part in which room; None: GET /api/rooms is 404."""
+    issuer: TokenIssuer | None = None
+    """The built-in token issuer; None (off): /api/auth/token and /refresh are 404."""
 
 
 def _services(request: Request[Any, Any, Any]) -> Services:
@@ -86,12 +94,17 @@ def create_app(
     open_services: Callable[[], AbstractAsyncContextManager[Services]],
     max_body_bytes: int = 64 * 1024,
     cors_origins: Sequence[str] = (),
+    cors_origin_regex: str | None = None,
     requests_per_minute: int = 600,
+    fetch_unknown_keys: bool = False,
 ) -> RequestContext:
     """The Litestar app inside ``RequestContext``, so that every request (a 404 or 405
     as well) has a request id and an access line.
 
     ``requests_per_minute``: the REST rate limit per user (token subject); 0: none.
+    ``cors_origin_regex``: origins allowed besides ``cors_origins`` (a full match).
+    ``fetch_unknown_keys``: before each handler, let the verifier fetch the JWKS for a
+    bearer token whose ``kid`` it has not seen (the handlers verify synchronously).
     """
     # One limiter per app: every authenticated request counts, keyed by its user.
     limiter = (
@@ -167,6 +180,20 @@ def create_app(
             raise NotFound("token revocation is not enabled on this app")
         return found
 
+    async def directory(request: Request[Any, Any, Any]) -> RoomDirectory:
+        found = _services(request).directory
+        if found is None:
+            raise NotFound("the room directory is not enabled on this app")
+        return found
+
+    async def issuer(request: Request[Any, Any, Any]) -> TokenIssuer:
+        found = _services(request).issuer
+        if found is None:
+            raise NotFound(
+                "the built-in token issuer is off (ROOMCAST_TOKEN_ISSUER, docs/operations.md)"
+            )
+        return found
+
     async def node_metrics(request: Request[Any, Any, Any]) -> Metrics:
         found = _services(request).metrics
         if found is None:
@@ -187,6 +214,12 @@ def create_app(
             seeds=services.seeds,
         )
 
+    async def known_key(request: Request[Any, Any, Any]) -> None:
+        value = header(request.scope, b"authorization")
+        scheme, _, token = (value or "").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            await _services(request).verifier.prepare(token.strip())
+
     litestar = Litestar(
         route_handlers=[
             RoomController,
@@ -200,6 +233,8 @@ def create_app(
             admin_stats,
             revoke,
             *STREAM_ROUTES,
+            sign_in,
+            refresh,
         ],
         dependencies={
             "store": Provide(store),
@@ -213,6 +248,8 @@ def create_app(
             "node_stats": Provide(node_stats),
             "node_metrics": Provide(node_metrics),
             "revoker": Provide(revoker),
+            "directory": Provide(directory),
+            "issuer": Provide(issuer),
             "quiz": Provide(quiz),
             "notifications": Provide(notifications),
             "app_limits": Provide(app_limits),
@@ -220,9 +257,14 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
         state=State({"command_context": command_context, "stream_services": stream_services}),
+        before_request=known_key if fetch_unknown_keys else None,
         request_max_body_size=max_body_bytes,
         request_class=BodyRequest,
-        cors_config=CORSConfig(allow_origins=list(cors_origins)) if cors_origins else None,
+        cors_config=(
+            CORSConfig(allow_origins=list(cors_origins), allow_origin_regex=cors_origin_regex)
+            if cors_origins or cors_origin_regex
+            else None
+        ),
         openapi_config=OpenAPIConfig(title="roomcast", version=__version__, path="/api/docs"),
         debug=False,
         logging_config=None,  # logging is configured once, by roomcast.logconfig

@@ -13,6 +13,8 @@ from roomcast.domain.state import UserRef
 from roomcast.metrics import Metrics
 from roomcast.outbox.revocations import Revocations
 from roomcast.outbox.store import EventStore
+from roomcast.service.auth import TokenIssuer
+from roomcast.service.directory import RoomDirectory
 from roomcast.service.draws import RoomSeeds
 from roomcast.service.notifications import NotificationService
 from roomcast.service.quiz import QuizService
@@ -26,6 +28,8 @@ __all__ = [
     "Caller",
     "Claimed",
     "Clock",
+    "Directory",
+    "Issuer",
     "Node",
     "NodeMetrics",
     "NodeStats",
@@ -68,3 +72,7 @@ NodeStats = NamedDependency[Callable[[], Mapping[str, object]]]
 """This node's id, connections, rooms and subscribers per room (admin stats)."""
 Revoker = NamedDependency[Revocations]
 """Revoked tokens: ``revoke(jti, …)`` here, and every node learns it."""
+Directory = NamedDependency[RoomDirectory]
+"""The rooms each user organizes or takes part in (``GET /api/rooms``)."""
+Issuer = NamedDependency[TokenIssuer]
+"""The built-in token issuer; NOT_FOUND when it is off."""

@@ -7,7 +7,8 @@ integer (``after=1e3`` read as 1000). Here, before any route runs:
 
 * the path and every query value: no control characters, bounded length;
 * the integer query parameters: plain decimal digits within a ``bigint``;
-* a request with a body: ``Content-Type`` must be JSON (the routes parse JSON only).
+* a request with a body: ``Content-Type`` must be JSON (the routes parse JSON only),
+  except on ``ANY_CONTENT_TYPE`` (sign-in and refresh, which seed 003 posts untyped).
 
 Each refusal is INVALID_PAYLOAD in the protocol's envelope, with the status from
 the one table (``roomcast.http.errors.STATUS``). The Socket.IO endpoint is left to
@@ -26,7 +27,7 @@ from roomcast import wire
 from roomcast.domain.errors import ErrorCode
 from roomcast.http.errors import STATUS
 
-__all__ = ["INTEGER_QUERY", "EdgeGuard"]
+__all__ = ["ANY_CONTENT_TYPE", "INTEGER_QUERY", "EdgeGuard"]
 
 INTEGER_QUERY = frozenset({"after", "limit", "before", "afterSeq"})
 """Query parameters that are integers on every route that takes them."""
@@ -38,6 +39,9 @@ _MAX_PATH = 2048
 _MAX_QUERY_VALUE = 2048
 _JSON = re.compile(rb"\s*application/([\w.+-]+\+)?json\s*(;.*)?", re.IGNORECASE)
 _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+ANY_CONTENT_TYPE = frozenset({"/api/auth/token", "/api/auth/refresh"})
+"""Routes that read their JSON body whatever its Content-Type (``http/signin.py``):
+seed 003's refresh ``fetch`` sends none, so browsers label it ``text/plain``."""
 
 
 class EdgeGuard:
@@ -78,7 +82,11 @@ def refuse(scope: Any) -> tuple[str, dict[str, object]] | None:
                     "source": "query",
                     "key": name,
                 }
-    if scope.get("method") in _METHODS_WITH_BODY and _has_body(scope):
+    if (
+        scope.get("method") in _METHODS_WITH_BODY
+        and path not in ANY_CONTENT_TYPE
+        and _has_body(scope)
+    ):
         content_type = _header(scope, b"content-type")
         if content_type is None or not _JSON.fullmatch(content_type):
             return "a request body must be JSON (Content-Type: application/json)", {

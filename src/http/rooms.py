@@ -6,7 +6,7 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, delete, get, patch, post
-from litestar.params import JSONBody, Parameter
+from litestar.params import JSONBody, Parameter, QueryParameter
 
 from roomcast.domain import commands
 from roomcast.domain.state import Participant, Prize, RoomInfo, RoomStatus, Winner
@@ -14,9 +14,10 @@ from roomcast.http import app_events
 from roomcast.http.app_events import AppEventBody, Limits
 from roomcast.http.bodies import CreateRoomBody, StatusBody, UpdateRoomBody
 from roomcast.http.commands import CommandContext, take
-from roomcast.http.deps import AnyRequest, Caller, PathId, Service, Store
+from roomcast.http.deps import AnyRequest, Caller, Directory, PathId, Service, Store
 from roomcast.http.responses import SuccessResponse, ok
 from roomcast.outbox.codec import Envelope
+from roomcast.service.directory import MAX_PAGE, MemberRole
 from roomcast.service.visibility import Visibility, visible
 
 __all__ = ["RoomController"]
@@ -55,6 +56,21 @@ class RoomController(Controller):
         return await ctx.run(
             room_id, command, render=take("room:created", "room", "room"), status_code=201
         )
+
+    @get("/", summary="The rooms the caller organizes or takes part in, newest first")
+    async def mine(
+        self,
+        caller: Caller,
+        directory: Directory,
+        status: Annotated[RoomStatus | None, QueryParameter()] = None,
+        role: Annotated[MemberRole | None, QueryParameter()] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 20,
+        cursor: Annotated[str | None, QueryParameter(max_length=512)] = None,
+    ) -> SuccessResponse:
+        page = await directory.rooms_of(
+            caller.id, status=status, role=role, limit=limit, cursor=cursor
+        )
+        return ok(page)
 
     @get("/{room_id:str}", summary="The room's current state and version")
     async def read(self, room_id: PathId, service: Service, caller: Caller) -> SuccessResponse:

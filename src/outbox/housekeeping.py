@@ -1,4 +1,5 @@
-"""Periodic clean-up of what is only kept for a while: idempotency keys, revocations.
+"""Periodic clean-up of what is only kept for a while: idempotency keys, revocations,
+refresh tokens.
 
 Events are never deleted. An idempotency key only has to outlive a client's
 retries, so keys older than the TTL are removed. A revoked token's row only has
@@ -17,6 +18,7 @@ import structlog
 
 from roomcast.outbox.errors import map_db_errors
 from roomcast.outbox.recovery_log import RecoveryLog
+from roomcast.outbox.refresh_tokens import expire_refresh_tokens
 from roomcast.outbox.revocations import expire_revocations
 
 __all__ = ["expire_idempotency_keys", "housekeeping"]
@@ -63,6 +65,9 @@ async def housekeeping(
                 sessions, batches = await RecoveryLog(pool).expire()
                 if sessions or batches:
                     log.info("recovery_expired", sessions=sessions, batches=batches)
+                refresh_tokens = await expire_refresh_tokens(pool)
+                if refresh_tokens:
+                    log.info("refresh_tokens_expired", removed=refresh_tokens)
             except Exception as exc:  # a clean-up must never take the service down
                 log.warning("housekeeping_failed", error=repr(exc))
             await asyncio.sleep(every_seconds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -365,6 +366,12 @@ class TestOperations:
     ):
         with structlog.testing.capture_logs(processors=[logfields.merge]) as lines:
             response = await http.request(method, path, headers={"X-Request-ID": "unrouted"})
+            # The access line is written once the response has left, in the server's
+            # thread: the client may hold the response first. A log list has nothing to
+            # await, so look again until it is there (bounded).
+            async with asyncio.timeout(10):
+                while not any(line.get("request_id") == "unrouted" for line in lines):  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
         assert response.status_code == status
         assert response.headers["x-request-id"] == "unrouted"
         assert response.json()["success"] is False
