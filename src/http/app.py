@@ -34,6 +34,7 @@ from roomcast.http.quiz import QuizController
 from roomcast.http.requests import BodyRequest
 from roomcast.http.revocation import revoke
 from roomcast.http.rooms import RoomController
+from roomcast.http.web import web_routes
 from roomcast.metrics import Metrics
 from roomcast.outbox.revocations import Revocations
 from roomcast.outbox.store import EventStore
@@ -178,6 +179,7 @@ def create_app(
             metrics,
             admin_stats,
             revoke,
+            *web_routes(),
         ],
         dependencies={
             "store": Provide(store),
