@@ -17,8 +17,10 @@ from litestar.openapi import OpenAPIConfig
 from roomcast import __version__
 from roomcast.domain.errors import NotFound
 from roomcast.domain.state import UserRef
+from roomcast.http.admin_rooms import admin_rooms
 from roomcast.http.app_events import AppLimits
 from roomcast.http.auth import claims_from, principal_of, require_admin
+from roomcast.http.chain import room_chain
 from roomcast.http.commands import CommandContext
 from roomcast.http.deps import Claimed
 from roomcast.http.draws import DrawController
@@ -178,6 +180,8 @@ def create_app(
             health,
             metrics,
             admin_stats,
+            admin_rooms,
+            room_chain,
             revoke,
             *web_routes(),
         ],
