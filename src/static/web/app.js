@@ -299,7 +299,7 @@ function onEvent(event, payload) {
   writeJson(viewKey(current.roomId), current.view);
   appendLogRow(current.view.log.at(-1));
   scheduleRender();
-  if (event === "winner:selected" || event === "room:status_changed" || event === "room:deleted") scheduleVerify();
+  scheduleVerify(); // debounced: one chain page per burst of events
   if (event === "quiz:question_closed") loadLeaderboard();
   onStatus(client.status);
 }
@@ -502,7 +502,7 @@ function scheduleVerify() {
     } catch (err) {
       if (current === room) showError(err);
     }
-  }, 50);
+  }, 200);
 }
 
 // ------------------------------------------------------------------ rooms
