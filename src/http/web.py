@@ -12,6 +12,7 @@ another host.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from litestar import MediaType, Response, get
 from litestar.datastructures import CacheControlHeader
@@ -35,6 +36,14 @@ _PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
 }
+
+
+async def _shareable(response: Response[Any]) -> Response[Any]:
+    """The SDK is public code: any origin may load it as a module (module scripts are
+    fetched with CORS), e.g. an app served by a dev server on another port."""
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
+    return response
 
 
 def _page(name: str) -> Response[bytes]:
@@ -65,6 +74,7 @@ def web_routes() -> list[ControllerRouterHandler]:
             directories=[STATIC_DIR / "client"],
             name="client",
             cache_control=_REVALIDATE,
+            after_request=_shareable,
         ),
         create_static_files_router(
             path="/web",

@@ -14,6 +14,7 @@ async def test_the_sdk_bundle_is_served_as_javascript(http):
     assert response.content == (STATIC_DIR / "client" / "roomcast.js").read_bytes()
     assert b"export{" in response.content.replace(b" ", b"")  # an ES module
     assert response.headers.get("last-modified")
+    assert response.headers["access-control-allow-origin"] == "*"  # importable from any origin
 
 
 async def test_the_type_declarations_are_served(http):

@@ -549,6 +549,7 @@ export class RoomcastClient {
     }
     if (filter && !filter(event, payload)) return;
     if (event === "token:expired") this.#tokenExpired = true;
+    if (event === "error" && isRecord(payload)) this.#onServerError(payload);
     if (!isRecord(payload)) {
       this.#dispatch(event, payload);
       return;
@@ -568,6 +569,23 @@ export class RoomcastClient {
       return;
     }
     if (this.#accept(event, payload as EventPayload)) this.#drain(feed);
+  }
+
+  /** A subscribe whose replay could not finish after its ack (the server names it in an
+   * `error` event): the socket is not subscribed, so subscribe again from the position. */
+  #onServerError(payload: Record<string, any>): void {
+    const details = isRecord(payload.details) ? payload.details : {};
+    if (details.action !== "room:subscribe" || typeof details.roomId !== "string") return;
+    const feed = this.#feeds.get(details.roomId);
+    if (feed === undefined || feed.sid !== this.socket.id) return;
+    const code = typeof payload.code === "string" ? payload.code : "INTERNAL_ERROR";
+    feed.subscribing = null;
+    this.#onSubscribeFailed(
+      feed,
+      feed.sid,
+      new RoomcastError(RETRYABLE.has(code) ? code : code === "PERMISSION_DENIED" ? code : "SERVICE_UNAVAILABLE",
+        typeof payload.message === "string" ? payload.message : "the replay did not finish", details),
+    );
   }
 
   /** Queue one event for in-order delivery; the feed to drain, or null. */
