@@ -68,5 +68,8 @@ def site(own_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
+    """The folder, emptied of the last run's step screenshots."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for old in ARTIFACTS.glob("[0-9][0-9]-*.png"):
+        old.unlink()
     return ARTIFACTS

@@ -18,6 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
+from roomcast.tokens import mint
+
+from ..conftest import JWT_SECRET
 from ..js_tools import JS_DIR, node_with_packages
 from ..serve_process import ServeProcess
 
@@ -227,6 +230,49 @@ async def test_a_reload_keeps_the_position_without_a_full_replay(scenario):
     assert await bob.page.evaluate("window.roomcastPage.client.stats.delivered") == 1
     assert await _log_seqs(bob) == list(range(1, head + 2))
     await s.shot(bob, "after-reload")
+    assert bob.problems(network_ok=True) == []
+
+
+async def test_quiz_app_events_and_typing_are_live_on_the_other_page(scenario):
+    s = scenario
+    alice, bob = s.alice, s.bob
+    await alice.page.get_by_label("Question").fill("Which letter comes second?")
+    await alice.page.get_by_label("Options, separated by commas").fill("A, B, C")
+    await alice.page.get_by_label("Correct answer").fill("B")
+    await alice.page.get_by_label("Time limit (seconds)").fill("4")
+    await alice.page.get_by_role("button", name="Publish question").click()
+
+    await bob.page.get_by_role("button", name="B", exact=True).click()
+    await bob.page.locator("[data-answer-result]", has_text="Correct! Rank 1").wait_for()
+    await alice.page.locator("#quiz", has_text="#1 Bob").wait_for(timeout=WAIT_MS)  # ranks, live
+    # The question closes by itself at its time limit; the leaderboard follows.
+    await bob.page.locator("#quiz", has_text='The answer was "B"').wait_for(timeout=WAIT_MS)
+    await bob.page.locator("#leaderboard li", has_text="Bob").wait_for(timeout=WAIT_MS)
+    await s.shot(bob, "quiz")
+
+    app = mint(
+        secret=JWT_SECRET,
+        sub="app:lottery",
+        name="lottery",
+        issuer="roomcast",
+        audience="roomcast",
+        ttl_seconds=600,
+        extra={"app": "lottery", "permissions": ["realtime:publish"]},
+    )
+    async with httpx.AsyncClient(base_url=s.site.url, timeout=30) as http:
+        response = await http.post(
+            f"/api/rooms/{s.room_id}/events",
+            json={"event": "lottery:draw_started", "data": {"drawNumber": 7}},
+            headers={"Authorization": f"Bearer {app}", "X-App-Id": "lottery"},
+        )
+    assert response.status_code == 201, response.text
+    await bob.page.locator("#app-events li", has_text="lottery:draw_started").wait_for()
+    assert '"drawNumber":7' in await bob.page.locator("#app-events li").first.inner_text()
+
+    await bob.page.get_by_label("Message draft (others see that you are typing)").type("hello")
+    await alice.page.locator("#typing", has_text="Bob is typing").wait_for(timeout=WAIT_MS)
+    await s.shot(alice, "typing")
+    assert alice.problems(network_ok=True) == []
     assert bob.problems(network_ok=True) == []
 
 
