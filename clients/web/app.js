@@ -755,11 +755,11 @@ function show(section) {
 async function route() {
   showError(null);
   if (!auth) {
-    show("sign-in");
     $("whoami").hidden = true;
-    const signIn = (await loadFeatures()).signIn;
+    const signIn = (await loadFeatures()).signIn; // before showing: no form that then vanishes
     $("sign-in-form").hidden = !signIn;
     if (!signIn) $("sign-in").querySelector("details").open = true;
+    show("sign-in");
     return;
   }
   $("whoami").hidden = false;

@@ -76,6 +76,7 @@ async def _new_user(browser: Any, site: ServeProcess, name: str, width: int) -> 
     )
     page.on("pageerror", lambda e: user.console.append(f"pageerror: {e}"))
     await page.goto(site.url + "/")
+    await page.locator("#sign-in").wait_for(state="visible")  # the page knows its sign-in
     if await page.locator("#sign-in-form").is_visible():
         await page.get_by_label("Your name").fill(name)
         await page.get_by_role("button", name="Sign in").click()
