@@ -99,7 +99,7 @@ export class Server {
   }
 }
 
-/** Resolves when `predicate()` holds, checked after each event the client delivers. */
+/** Resolves when `predicate()` holds, checked after each event and status change. */
 export function until(client, predicate, ms = 60_000, what = "condition") {
   return new Promise((resolve, reject) => {
     if (predicate()) return resolve();
@@ -107,13 +107,19 @@ export function until(client, predicate, ms = 60_000, what = "condition") {
       off();
       reject(new Error(`timed out waiting for ${what}: status ${client.status}, stats ${JSON.stringify(client.stats)}`));
     }, ms);
-    const off = client.on("*", () => {
+    const check = () => {
       if (predicate()) {
         clearTimeout(timer);
         off();
         resolve();
       }
-    });
+    };
+    const offEvents = client.on("*", check);
+    const offStatus = client.on("status", check);
+    const off = () => {
+      offEvents();
+      offStatus();
+    };
   });
 }
 

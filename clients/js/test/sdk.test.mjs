@@ -124,10 +124,15 @@ test("token:expired: reconnects with a fresh token and loses nothing", async () 
   const received = record(client);
   try {
     await client.subscribe(roomId, { lastSeq: 0 });
-    const writes = renames(tok, roomId, 40, { concurrency: 1 });
+    await renames(tok, roomId, 20, { concurrency: 1 });
     await until(client, () => expired.length > 0, 20_000, "token:expired");
-    await writes;
-    await until(client, () => client.lastSeq(roomId) === 41 && client.status === "live", 20_000, "seq 41");
+    await renames(tok, roomId, 20, { concurrency: 1 }); // while it reconnects, and after
+    await until(
+      client,
+      () => client.stats.reconnects >= 1 && client.lastSeq(roomId) === 41 && client.status === "live",
+      20_000,
+      "seq 41 after a reconnect",
+    );
     checkOnceInOrder(assert, received, 41);
     assert.equal(expired[0].reason, "expired");
     assert.ok(calls >= 2, `token() called ${calls} times`);
