@@ -18,6 +18,7 @@ from bench.scenarios import (
     p6_connections,
     p7_audit,
     p8_growth,
+    p9_browser,
 )
 from bench.stats import Scenario
 
@@ -32,4 +33,5 @@ SCENARIOS: dict[str, Callable[[Bench], Awaitable[Scenario]]] = {
     "P6": p6_connections.run,
     "P8": p8_growth.run,
     "P7": p7_audit.run,
+    "P9": p9_browser.run,
 }

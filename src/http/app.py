@@ -17,8 +17,10 @@ from litestar.openapi import OpenAPIConfig
 from roomcast import __version__
 from roomcast.domain.errors import NotFound
 from roomcast.domain.state import UserRef
+from roomcast.http.admin_rooms import admin_rooms
 from roomcast.http.app_events import AppLimits
 from roomcast.http.auth import claims_from, principal_of, require_admin
+from roomcast.http.chain import room_chain
 from roomcast.http.commands import CommandContext
 from roomcast.http.deps import Claimed
 from roomcast.http.draws import DrawController
@@ -38,6 +40,7 @@ from roomcast.http.rooms import RoomController
 from roomcast.http.signin import refresh, sign_in
 from roomcast.http.sse import ROUTES as STREAM_ROUTES
 from roomcast.http.sse import StreamLimits, StreamServices
+from roomcast.http.web import web_routes
 from roomcast.metrics import Metrics
 from roomcast.outbox.revocations import Revocations
 from roomcast.outbox.store import EventStore
@@ -231,10 +234,13 @@ def create_app(
             health,
             metrics,
             admin_stats,
+            admin_rooms,
+            room_chain,
             revoke,
             *STREAM_ROUTES,
             sign_in,
             refresh,
+            *web_routes(),
         ],
         dependencies={
             "store": Provide(store),

@@ -352,3 +352,26 @@ HEAD_AND_MEMBERSHIP = f"""
     FROM streams s
     WHERE s.stream_id = $1
 """
+
+# The hashed columns of a page of a stream's log, for verifiers outside the database
+# (the room page's browser verifier, docs/audit.md): `data` as its stored text.
+READ_CHAIN = """
+    SELECT e.seq, e.event_id::text AS event_id, e.type, e.data::text AS data, e.actor_id,
+           e.recorded_at, e.prev_hash, e.hash
+    FROM events e
+    WHERE e.stream_id = $1 AND e.seq > $2
+    ORDER BY e.seq
+    LIMIT $3
+"""
+
+# Per stream: head seq, chain head, and what of it waits in the outbox (the operator page).
+STREAM_HEADS = """
+    SELECT s.stream_id, s.version, s.last_hash,
+           count(o.global_id) AS depth,
+           coalesce(extract(epoch FROM clock_timestamp() - min(o.enqueued_at)), 0)::float8
+               AS oldest_seconds
+    FROM streams s LEFT JOIN outbox o ON o.stream_id = s.stream_id
+    WHERE s.stream_id = ANY($1::text[])
+    GROUP BY s.stream_id, s.version, s.last_hash
+    ORDER BY s.stream_id
+"""

@@ -25,6 +25,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import asyncpg
@@ -42,10 +43,12 @@ from roomcast.outbox.group_commit import GroupCommit
 
 __all__ = [
     "Appended",
+    "ChainRow",
     "EventStore",
     "Loaded",
     "PendingAppend",
     "Remembered",
+    "StreamHead",
     "Write",
     "append_many_statement",
     "append_statement",
@@ -262,6 +265,29 @@ def append_many_statement(writes: Sequence[Write]) -> tuple[object, ...]:
     return (sql.APPEND_MANY, *heads, *rows, *keys, *snapshots)
 
 
+class ChainRow(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """One event's hashed columns (docs/audit.md): ``data`` is the stored JSON text."""
+
+    seq: int
+    event_id: str
+    type: str
+    data: str
+    actor_id: str | None
+    recorded_at: datetime
+    prev_hash: str
+    hash: str
+
+
+class StreamHead(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A stream's head seq and chain head, and its rows waiting in the outbox."""
+
+    stream_id: str
+    head_seq: int
+    chain_head: str
+    outbox_depth: int
+    outbox_oldest_seconds: float
+
+
 def _initial() -> Any:
     return None  # every decider's state before its stream's first event
 
@@ -476,6 +502,39 @@ class EventStore:
         if row is None:
             return 0, True
         return int(row[0]), row[1] != "participant:left"
+
+    async def read_chain(self, stream_id: str, after: int, limit: int) -> list[ChainRow]:
+        """Up to ``limit`` events with ``seq > after``, with the columns their hashes cover."""
+        with map_db_errors():
+            rows = await self._pool.fetch(sql.READ_CHAIN, stream_id, after, limit)
+        return [
+            ChainRow(
+                seq=r["seq"],
+                event_id=r["event_id"],
+                type=r["type"],
+                data=r["data"],
+                actor_id=r["actor_id"],
+                recorded_at=r["recorded_at"].astimezone(UTC),
+                prev_hash=bytes(r["prev_hash"]).hex(),
+                hash=bytes(r["hash"]).hex(),
+            )
+            for r in rows
+        ]
+
+    async def stream_heads(self, stream_ids: Sequence[str]) -> list[StreamHead]:
+        """Head seq, chain head and outbox backlog of each existing stream named."""
+        with map_db_errors():
+            rows = await self._pool.fetch(sql.STREAM_HEADS, list(stream_ids))
+        return [
+            StreamHead(
+                stream_id=r["stream_id"],
+                head_seq=r["version"],
+                chain_head=bytes(r["last_hash"]).hex(),
+                outbox_depth=r["depth"],
+                outbox_oldest_seconds=round(r["oldest_seconds"], 3),
+            )
+            for r in rows
+        ]
 
     async def ping(self) -> None:
         with map_db_errors():
