@@ -87,6 +87,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     socket_connect_timeout_seconds: float = 45.0
     """An Engine.IO session that sends no Socket.IO CONNECT within this is closed
     (Node's server: ``connectTimeout``, 45 s)."""
+    max_socket_buffer_bytes: int = 8 * 1024 * 1024
+    """Unsent output one Socket.IO connection may have waiting; more ends it (SLOW_CONSUMER)."""
+    max_connections_per_user: int = 16
+    """Socket.IO connections one user (token subject) may hold on one node."""
+    max_subscriptions_per_socket: int = 100
+    """Rooms one Socket.IO connection may be subscribed to at once."""
     max_socket_attachments: int = 10
     """Binary attachments one Socket.IO packet may announce; more closes the connection."""
     typing_timeout_seconds: float = 5.0
@@ -141,6 +147,9 @@ ENVIRONMENT: Mapping[str, str] = {
     "ROOMCAST_MAX_REQUEST_HEADERS": "max_request_headers",
     "ROOMCAST_MAX_REQUEST_HEAD_BYTES": "max_request_head_bytes",
     "ROOMCAST_MAX_SOCKET_ATTACHMENTS": "max_socket_attachments",
+    "ROOMCAST_MAX_SOCKET_BUFFER_BYTES": "max_socket_buffer_bytes",
+    "ROOMCAST_MAX_CONNECTIONS_PER_USER": "max_connections_per_user",
+    "ROOMCAST_MAX_SUBSCRIPTIONS_PER_SOCKET": "max_subscriptions_per_socket",
     "ROOMCAST_WS_COMPRESSION": "ws_compression",
     "ROOMCAST_GC_THRESHOLD": "gc_threshold",
     "ROOMCAST_REPLAY_CACHE_EVENTS": "replay_cache_events",
@@ -197,6 +206,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         "ROOMCAST_MAX_REQUEST_HEADERS": settings.max_request_headers,
         "ROOMCAST_MAX_REQUEST_HEAD_BYTES": settings.max_request_head_bytes,
         "ROOMCAST_MAX_SOCKET_ATTACHMENTS": settings.max_socket_attachments,
+        "ROOMCAST_MAX_SOCKET_BUFFER_BYTES": settings.max_socket_buffer_bytes,
+        "ROOMCAST_MAX_CONNECTIONS_PER_USER": settings.max_connections_per_user,
+        "ROOMCAST_MAX_SUBSCRIPTIONS_PER_SOCKET": settings.max_subscriptions_per_socket,
     }
     for variable, number in positive.items():
         if number < 1:
