@@ -263,6 +263,7 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
         recent_total=settings.replay_cache_total,
         position_check_seconds=settings.position_check_seconds,
         recovery=settings.recovery,
+        recent_bytes=settings.replay_cache_bytes,
     )
 
     @contextlib.asynccontextmanager

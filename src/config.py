@@ -100,6 +100,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     replay_cache_events: int = 10_000
     """Latest events kept in memory per room for replays (gateway/history.py); 0: none."""
     replay_cache_total: int = 100_000
+    replay_cache_bytes: int = 64 * 1024 * 1024
+    """Payload bytes kept in memory for replays, all rooms together; 0: none."""
     """Latest events kept in memory for replays, all rooms together (~0.5 KB each)."""
     gc_threshold: int = 50_000
     """The garbage collector's first-generation threshold under ``serve`` and
@@ -154,6 +156,7 @@ ENVIRONMENT: Mapping[str, str] = {
     "ROOMCAST_GC_THRESHOLD": "gc_threshold",
     "ROOMCAST_REPLAY_CACHE_EVENTS": "replay_cache_events",
     "ROOMCAST_REPLAY_CACHE_TOTAL": "replay_cache_total",
+    "ROOMCAST_REPLAY_CACHE_BYTES": "replay_cache_bytes",
 }
 """Environment variable → Settings field."""
 
@@ -220,6 +223,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     for variable, number in (
         ("ROOMCAST_REPLAY_CACHE_EVENTS", settings.replay_cache_events),
         ("ROOMCAST_REPLAY_CACHE_TOTAL", settings.replay_cache_total),
+        ("ROOMCAST_REPLAY_CACHE_BYTES", settings.replay_cache_bytes),
     ):
         if number < 0:
             raise ConfigError(f"{variable} must be 0 (off) or positive")

@@ -92,6 +92,8 @@ log = structlog.get_logger("roomcast.gateway")
 
 _REPLAY_PAGE = 500
 _ROOM_PREFIX = room_name("")
+_YIELD_EVERY = 64
+"""Relayed events published between two turns given back to the event loop."""
 _PACE_EVENTS = 32
 """A replay is queued this many events at a time, each run once the socket's output
 has drained below a quarter of its high-water mark."""
@@ -316,7 +318,11 @@ class _Server(socketio.AsyncServer):  # type: ignore[misc]
                 raise MalformedPacket("a binary packet announces no attachment")
         # An event over the message limit is refused here, before it is decoded,
         # while its ack id can still be read from the packet's header.
-        if limits is not None and (size := limits.oversized(data)) is not None:
+        if (
+            limits is not None
+            and data[:1] not in ("5", "6")  # binary: bounded by the frame and attachment limits
+            and (size := limits.oversized(data)) is not None
+        ):
             header = event_header(data)
             if header is None:
                 raise MalformedPacket(f"a {size}-byte message that is not an event")
@@ -478,9 +484,13 @@ class Gateway:
         recent_total: int = 100_000,
         position_check_seconds: float = 0.5,
         recovery: bool = True,
+        recent_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.registry = Registry()
-        self.recent = RecentEvents(per_room=recent_per_room, total=recent_total)
+        self._published = 0
+        self.recent = RecentEvents(
+            per_room=recent_per_room, total=recent_total, total_bytes=recent_bytes
+        )
         manager: WatchedLocal | WatchedRedis = (
             WatchedRedis(redis_url, channel="roomcast", json=jsoncodec)
             if redis_url
@@ -1063,9 +1073,16 @@ class Gateway:
 
         With Redis, raises ``PublishFailed`` (outbox/relay.py) when the other
         nodes were not reached; this node's sockets have it already.
+
+        Every ``_YIELD_EVERY`` events the loop is yielded to: a relay batch fans out
+        to every local socket synchronously, and without a turn in between the
+        sockets' writers, pings and handlers would wait for the whole batch.
         """
         offset = PUBLISHED_AT.get() if self.recovery else None
         data = payload if offset is None else (payload, offset)
+        self._published += 1
+        if self._published % _YIELD_EVERY == 0:
+            await asyncio.sleep(0)  # a turn of the loop for everyone else
         manager = self.delivery
         if isinstance(manager, WatchedRedis):
             await manager.publish_event(event, data, room_name(room_id))
