@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -93,7 +94,9 @@ log = structlog.get_logger("roomcast.gateway")
 _REPLAY_PAGE = 500
 _ROOM_PREFIX = room_name("")
 _YIELD_EVERY = 64
-"""Relayed events published between two turns given back to the event loop."""
+"""How often (in relayed events) publishing checks whether to give the loop a turn."""
+_YIELD_AFTER = 0.02
+"""Seconds publishing may hold the event loop before it gives it a turn."""
 _PACE_EVENTS = 32
 """A replay is queued this many events at a time, each run once the socket's output
 has drained below a quarter of its high-water mark."""
@@ -488,6 +491,8 @@ class Gateway:
     ) -> None:
         self.registry = Registry()
         self._published = 0
+        self._turn_started = time.monotonic()
+        self._in_turn = False
         self.recent = RecentEvents(
             per_room=recent_per_room, total=recent_total, total_bytes=recent_bytes
         )
@@ -1067,6 +1072,9 @@ class Gateway:
 
     # ---------------------------------------------------------------- relay side
 
+    def _turn_ended(self) -> None:
+        self._in_turn = False
+
     async def publish(self, room_id: str, event: str, payload: msgspec.Raw) -> None:
         """Broadcast one relayed event to the room (through Redis when configured),
         with its offset (connection state recovery, docs/decisions/0009).
@@ -1074,14 +1082,23 @@ class Gateway:
         With Redis, raises ``PublishFailed`` (outbox/relay.py) when the other
         nodes were not reached; this node's sockets have it already.
 
-        Every ``_YIELD_EVERY`` events the loop is yielded to: a relay batch fans out
+        Every ``_YIELD_EVERY`` events, if publishing has held the loop for more
+        than ``_YIELD_AFTER`` seconds, the loop is yielded to: a relay batch fans out
         to every local socket synchronously, and without a turn in between the
-        sockets' writers, pings and handlers would wait for the whole batch.
+        sockets' writers, pings and handlers would wait for the whole batch. A
+        quick batch is not cut (its ``room:events`` frame stays one frame).
         """
         offset = PUBLISHED_AT.get() if self.recovery else None
         data = payload if offset is None else (payload, offset)
+        if not self._in_turn:  # the first event published in this turn of the loop
+            self._in_turn = True
+            self._turn_started = time.monotonic()
+            asyncio.get_running_loop().call_soon(self._turn_ended)
         self._published += 1
-        if self._published % _YIELD_EVERY == 0:
+        if (
+            self._published % _YIELD_EVERY == 0
+            and time.monotonic() - self._turn_started > _YIELD_AFTER
+        ):
             await asyncio.sleep(0)  # a turn of the loop for everyone else
         manager = self.delivery
         if isinstance(manager, WatchedRedis):
