@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from bench.context import Bench
 from bench.scenarios import (
+    h1_nonreaders,
     p1_commands,
     p2_latency,
     p3_fanout,
@@ -32,4 +33,5 @@ SCENARIOS: dict[str, Callable[[Bench], Awaitable[Scenario]]] = {
     "P6": p6_connections.run,
     "P8": p8_growth.run,
     "P7": p7_audit.run,
+    "H1": h1_nonreaders.run,
 }

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import engineio
+import engineio.async_socket
 import msgspec
 import socketio
 import structlog
@@ -76,7 +77,7 @@ from roomcast.gateway.protocol import (
 )
 from roomcast.gateway.roomwatch import PositionWatch, WatchedLocal, WatchedRedis
 from roomcast.gateway.sessions import Sessions
-from roomcast.gateway.transport import CheckedWebSocket, OutboundQueue
+from roomcast.gateway.transport import CheckedSocket, CheckedWebSocket, OutboundQueue
 from roomcast.metrics import REPLAYS
 from roomcast.outbox.codec import Envelope
 from roomcast.outbox.recovery_log import RecoveryLog, StoredSession
@@ -201,6 +202,8 @@ class _Server(socketio.AsyncServer):  # type: ignore[misc]
     async def _handle_eio_connect(self, eio_sid: str, environ: Any) -> Any:
         result = await super()._handle_eio_connect(eio_sid, environ)
         socket = self.eio.sockets.get(eio_sid)
+        if socket is not None and type(socket) is engineio.async_socket.AsyncSocket:
+            socket.__class__ = CheckedSocket  # same state; a checked polling POST
         if socket is not None and isinstance(socket.queue, OutboundQueue):
             socket.queue.bind(self.outbound_limit, lambda: self._overflowed(eio_sid))
         loop = asyncio.get_running_loop()
@@ -379,6 +382,11 @@ class _Server(socketio.AsyncServer):  # type: ignore[misc]
 
     async def _handle_event(self, eio_sid: str, namespace: str | None, id: Any, data: Any) -> None:
         name = check_event(data)
+        if self.manager.sid_from_eio_sid(eio_sid, namespace or "/") is None:
+            # An event on a namespace this session never joined (or left): Node's
+            # server closes the connection ("invalid state"), python-socketio ignored
+            # it, leaving a client waiting for an answer that never comes.
+            raise MalformedPacket("an event on a namespace that is not connected")
         if name in RESERVED_EVENTS:
             namespace = namespace or "/"
             sid = self.manager.sid_from_eio_sid(eio_sid, namespace)

@@ -25,11 +25,19 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from engineio import exceptions as eio_exceptions
+from engineio import payload as eio_payload
 from engineio.async_drivers.asgi import WebSocket
+from engineio.async_socket import AsyncSocket
 
 from roomcast.gateway.guard import QuietLog
 
-__all__ = ["CheckedWebSocket", "OutboundQueue", "packet_bytes", "valid_frame"]
+__all__ = ["CheckedSocket", "CheckedWebSocket", "OutboundQueue", "packet_bytes", "valid_frame"]
+
+# engine.io refuses a polling POST of more than 16 packets (and answered it 200 OK,
+# dropping them all): browsers batch every buffered packet into one POST. Its
+# size stays bounded by the frame limit (max_http_buffer_size).
+eio_payload.Payload.max_decode_packets = 512
 
 _TYPES = frozenset("123456")
 """Engine.IO v4 packet types a client may send: close, ping, pong, message, upgrade, noop."""
@@ -45,6 +53,26 @@ def valid_frame(frame: str | bytes) -> bool:
         return False
     # Only a message carries data; the others carry nothing or the upgrade "probe".
     return frame[0] == "4" or frame[1:] in ("", "probe")
+
+
+class CheckedSocket(AsyncSocket):  # type: ignore[misc]
+    """engine.io's socket whose polling POST that does not decode ends the session.
+
+    engine.io logs such a POST with a traceback and answers 200 OK, the packets
+    lost; here it is one rate-limited line, HTTP 400, and the session is closed.
+    Set as the socket's class right after engine.io creates it (gateway/server.py).
+    """
+
+    async def handle_post_request(self, environ: Any) -> None:
+        try:
+            await super().handle_post_request(environ)
+        except eio_exceptions.EngineIOError:
+            raise
+        except (ValueError, TypeError, IndexError, KeyError, UnicodeDecodeError) as exc:
+            _log.warning(reason="polling payload does not decode", error=type(exc).__name__)
+            await self.close(wait=False, abort=True)
+            self.queue.put_nowait(None)
+            raise eio_exceptions.EngineIOError("malformed payload") from None
 
 
 class CheckedWebSocket(WebSocket):  # type: ignore[misc]
@@ -72,6 +100,12 @@ class CheckedWebSocket(WebSocket):  # type: ignore[misc]
             transport.abort()
 
     async def wait(self) -> Any:
+        socket = getattr(self.handler, "__self__", None)
+        if socket is not None and socket.closed:
+            # The session is over (the client sent CLOSE, or the server ended it):
+            # engine.io would go on reading a transport nobody answers any more.
+            await self.close()
+            return None
         frame = await super().wait()
         if frame is None or valid_frame(frame):
             return frame
