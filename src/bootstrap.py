@@ -373,7 +373,10 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
         max_message_bytes=settings.max_body_bytes,
         max_frame_bytes=settings.max_socket_frame_bytes,
         max_attachments=settings.max_socket_attachments,
+        max_connections_per_user=settings.max_connections_per_user,
+        max_subscriptions=settings.max_subscriptions_per_socket,
         connect_timeout=settings.socket_connect_timeout_seconds,
+        outbound_limit=settings.max_socket_buffer_bytes,
         events_per_minute=settings.socket_events_per_minute,
         typing_timeout=settings.typing_timeout_seconds,
         recent_per_room=settings.replay_cache_events,
@@ -381,6 +384,7 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
         position_check_seconds=settings.position_check_seconds,
         presence=presence,
         recovery=settings.recovery,
+        recent_bytes=settings.replay_cache_bytes,
     )
 
     @contextlib.asynccontextmanager

@@ -109,6 +109,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     socket_connect_timeout_seconds: float = 45.0
     """An Engine.IO session that sends no Socket.IO CONNECT within this is closed
     (Node's server: ``connectTimeout``, 45 s)."""
+    max_socket_buffer_bytes: int = 8 * 1024 * 1024
+    """Unsent output one Socket.IO connection may have waiting; more ends it (SLOW_CONSUMER)."""
+    max_connections_per_user: int = 16
+    """Socket.IO connections one user (token subject) may hold on one node."""
+    max_subscriptions_per_socket: int = 100
+    """Rooms one Socket.IO connection may be subscribed to at once."""
     max_socket_attachments: int = 10
     """Binary attachments one Socket.IO packet may announce; more closes the connection."""
     typing_timeout_seconds: float = 5.0
@@ -117,6 +123,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Latest events kept in memory per room for replays (gateway/history.py); 0: none."""
     replay_cache_total: int = 100_000
     """Latest events kept in memory for replays, all rooms together (~0.5 KB each)."""
+    replay_cache_bytes: int = 64 * 1024 * 1024
+    """Payload bytes kept in memory for replays, all rooms together; 0: none."""
     sse_heartbeat_seconds: float = 15.0
     """An idle SSE stream gets a comment line this often (proxies close silent streams)."""
     sse_queue_events: int = 1000
@@ -181,6 +189,9 @@ ENVIRONMENT: Mapping[str, str] = {
     "ROOMCAST_MAX_REQUEST_HEADERS": "max_request_headers",
     "ROOMCAST_MAX_REQUEST_HEAD_BYTES": "max_request_head_bytes",
     "ROOMCAST_MAX_SOCKET_ATTACHMENTS": "max_socket_attachments",
+    "ROOMCAST_MAX_SOCKET_BUFFER_BYTES": "max_socket_buffer_bytes",
+    "ROOMCAST_MAX_CONNECTIONS_PER_USER": "max_connections_per_user",
+    "ROOMCAST_MAX_SUBSCRIPTIONS_PER_SOCKET": "max_subscriptions_per_socket",
     "ROOMCAST_WS_COMPRESSION": "ws_compression",
     "ROOMCAST_GC_THRESHOLD": "gc_threshold",
     "ROOMCAST_SSE_HEARTBEAT": "sse_heartbeat_seconds",
@@ -189,6 +200,7 @@ ENVIRONMENT: Mapping[str, str] = {
     "ROOMCAST_SHUTDOWN_GRACE": "shutdown_grace_seconds",
     "ROOMCAST_REPLAY_CACHE_EVENTS": "replay_cache_events",
     "ROOMCAST_REPLAY_CACHE_TOTAL": "replay_cache_total",
+    "ROOMCAST_REPLAY_CACHE_BYTES": "replay_cache_bytes",
 }
 """Environment variable → Settings field."""
 
@@ -269,6 +281,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         "ROOMCAST_REACTION_ATTEMPTS": settings.reaction_attempts,
         "ROOMCAST_ACCESS_TOKEN_TTL": settings.access_token_ttl_seconds,
         "ROOMCAST_REFRESH_TOKEN_TTL": settings.refresh_token_ttl_seconds,
+        "ROOMCAST_MAX_SOCKET_BUFFER_BYTES": settings.max_socket_buffer_bytes,
+        "ROOMCAST_MAX_CONNECTIONS_PER_USER": settings.max_connections_per_user,
+        "ROOMCAST_MAX_SUBSCRIPTIONS_PER_SOCKET": settings.max_subscriptions_per_socket,
     }
     for variable, number in positive.items():
         if number < 1:
@@ -280,6 +295,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     for variable, number in (
         ("ROOMCAST_REPLAY_CACHE_EVENTS", settings.replay_cache_events),
         ("ROOMCAST_REPLAY_CACHE_TOTAL", settings.replay_cache_total),
+        ("ROOMCAST_REPLAY_CACHE_BYTES", settings.replay_cache_bytes),
     ):
         if number < 0:
             raise ConfigError(f"{variable} must be 0 (off) or positive")

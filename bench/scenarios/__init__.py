@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from bench.context import Bench
 from bench.scenarios import (
+    h1_nonreaders,
     p1_commands,
     p2_latency,
     p3_fanout,
@@ -34,4 +35,5 @@ SCENARIOS: dict[str, Callable[[Bench], Awaitable[Scenario]]] = {
     "P8": p8_growth.run,
     "P7": p7_audit.run,
     "P9": p9_browser.run,
+    "H1": h1_nonreaders.run,
 }

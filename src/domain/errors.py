@@ -23,6 +23,9 @@ lives in ``roomcast.http.errors`` and the Socket.IO envelope in
   + VersionConflict               CONFLICT                 If-Match did not match the stream head
   + IdempotencyKeyReused          IDEMPOTENCY_KEY_REUSED   same key, different request
   + RateLimitExceeded             RATE_LIMIT_EXCEEDED
+  + TooManyConnections            TOO_MANY_CONNECTIONS     a user's sockets on a node, at the limit
+  + TooManySubscriptions          TOO_MANY_SUBSCRIPTIONS   a socket's rooms, at the limit
+  + SlowConsumer                  SLOW_CONSUMER            a socket's unsent output passed its limit
   + ServiceUnavailable            SERVICE_UNAVAILABLE      the database cannot be reached; retry
 """
 
@@ -60,6 +63,9 @@ __all__ = [
     "RoomNotFound",
     "RuleViolated",
     "ServiceUnavailable",
+    "SlowConsumer",
+    "TooManyConnections",
+    "TooManySubscriptions",
     "VersionConflict",
     "WinnerNotFound",
 ]
@@ -98,6 +104,9 @@ class ErrorCode(StrEnum):
     QUESTION_CLOSED = "QUESTION_CLOSED"
     ALREADY_ANSWERED = "ALREADY_ANSWERED"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    TOO_MANY_CONNECTIONS = "TOO_MANY_CONNECTIONS"
+    TOO_MANY_SUBSCRIPTIONS = "TOO_MANY_SUBSCRIPTIONS"
+    SLOW_CONSUMER = "SLOW_CONSUMER"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
@@ -282,3 +291,22 @@ class ServiceUnavailable(Rejected):
     def __init__(self, message: str, details: Details | None = None) -> None:
         super().__init__(message, details)
         self.details.setdefault("retryAfter", 1)
+
+
+class TooManyConnections(Rejected):
+    """The user has ``ROOMCAST_MAX_CONNECTIONS_PER_USER`` sockets open on this node."""
+
+    code = ErrorCode.TOO_MANY_CONNECTIONS
+
+
+class TooManySubscriptions(Rejected):
+    """The socket is in ``ROOMCAST_MAX_SUBSCRIPTIONS_PER_SOCKET`` rooms already."""
+
+    code = ErrorCode.TOO_MANY_SUBSCRIPTIONS
+
+
+class SlowConsumer(Rejected):
+    """The socket's unsent output passed its high-water mark: the connection is ended
+    and the client resumes from its last seq when it reconnects."""
+
+    code = ErrorCode.SLOW_CONSUMER

@@ -117,6 +117,9 @@ class _QuietRecords(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return False
+        # What these libraries call an error is a client's input (a bad session id,
+        # a packet that does not decode), not a fault of the server: a warning.
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
         if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
             record.msg = f"{record.getMessage()}: {type(exc).__name__}: {str(exc)[:200]}"

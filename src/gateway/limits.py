@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from roomcast.domain.errors import PayloadTooLarge
+from roomcast.domain.errors import PayloadTooLarge, TooManyConnections, TooManySubscriptions
 from roomcast.service.ratelimit import RateLimiter
 
 __all__ = ["ClientLimits", "EventHeader", "attachment_count", "event_header"]
@@ -85,6 +85,8 @@ class ClientLimits:
         max_message_bytes: int,
         max_attachments: int = 10,
         max_attachment_bytes: int = 1024 * 1024,
+        max_connections_per_user: int = 16,
+        max_subscriptions: int = 100,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.events = RateLimiter(events_per_minute, 60, scope="client events", clock=clock)
@@ -93,6 +95,10 @@ class ClientLimits:
         """Binary attachments one packet may announce; more closes the connection."""
         self.max_attachment_bytes = max_attachment_bytes
         """Bytes all attachments of one packet may add up to; more closes the connection."""
+        self.max_connections_per_user = max_connections_per_user
+        self.max_subscriptions = max_subscriptions
+        self._rooms: dict[str, set[str]] = {}
+        """The rooms each socket is subscribed to (kept by ``joined`` / ``left``)."""
 
     def admit(self, sid: str) -> None:
         """Count one client event of ``sid``; RATE_LIMIT_EXCEEDED once over the limit."""
@@ -111,6 +117,31 @@ class ClientLimits:
             {"event": event, "bytes": size, "limit": self.max_message_bytes},
         )
 
+    def connection(self, user_id: str, open_now: int) -> None:
+        """TOO_MANY_CONNECTIONS if ``user_id`` already has ``open_now`` sockets at the limit."""
+        if open_now >= self.max_connections_per_user:
+            raise TooManyConnections(
+                f"at most {self.max_connections_per_user} connections per user on this node",
+                {"limit": self.max_connections_per_user, "userId": user_id},
+            )
+
+    def joining(self, sid: str, room: str) -> None:
+        """TOO_MANY_SUBSCRIPTIONS if ``sid`` is in as many rooms as allowed (not this one)."""
+        rooms = self._rooms.setdefault(sid, set())
+        if room not in rooms and len(rooms) >= self.max_subscriptions:
+            raise TooManySubscriptions(
+                f"at most {self.max_subscriptions} rooms per connection;"
+                " unsubscribe from one first",
+                {"limit": self.max_subscriptions},
+            )
+        rooms.add(room)
+
+    def left(self, sid: str, room: str) -> None:
+        rooms = self._rooms.get(sid)
+        if rooms is not None:
+            rooms.discard(room)
+
     def forget(self, sid: str) -> None:
         """Drop a closed connection's history."""
         self.events.forget(sid)
+        self._rooms.pop(sid, None)

@@ -14,10 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import engineio
+import engineio.async_socket
 import msgspec
 import socketio
 import structlog
@@ -31,6 +34,8 @@ from roomcast.domain.errors import (
     RateLimitExceeded,
     Rejected,
     RoomNotFound,
+    SlowConsumer,
+    TooManyConnections,
 )
 from roomcast.domain.notifications import inbox_stream
 from roomcast.domain.state import UserRef
@@ -71,7 +76,7 @@ from roomcast.gateway.protocol import (
 )
 from roomcast.gateway.roomwatch import PositionWatch, WatchedLocal, WatchedRedis
 from roomcast.gateway.sessions import Sessions
-from roomcast.gateway.transport import CheckedWebSocket
+from roomcast.gateway.transport import CheckedSocket, CheckedWebSocket, OutboundQueue
 from roomcast.metrics import REPLAYS
 from roomcast.outbox.codec import Envelope
 from roomcast.outbox.recovery_log import RecoveryLog, StoredSession
@@ -89,6 +94,14 @@ __all__ = ["Gateway", "GatewayServices", "create_gateway"]
 log = structlog.get_logger("roomcast.gateway")
 
 _REPLAY_PAGE = 500
+_ROOM_PREFIX = room_name("")
+_YIELD_EVERY = 64
+"""How often (in relayed events) publishing checks whether to give the loop a turn."""
+_YIELD_AFTER = 0.02
+"""Seconds publishing may hold the event loop before it gives it a turn."""
+_PACE_EVENTS = 32
+"""A replay is queued this many events at a time, each run once the socket's output
+has drained below a quarter of its high-water mark."""
 _ack_requested: contextvars.ContextVar[bool] = contextvars.ContextVar("ack", default=True)
 
 AckNow = Callable[[Any], Awaitable[None]]
@@ -159,6 +172,10 @@ class _Server(socketio.AsyncServer):  # type: ignore[misc]
 
     connect_timeout: float = 45.0
     """Seconds an Engine.IO session may stay open without a Socket.IO CONNECT."""
+    outbound_limit: int = 8 * 1024 * 1024
+    """Bytes of unsent output one connection may have waiting (0: unbounded)."""
+    overflow_grace: float = 5.0
+    """Seconds an overflowed connection gets to read its notice before it is aborted."""
 
     _malformed_log = QuietLog("socket_packet_malformed")
 
@@ -168,13 +185,32 @@ class _Server(socketio.AsyncServer):  # type: ignore[misc]
         self._attachment_bytes: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
+    async def enter_room(self, sid: str, room: str, namespace: str | None = None) -> None:
+        # Room subscriptions count against the socket's limit; its inbox (a stream
+        # named ``user:{id}``: room ids never hold a ':') does not.
+        if (
+            self.limits is not None
+            and room.startswith(_ROOM_PREFIX)
+            and ":" not in room[len(_ROOM_PREFIX) :]
+        ):
+            self.limits.joining(sid, room)
+        await super().enter_room(sid, room, namespace=namespace)
+
     def in_room(self, sid: str, room: str, namespace: str = "/") -> bool:
         # `rooms(sid)` walks every room of the namespace (each socket has one of
         # its own): per subscribe that is O(sockets), quadratic in a reconnect storm.
         return sid in self.manager.rooms.get(namespace, {}).get(room, ())
 
+    def _engineio_server_class(self) -> type[engineio.AsyncServer]:
+        return _EngineServer
+
     async def _handle_eio_connect(self, eio_sid: str, environ: Any) -> Any:
         result = await super()._handle_eio_connect(eio_sid, environ)
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is not None and type(socket) is engineio.async_socket.AsyncSocket:
+            socket.__class__ = CheckedSocket  # same state; a checked polling POST
+        if socket is not None and isinstance(socket.queue, OutboundQueue):
+            socket.queue.bind(self.outbound_limit, lambda: self._overflowed(eio_sid))
         loop = asyncio.get_running_loop()
         self._connect_timers[eio_sid] = loop.call_later(
             self.connect_timeout, self._connect_timed_out, eio_sid
@@ -182,11 +218,73 @@ class _Server(socketio.AsyncServer):  # type: ignore[misc]
         return result
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is not None and isinstance(socket.queue, OutboundQueue):
+            socket.queue.release()  # a replay waiting for it to drain stops waiting
         timer = self._connect_timers.pop(eio_sid, None)
         if timer is not None:
             timer.cancel()
         self._attachment_bytes.pop(eio_sid, None)
         await super()._handle_eio_disconnect(eio_sid, reason)
+
+    def _overflowed(self, eio_sid: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._end_slow(eio_sid))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _end_slow(self, eio_sid: str) -> None:
+        """End a connection whose unsent output passed the high-water mark.
+
+        What waited is already dropped (``OutboundQueue``). The client is told why
+        (an ``error`` event, SLOW_CONSUMER) if it ever reads again, the Engine.IO
+        session is closed and, after a grace period, the TCP connection aborted.
+        It reconnects and resubscribes from its last seq like after any transport
+        loss; the connection is not refused (no Socket.IO DISCONNECT), so clients
+        reconnect by themselves.
+        """
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is None:
+            return
+        queue = socket.queue
+        sid = self.manager.sid_from_eio_sid(eio_sid, "/")
+        log.warning(
+            "socket_slow_consumer", sid=sid, eio_sid=eio_sid, limit_bytes=self.outbound_limit
+        )
+        notice = SlowConsumer(
+            "this connection fell too far behind reading: it is closed; reconnect and"
+            " resubscribe with lastSeq",
+            {"limitBytes": self.outbound_limit},
+        )
+        if sid is not None:
+            packets = self.manager.packets("/", "error", [as_error_event(notice)])
+            for pkt in packets:
+                queue.put_after_overflow(pkt)
+        queue.put_after_overflow(engineio.packet.Packet(engineio.packet.CLOSE))
+        await socket.close(wait=False, abort=True)
+        queue.put_nowait(None)  # the writer ends once it has sent what it can
+        self.eio.sockets.pop(eio_sid, None)
+        ws = getattr(socket, "roomcast_ws", None)
+        if ws is not None:
+            asyncio.get_running_loop().call_later(self.overflow_grace, ws.abort)
+
+    async def drained(self, sid: str, namespace: str = "/") -> None:
+        """Wait while ``sid``'s unsent output is above a quarter of the high-water
+        mark: a replay reads its next page only when the client keeps up.
+
+        A client that reads nothing for ``overflow_grace`` seconds meanwhile is
+        ended as a slow consumer (SLOW_CONSUMER, raised here too).
+        """
+        eio_sid = self.manager.eio_sid_from_sid(sid, namespace)
+        socket = self.eio.sockets.get(eio_sid) if eio_sid is not None else None
+        if socket is None or not isinstance(socket.queue, OutboundQueue):
+            return
+        if await socket.queue.drained(self.overflow_grace):
+            return
+        if eio_sid is not None and not socket.queue.overflowed:
+            socket.queue.overflowed = True
+            socket.queue.clear()
+            self._overflowed(eio_sid)
+        raise SlowConsumer("this connection stopped reading", {"limitBytes": self.outbound_limit})
 
     def _connect_timed_out(self, eio_sid: str) -> None:
         self._connect_timers.pop(eio_sid, None)
@@ -231,7 +329,11 @@ class _Server(socketio.AsyncServer):  # type: ignore[misc]
                 raise MalformedPacket("a binary packet announces no attachment")
         # An event over the message limit is refused here, before it is decoded,
         # while its ack id can still be read from the packet's header.
-        if limits is not None and (size := limits.oversized(data)) is not None:
+        if (
+            limits is not None
+            and data[:1] not in ("5", "6")  # binary: bounded by the frame and attachment limits
+            and (size := limits.oversized(data)) is not None
+        ):
             header = event_header(data)
             if header is None:
                 raise MalformedPacket(f"a {size}-byte message that is not an event")
@@ -285,6 +387,11 @@ class _Server(socketio.AsyncServer):  # type: ignore[misc]
 
     async def _handle_event(self, eio_sid: str, namespace: str | None, id: Any, data: Any) -> None:
         name = check_event(data)
+        if self.manager.sid_from_eio_sid(eio_sid, namespace or "/") is None:
+            # An event on a namespace this session never joined (or left): Node's
+            # server closes the connection ("invalid state"), python-socketio ignored
+            # it, leaving a client waiting for an answer that never comes.
+            raise MalformedPacket("an event on a namespace that is not connected")
         if name in RESERVED_EVENTS:
             namespace = namespace or "/"
             sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
@@ -358,6 +465,15 @@ class _Server(socketio.AsyncServer):  # type: ignore[misc]
         )
 
 
+class _EngineServer(engineio.AsyncServer):  # type: ignore[misc]
+    """engine.io's server whose sockets queue their output on an ``OutboundQueue``."""
+
+    def create_queue(self, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs:
+            return super().create_queue(*args, **kwargs)
+        return OutboundQueue()
+
+
 Handler = Callable[[str, UserRef, tuple[Any, ...]], Awaitable[Any]]
 
 
@@ -374,7 +490,10 @@ class Gateway:
         max_message_bytes: int = 64 * 1024,
         max_frame_bytes: int = 1024 * 1024,
         max_attachments: int = 10,
+        max_connections_per_user: int = 16,
+        max_subscriptions: int = 100,
         connect_timeout: float = 45.0,
+        outbound_limit: int = 8 * 1024 * 1024,
         events_per_minute: int = 100,
         typing_timeout: float = 5.0,
         recent_per_room: int = 10_000,
@@ -382,9 +501,15 @@ class Gateway:
         position_check_seconds: float = 0.5,
         recovery: bool = True,
         presence: PresenceStore | None = None,
+        recent_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.registry = Registry()
-        self.recent = RecentEvents(per_room=recent_per_room, total=recent_total)
+        self._published = 0
+        self._turn_started = time.monotonic()
+        self._in_turn = False
+        self.recent = RecentEvents(
+            per_room=recent_per_room, total=recent_total, total_bytes=recent_bytes
+        )
         self.feed = LiveFeed()
         """This node's room events for listeners other than sockets (the SSE streams)."""
         manager: WatchedLocal | WatchedRedis = (
@@ -441,8 +566,11 @@ class Gateway:
             max_message_bytes=max_message_bytes,
             max_attachments=max_attachments,
             max_attachment_bytes=max_frame_bytes,
+            max_connections_per_user=max_connections_per_user,
+            max_subscriptions=max_subscriptions,
         )
         self.sio.connect_timeout = connect_timeout
+        self.sio.outbound_limit = outbound_limit
         # Per server, not engine.io's module-wide table: every frame is checked.
         self.sio.eio._async = {**self.sio.eio._async, "websocket": CheckedWebSocket}
         self.sessions = Sessions(self.sio)
@@ -455,7 +583,7 @@ class Gateway:
                 room_id, user_id, action
             ),
         )
-        manager.on_leave = self.live.left
+        manager.on_leave = self._left
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
         self._route("room:subscribe", self._subscribe, ack=_as_is)
@@ -473,6 +601,12 @@ class Gateway:
         self.sio.on("*", self._room_unknown, namespace="*")
 
     # ---------------------------------------------------------------- plumbing
+
+    async def _left(self, sid: str, room: str) -> None:
+        """A socket left a room (unsubscribe, eviction, failed subscribe)."""
+        if self.sio.limits is not None:
+            self.sio.limits.left(sid, room)
+        await self.live.left(sid, room)
 
     def _svc(self) -> GatewayServices:
         if self.services is None:
@@ -513,7 +647,10 @@ class Gateway:
             if not isinstance(token, str) or not token:
                 raise AuthenticationFailed("Authentication failed: auth.token is required")
             claims = await self._svc().verifier.verify_async(token)
-        except AuthenticationFailed as exc:
+            if self.sio.limits is not None:
+                open_now = len(self.registry.sids_of_user.get(claims.user.id, ()))
+                self.sio.limits.connection(claims.user.id, open_now)
+        except (AuthenticationFailed, TooManyConnections) as exc:
             raise _refused(exc) from None
         self.registry.add(sid, claims.user)
         # Every socket of a user hears that user's notifications, live.
@@ -879,14 +1016,20 @@ class Gateway:
                 async for page in log_pages:
                     if sid not in self.registry.users:  # the socket left: stop reading
                         break
-                    out.send(
-                        [
-                            (e.event, e.payload)
-                            for e in page
-                            if visibility.admit(e.event, e.payload)
-                        ],
-                        replayed=True,
-                    )
+                    # A batch subscriber gets one frame per page, as before.
+                    step = len(page) if request.batch else _PACE_EVENTS
+                    for start in range(0, len(page), max(step, 1)):
+                        # The next events once the client keeps up (SLOW_CONSUMER if not).
+                        await self.sio.drained(sid)
+                        part = page[start : start + step]
+                        out.send(
+                            [
+                                (e.event, e.payload)
+                                for e in part
+                                if visibility.admit(e.event, e.payload)
+                            ],
+                            replayed=True,
+                        )
             # Flush what arrived live meanwhile (this room's above the head, the
             # socket's other rooms' as they came, in order); the gate stays open
             # until a take() finds nothing, with no await in between, so no
@@ -1068,15 +1211,34 @@ class Gateway:
 
     # ---------------------------------------------------------------- relay side
 
+    def _turn_ended(self) -> None:
+        self._in_turn = False
+
     async def publish(self, room_id: str, event: str, payload: msgspec.Raw) -> None:
         """Broadcast one relayed event to the room (through Redis when configured),
         with its offset (connection state recovery, docs/decisions/0009).
 
         With Redis, raises ``PublishFailed`` (outbox/relay.py) when the other
         nodes were not reached; this node's sockets have it already.
+
+        Every ``_YIELD_EVERY`` events, if publishing has held the loop for more
+        than ``_YIELD_AFTER`` seconds, the loop is yielded to: a relay batch fans out
+        to every local socket synchronously, and without a turn in between the
+        sockets' writers, pings and handlers would wait for the whole batch. A
+        quick batch is not cut (its ``room:events`` frame stays one frame).
         """
         offset = PUBLISHED_AT.get() if self.recovery else None
         data = payload if offset is None else (payload, offset)
+        if not self._in_turn:  # the first event published in this turn of the loop
+            self._in_turn = True
+            self._turn_started = time.monotonic()
+            asyncio.get_running_loop().call_soon(self._turn_ended)
+        self._published += 1
+        if (
+            self._published % _YIELD_EVERY == 0
+            and time.monotonic() - self._turn_started > _YIELD_AFTER
+        ):
+            await asyncio.sleep(0)  # a turn of the loop for everyone else
         manager = self.delivery
         if isinstance(manager, WatchedRedis):
             await manager.publish_event(event, data, room_name(room_id))

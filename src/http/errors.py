@@ -50,7 +50,10 @@ STATUS: Mapping[ErrorCode, int] = {
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
     ErrorCode.IDEMPOTENCY_KEY_REUSED: 422,
     ErrorCode.RATE_LIMIT_EXCEEDED: 429,
+    ErrorCode.TOO_MANY_CONNECTIONS: 429,
+    ErrorCode.TOO_MANY_SUBSCRIPTIONS: 429,
     ErrorCode.INTERNAL_ERROR: 500,
+    ErrorCode.SLOW_CONSUMER: 503,
     ErrorCode.SERVICE_UNAVAILABLE: 503,
 }
 

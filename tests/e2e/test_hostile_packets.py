@@ -9,6 +9,7 @@ private parts of python-socketio ``gateway/server.py``'s ``_Server`` overrides
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -231,3 +232,58 @@ class TestConnectTimeout:
             await connected.send('421["presence:get_online",{"roomId":"room_nope"}]')
             assert (await connected.ack(1))["success"] is False
             await connected.close()
+
+
+class TestPolling:
+    async def _open(self, http, server) -> str:
+        response = await http.get("/socket.io/?EIO=4&transport=polling")
+        assert response.status_code == 200
+        sid = json.loads(response.text[1:])["sid"]
+        posted = await http.post(
+            f"/socket.io/?EIO=4&transport=polling&sid={sid}",
+            content="40" + json.dumps({"token": server.token(user_id())}),
+            headers={"Content-Type": "text/plain;charset=UTF-8"},
+        )
+        assert posted.status_code == 200
+        connected = await http.get(f"/socket.io/?EIO=4&transport=polling&sid={sid}")
+        assert connected.text.startswith("40{"), connected.text
+        return sid
+
+    async def test_a_post_of_forty_packets_is_handled_whole(self, server, http):
+        sid = await self._open(http, server)
+        packets = [f'42{i}["presence:get_online",{{"roomId":"room_nope"}}]' for i in range(40)]
+        posted = await http.post(
+            f"/socket.io/?EIO=4&transport=polling&sid={sid}",
+            content="\x1e".join(packets),
+            headers={"Content-Type": "text/plain;charset=UTF-8"},
+        )
+        assert posted.status_code == 200
+        acks: set[int] = set()
+        async with asyncio.timeout(20):
+            while len(acks) < 40:
+                polled = await http.get(f"/socket.io/?EIO=4&transport=polling&sid={sid}")
+                for packet in polled.text.split("\x1e"):
+                    if packet.startswith("43"):
+                        acks.add(int(packet[2 : packet.index("[")]))
+        assert acks == set(range(40))
+
+    async def test_a_post_that_does_not_decode_ends_the_session(self, server, http, caplog):
+        sid = await self._open(http, server)
+        posted = await http.post(
+            f"/socket.io/?EIO=4&transport=polling&sid={sid}",
+            content="x\x1e\x1e9",
+            headers={"Content-Type": "text/plain;charset=UTF-8"},
+        )
+        assert posted.status_code == 400
+        after = await http.get(f"/socket.io/?EIO=4&transport=polling&sid={sid}")
+        assert after.status_code == 400  # the session is gone
+        no_tracebacks(caplog)
+        await still_served(server)
+
+
+async def test_an_event_after_leaving_the_namespace_closes_the_connection(server):
+    raw = await RawSocket.connected(server, server.token(user_id()))
+    await raw.send("41")  # Socket.IO DISCONNECT of "/": the Engine.IO session stays
+    await raw.send('421["presence:get_online",{"roomId":"room_nope"}]')
+    await raw.wait_closed()  # as Node's server does, not an answer that never comes
+    await still_served(server)

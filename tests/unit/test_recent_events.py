@@ -120,3 +120,27 @@ def test_a_users_inbox_is_not_kept():
     deliver(recent, 1, 2, room="room:user:usr_ada")
     assert len(recent) == 0
     assert recent.since("room:user:usr_ada", 0, 2) is None
+
+
+def test_memory_is_bounded_in_bytes_as_well_as_events():
+    big = msgspec.Raw(b'{"d":"' + b"x" * 1000 + b'"}')
+    recent = RecentEvents(per_room=1000, total=1000, total_bytes=10_000)
+    for seq in range(1, 51):
+        recent.record("room:a", "room:updated", big, seq)
+    assert recent.bytes <= 10_000
+    assert len(recent) < 10
+    # The newest are kept, contiguous up to the head.
+    first, events = recent.since("room:a", 0, 50) or (0, [])
+    assert first + len(events) - 1 == 50
+
+
+def test_a_byte_bound_pushes_the_oldest_room_out_first():
+    payload = msgspec.Raw(b'{"d":"' + b"x" * 1000 + b'"}')
+    recent = RecentEvents(per_room=1000, total=1000, total_bytes=5_000)
+    for seq in range(1, 4):
+        recent.record("room:old", "e", payload, seq)
+    for seq in range(1, 4):
+        recent.record("room:new", "e", payload, seq)
+    assert recent.since("room:old", 0, 3) is None
+    assert recent.since("room:new", 0, 3) is not None
+    assert recent.bytes <= 5_000
