@@ -30,6 +30,18 @@ class RequestContext:
         raw_id = request_id.encode()
         started = time.perf_counter()
         status = 500
+        logged = False
+
+        def finished() -> None:
+            nonlocal logged
+            logged = True
+            log.info(
+                "request_finished",
+                method=scope.get("method"),
+                path=scope.get("path"),
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -37,19 +49,17 @@ class RequestContext:
                 status = message["status"]
                 # The message is the sender's own, built for this one call: amended in place.
                 message["headers"] = [*message.get("headers", ()), (b"x-request-id", raw_id)]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                # Before the last byte leaves: whoever has the whole response can read its line.
+                finished()
             await send(message)
 
         with logfields.request_scope(request_id=request_id):
             try:
                 await self.app(scope, receive, send_with_id)
             finally:
-                log.info(
-                    "request_finished",
-                    method=scope.get("method"),
-                    path=scope.get("path"),
-                    status=status,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                )
+                if not logged:
+                    finished()
 
 
 def _incoming_id(scope: Any) -> str | None:

@@ -75,6 +75,9 @@ def relayless(
         relay=False,
         rest_rate_limit=0,
         socket_events_per_minute=10_000,
+        # Every follower is the organizer: one user's 60 sockets, above the default
+        # per-user limit that issue 15's tests cover on their own.
+        max_connections_per_user=1_000,
     )
     with run_server(settings) as running:
         yield running
@@ -158,6 +161,7 @@ class ServeProcess:
             "ROOMCAST_PORT": str(self.port),
             "ROOMCAST_REST_RATE_LIMIT": "0",
             "ROOMCAST_SOCKET_EVENTS_PER_MINUTE": "10000",
+            "ROOMCAST_MAX_CONNECTIONS_PER_USER": "1000",
             "ROOMCAST_RELAY_POLL": "0.05",
             "ROOMCAST_LOG_LEVEL": "warning",
         }
