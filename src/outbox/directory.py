@@ -1,7 +1,7 @@
 """The rooms each user organizes or takes part in (``room_members``, ``room_directory``).
 
 Both tables are a read model of the log kept by a trigger in the appending
-transaction (schema.sql, docs/decisions/0011-room-directory.md); this module
+transaction (schema.sql, docs/decisions/0014-room-directory.md); this module
 only reads them. A page is one index range of one user's rows, newest room
 first, continued after the last row of the previous page (keyset, no offset).
 """
