@@ -330,6 +330,9 @@ class Bench:
             # Load generators send far more than a person would as one user: the
             # per-user REST limit would measure itself, not the write path.
             "ROOMCAST_REST_RATE_LIMIT": "0",
+            # Likewise the per-user connection limit: a thousand sockets of one test user
+            # stand for a thousand people.
+            "ROOMCAST_MAX_CONNECTIONS_PER_USER": "1000000",
         }
         # Connection state recovery on (the default) or off, for a run comparing the two.
         if "ROOMCAST_RECOVERY" in os.environ:
