@@ -67,6 +67,15 @@ _HISTORY = """
         applied_at timestamptz NOT NULL DEFAULT now()
     )
 """
+# Another starter's migration may take longer than the session's lock and statement
+# timeouts: wait for its lock without them, then run ours under them again.
+_LOCK = f"""
+    SET LOCAL lock_timeout = 0;
+    SET LOCAL statement_timeout = 0;
+    SELECT pg_advisory_xact_lock({SCHEMA_LOCK});
+    SET LOCAL lock_timeout TO DEFAULT;
+    SET LOCAL statement_timeout TO DEFAULT;
+"""
 _RECORD = "INSERT INTO roomcast_migrations (version, name, checksum) VALUES ($1, $2, $3)"
 _RECORDED = "SELECT version, name, checksum FROM roomcast_migrations ORDER BY version"
 _HAS_HISTORY = "SELECT to_regclass('roomcast_migrations') IS NOT NULL"
@@ -196,7 +205,7 @@ async def migrate(pool: asyncpg.Pool, *, shipped: tuple[Migration, ...] | None =
     """
     known = migrations() if shipped is None else _in_order(shipped)
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
+        await conn.execute(_LOCK)
         if not await conn.fetchval(_HAS_HISTORY):
             existing = await conn.fetchval(_HAS_TABLES)
             await conn.execute(_HISTORY)

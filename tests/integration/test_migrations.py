@@ -31,6 +31,7 @@ from roomcast.domain.notifications import INBOX_STATE_VERSION, INBOXES, Notify, 
 from roomcast.domain.state import ROOM_STATE_VERSION, Room
 from roomcast.outbox import codec
 from roomcast.outbox.database import (
+    SCHEMA_LOCK,
     DatabaseNewerThanCode,
     Migrated,
     Migration,
@@ -293,6 +294,44 @@ async def test_later_migrations_apply_in_order_and_a_failing_one_changes_nothing
         done = await migrate(pool, shipped=(*migrations(), ok))
         assert done == Migrated(previous=2, current=3, applied=("0003_add_notes",), created=False)
         assert await pool.fetchval("SELECT to_regclass('notes')::text") == "notes"
+
+
+async def test_a_starter_waits_out_another_ones_migration_then_runs_under_its_limits(empty):
+    """The lock is waited for without the session's timeouts (a migration may take
+    longer than them); the migrations themselves run under them again."""
+    seen = Migration(
+        3,
+        "limits_seen",
+        "CREATE TABLE limits_seen AS SELECT current_setting('lock_timeout') AS lock_timeout,"
+        " current_setting('statement_timeout') AS statement_timeout;",
+        "c3",
+    )
+    limits = {"lock_timeout": "200ms", "statement_timeout": "300ms"}
+    async with _pool(empty) as pool:
+        await migrate(pool)
+        holder = await asyncpg.connect(empty)
+        waiter = await asyncpg.create_pool(empty, min_size=1, max_size=1, server_settings=limits)
+        try:
+            await holder.execute("SELECT pg_advisory_lock($1)", SCHEMA_LOCK)
+            task = asyncio.create_task(migrate(waiter, shipped=(*migrations(), seen)))
+            waiting = """
+                SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            """
+            async with asyncio.timeout(30):  # the server's lock table is all there is to watch
+                while not await pool.fetchval(waiting):  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+            # Longer than both limits: what is tested is that the wait outlives them.
+            await asyncio.sleep(1.0)
+            assert not task.done()
+            assert await pool.fetchval(waiting) == 1
+            await holder.execute("SELECT pg_advisory_unlock($1)", SCHEMA_LOCK)
+            assert (await task).applied == ("0003_limits_seen",)
+        finally:
+            await holder.close()
+            await waiter.close()
+        row = await pool.fetchrow("SELECT * FROM limits_seen")
+        assert dict(row) == limits
 
 
 # ---------------------------------------------------------------- refusing
