@@ -3,6 +3,8 @@
 -- src/outbox/migrations/ (docs/operations.md "Schema"), so a change to this file
 -- comes with a migration that makes the same change, in the same commit.
 -- `roomcast_migrations` records which of them a database has (outbox/database.py).
+-- Every statement stays idempotent, so running this file on a database at the
+-- current version changes nothing (it rebuilds a dropped room directory: ADR 0014).
 -- Needs PostgreSQL 14+ (CREATE OR REPLACE TRIGGER); developed on 15 and 18.
 
 -- One row per stream (a room). Its row lock is what serialises the writers of

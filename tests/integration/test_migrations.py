@@ -41,6 +41,7 @@ from roomcast.outbox.database import (
     connect,
     migrate,
     migrations,
+    schema_sql,
 )
 from roomcast.outbox.store import EventStore, Loaded, Write, append_many_statement, prepare
 from roomcast.service.rooms import RoomService
@@ -235,6 +236,9 @@ async def test_a_baseline_database_upgraded_is_the_database_schema_sql_creates(b
         assert (await migrate(new)).created
         assert await _history(new) == await _history(old) == _shipped_history()
         upgraded, created = await _catalog(old), await _catalog(new)
+        # schema.sql stays idempotent: run again on a current database it changes nothing.
+        await new.execute(schema_sql())
+        assert await _catalog(new) == created
     assert upgraded == created
     assert ("snapshots", "state_version", "integer", "NO", "0") in created["columns"]
 
