@@ -410,6 +410,14 @@ def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def test_roomcast_migrate_upgrades_then_is_a_no_op_then_refuses(baseline):
+    looked = await asyncio.to_thread(_cli, baseline, "migrate", "--check")
+    assert (looked.returncode, looked.stdout.strip()) == (
+        0,
+        "roomcast: schema version 1 of 2: migrate applies 0002_snapshot_state_version",
+    ), looked.stderr
+    async with _pool(baseline) as pool:
+        assert await pool.fetchval("SELECT to_regclass('roomcast_migrations')") is None
+
     first = await asyncio.to_thread(_cli, baseline, "migrate")
     assert (first.returncode, first.stdout.strip()) == (
         0,
@@ -420,6 +428,8 @@ async def test_roomcast_migrate_upgrades_then_is_a_no_op_then_refuses(baseline):
         0,
         "roomcast: schema is up to date (version 2)",
     ), second.stderr
+    looked = await asyncio.to_thread(_cli, baseline, "migrate", "--check")
+    assert looked.stdout.strip() == "roomcast: schema version 2 of 2: up to date"
 
     async with _pool(baseline) as pool:
         await pool.execute(
@@ -441,6 +451,9 @@ async def test_roomcast_migrate_upgrades_then_is_a_no_op_then_refuses(baseline):
             "INSERT INTO roomcast_migrations (version, name, checksum) "
             "VALUES (3, 'from_the_future', 'c3')"
         )
+    looked = await asyncio.to_thread(_cli, baseline, "migrate", "--check")
+    assert looked.returncode == 1
+    assert "newer than this roomcast's 2" in looked.stderr
     newer = await asyncio.to_thread(_cli, baseline, "migrate")
     assert newer.returncode == 1
     assert newer.stderr.strip() == (
@@ -451,6 +464,13 @@ async def test_roomcast_migrate_upgrades_then_is_a_no_op_then_refuses(baseline):
 
 
 async def test_roomcast_migrate_creates_a_new_database(empty):
+    looked = await asyncio.to_thread(_cli, empty, "migrate", "--check")
+    assert (looked.returncode, looked.stdout.strip()) == (
+        0,
+        "roomcast: schema version 0 of 2: a new database: migrate creates it at version 2",
+    ), looked.stderr
+    async with _pool(empty) as pool:
+        assert await pool.fetchval("SELECT to_regclass('streams')") is None
     done = await asyncio.to_thread(_cli, empty, "migrate")
     assert (done.returncode, done.stdout.strip()) == (
         0,
