@@ -1,8 +1,9 @@
 """Versioned migrations and versioned snapshots (outbox/database.py, ADR 0016).
 
 Every test has a database of its own. "Baseline" is a database exactly as the code
-before migrations left it: tests/integration/fixtures/schema_c422c3e.sql, a copy of
-schema.sql at commit c422c3e, with no `roomcast_migrations`.
+before migrations left it: schema.sql at commit c422c3e, with no `roomcast_migrations`.
+That text is the baseline migration itself (0001_baseline.sql, which must never
+change); its digest is pinned here, so the test still upgrades what was deployed.
 """
 
 from __future__ import annotations
@@ -49,8 +50,10 @@ from roomcast.service.rooms import RoomService
 from ..helpers import create_room, now, rename, unique, user
 from ..serve_process import ServeProcess
 
-BASELINE = (Path(__file__).parent / "fixtures" / "schema_c422c3e.sql").read_text("utf-8")
 MIGRATIONS = Path(roomcast.outbox.__file__).resolve().parent / "migrations"
+BASELINE = (MIGRATIONS / "0001_baseline.sql").read_text("utf-8")
+# sha256 of `git show c422c3e:schema.sql`, the schema before migrations.
+BASELINE_SHA256 = "df01932a136c236d62f05d3187702528aaa56acf0069170a528fddb919fc1699"
 LATEST = 2
 ORG = user("org")
 
@@ -122,7 +125,7 @@ def _shipped_history() -> list[tuple[int, str, str]]:
 
 
 def test_the_baseline_migration_is_the_schema_of_c422c3e():
-    assert (MIGRATIONS / "0001_baseline.sql").read_text("utf-8") == BASELINE
+    assert hashlib.sha256(BASELINE.encode()).hexdigest() == BASELINE_SHA256
     assert [m.label for m in migrations()] == [
         "0001_baseline",
         "0002_snapshot_state_version",
