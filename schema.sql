@@ -1,5 +1,10 @@
--- roomcast schema. Applied at every start (and by `roomcast migrate`): every
--- statement is idempotent, so running it twice changes nothing.
+-- roomcast schema, whole: what a new database is created with. A database that
+-- exists already is brought here by the numbered migrations in
+-- src/outbox/migrations/ (docs/operations.md "Schema"), so a change to this file
+-- comes with a migration that makes the same change, in the same commit.
+-- `roomcast_migrations` records which of them a database has (outbox/database.py).
+-- Every statement stays idempotent, so running this file on a database at the
+-- current version changes nothing (it rebuilds a dropped room directory: ADR 0014).
 -- Needs PostgreSQL 14+ (CREATE OR REPLACE TRIGGER); developed on 15 and 18.
 
 -- One row per stream (a room). Its row lock is what serialises the writers of
@@ -80,10 +85,13 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 -- Snapshots bound the cost of loading a room: state at `version`, so a load
 -- reads the snapshot plus at most `snapshot_every` events, whatever the
 -- stream's length. A cache, not a source of truth: deleting it loses nothing.
+-- `state_version` is the shape of `state` (the decider's state version); a load
+-- ignores a snapshot of another version and rebuilds from the events (migration 0002).
 CREATE TABLE IF NOT EXISTS snapshots (
-    stream_id   text PRIMARY KEY REFERENCES streams (stream_id),
-    version     bigint NOT NULL,
-    state       json NOT NULL
+    stream_id     text PRIMARY KEY REFERENCES streams (stream_id),
+    version       bigint NOT NULL,
+    state         json NOT NULL,
+    state_version integer NOT NULL DEFAULT 0  -- 0: written before versions existed
 );
 
 -- Secret draw seeds (docs/audit.md), one per room, NOT part of the log: the

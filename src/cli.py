@@ -18,6 +18,7 @@ from roomcast.audit import cli as audit_cli
 from roomcast.config import ConfigError, Settings, load_settings, resolve_jwt_secret
 from roomcast.domain.errors import ServiceUnavailable
 from roomcast.logconfig import configure_logging
+from roomcast.outbox.database import Migration, SchemaMismatch
 from roomcast.outbox.embedded import EmbeddedPostgresError
 
 __all__ = ["main"]
@@ -32,7 +33,20 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="interface to bind (ROOMCAST_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (ROOMCAST_PORT, default 8000)")
 
-    sub.add_parser("migrate", help="apply schema.sql to the database (idempotent)")
+    migrate = sub.add_parser(
+        "migrate",
+        help="bring the database's schema to this version (a new one from schema.sql)",
+        description="Creates a new database from schema.sql, or applies to an existing one "
+        "the numbered migrations it has not had, in order, under a lock (docs/operations.md "
+        '"Schema and migrations"). Refuses, changing nothing (exit 1), a database newer than '
+        "this roomcast or one whose applied migrations were changed since.",
+    )
+    migrate.add_argument(
+        "--check",
+        action="store_true",
+        help="change nothing: print the database's schema version and what would be applied "
+        "(exit 1 where migrate would refuse)",
+    )
 
     sub.add_parser(
         "relay",
@@ -105,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "serve":
                 return _serve(settings)
             case "migrate":
-                return asyncio.run(_migrate(settings))
+                return asyncio.run(_migrate(settings, dry_run=args.check))
             case "relay":
                 return asyncio.run(_relay(settings))
             case "token" if args.action == "revoke":
@@ -125,6 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ServiceUnavailable as exc:
         print(f"roomcast: {exc.message}", file=sys.stderr)
         return 1
+    except SchemaMismatch as exc:
+        print(f"roomcast: cannot migrate the database: {exc}", file=sys.stderr)
+        return 1
     except EmbeddedPostgresError as exc:
         print(f"roomcast: cannot start the embedded PostgreSQL: {exc}", file=sys.stderr)
         return 1
@@ -139,7 +156,8 @@ def _serve(settings: Settings) -> int:
     from roomcast.bootstrap import build_app
 
     if settings.database_url:
-        # Fail with one line now rather than a start-up traceback from the lifespan.
+        # Fail with one line now rather than a start-up traceback from the lifespan:
+        # an unreachable database, or a schema this version cannot migrate.
         asyncio.run(_reachable(settings.database_url))
 
     configure_logging(
@@ -182,24 +200,53 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
 
 
 async def _reachable(dsn: str) -> None:
-    from roomcast.outbox.database import connect
+    """The database answers, and its schema is one ``migrate`` can bring to this version."""
+    from roomcast.outbox.database import check, connect
 
     pool = await connect(dsn, min_size=1, max_size=1)
-    await pool.close()
+    try:
+        await check(pool)
+    finally:
+        await pool.close()
 
 
-async def _migrate(settings: Settings) -> int:
+async def _migrate(settings: Settings, *, dry_run: bool) -> int:
     from roomcast.bootstrap import database
-    from roomcast.outbox.database import connect, migrate
+    from roomcast.outbox.database import check, connect, migrate, migrations
 
+    # What ran is logged too (schema_migrated), on stderr like serve's lines.
+    configure_logging(
+        level=settings.log_level, fmt=settings.log_format, production=settings.env == "production"
+    )
     async with database(settings) as dsn:
         pool = await connect(dsn, min_size=1, max_size=1)
         try:
-            await migrate(pool)
+            if dry_run:
+                print(_to_apply(await check(pool), migrations()))
+                return 0
+            done = await migrate(pool)
         finally:
             await pool.close()
-    print("roomcast: schema is up to date")
+    if done.created:
+        print(f"roomcast: created the schema at version {done.current}")
+    elif done.applied:
+        print(
+            f"roomcast: migrated the schema from version {done.previous} to {done.current} "
+            f"({', '.join(done.applied)})"
+        )
+    else:
+        print(f"roomcast: schema is up to date (version {done.current})")
     return 0
+
+
+def _to_apply(version: int, shipped: tuple[Migration, ...]) -> str:
+    if version == 0:
+        todo = f"a new database: migrate creates it at version {len(shipped)}"
+    elif version == len(shipped):
+        todo = "up to date"
+    else:
+        todo = "migrate applies " + ", ".join(m.label for m in shipped[version:])
+    return f"roomcast: schema version {version} of {len(shipped)}: {todo}"
 
 
 async def _relay(settings: Settings) -> int:

@@ -24,6 +24,7 @@ from roomcast.domain.state import UserRef
 
 __all__ = [
     "INBOXES",
+    "INBOX_STATE_VERSION",
     "Inbox",
     "InboxCommand",
     "InboxEvent",
@@ -86,6 +87,12 @@ class NotificationRead(_Event, frozen=True, kw_only=True, tag="notification:read
 
 
 InboxEvent = NotificationReceived | NotificationRead
+
+
+INBOX_STATE_VERSION = 1
+"""The version of ``Inbox`` as a snapshot holds it: bump it with any change to ``Inbox``
+(or ``Notification``) or to what ``evolve`` folds into it, and record the new
+fingerprint in tests/unit/test_state_version.py."""
 
 
 class Inbox(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -189,5 +196,10 @@ def _decode(data: bytes | str) -> InboxEvent:
 
 
 INBOXES: Decider[InboxCommand, InboxEvent, Inbox | None] = Decider(
-    name="inbox", decide=decide, evolve=evolve, decode_event=_decode, state_type=Inbox
+    name="inbox",
+    decide=decide,
+    evolve=evolve,
+    decode_event=_decode,
+    state_type=Inbox,
+    state_version=INBOX_STATE_VERSION,
 )

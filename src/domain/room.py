@@ -97,6 +97,7 @@ from roomcast.domain.rules import (
     require_organizer,
 )
 from roomcast.domain.state import (
+    ROOM_STATE_VERSION,
     Participant,
     ParticipantRef,
     Prize,
@@ -595,6 +596,11 @@ def _drop(mapping: dict[K, V], key: K) -> dict[K, V]:
 
 
 ROOMS: Decider[Command, Event, State] = Decider(
-    name="room", decide=decide, evolve=evolve, decode_event=decode_event, state_type=Room
+    name="room",
+    decide=decide,
+    evolve=evolve,
+    decode_event=decode_event,
+    state_type=Room,
+    state_version=ROOM_STATE_VERSION,
 )
 """Rooms as the store and the command service see them."""

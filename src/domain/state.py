@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 __all__ = [
+    "ROOM_STATE_VERSION",
     "AppGrant",
     "Participant",
     "ParticipantRef",
@@ -138,6 +139,12 @@ class RoomInfo(_Wire, frozen=True, kw_only=True):
     settings: dict[str, Any]
     organizer_id: str
     created_at: datetime
+
+
+ROOM_STATE_VERSION = 1
+"""The version of ``Room`` as a snapshot holds it: bump it with any change to ``Room``
+(or the Structs inside it) or to what ``room.evolve`` folds into it, and record the new
+fingerprint in tests/unit/test_state_version.py."""
 
 
 class Room(_Wire, frozen=True, kw_only=True):

@@ -44,9 +44,11 @@ _APPEND_REST = """
     INSERT INTO idempotency_keys (principal, key, fingerprint, stream_id, result)
     SELECT $13::text, $14::text, $15::bytea, $1, $16::json FROM head WHERE $14::text IS NOT NULL
 ), snapshotted AS (
-    INSERT INTO snapshots (stream_id, version, state)
-    SELECT $1, head.version, $17::json FROM head WHERE $17::text IS NOT NULL
-    ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version, state = EXCLUDED.state
+    INSERT INTO snapshots (stream_id, version, state, state_version)
+    SELECT $1, head.version, $17::json, $18::integer FROM head WHERE $17::text IS NOT NULL
+    ON CONFLICT (stream_id) DO UPDATE
+        SET version = EXCLUDED.version, state = EXCLUDED.state,
+            state_version = EXCLUDED.state_version
     WHERE snapshots.version < EXCLUDED.version
 )
 SELECT version FROM head
@@ -111,11 +113,13 @@ WITH input AS (
            AS r(stream_id, principal, key, fingerprint, result)
     JOIN head ON head.stream_id = r.stream_id
 ), snapshotted AS (
-    INSERT INTO snapshots (stream_id, version, state)
-    SELECT n.stream_id, head.version, n.state
-    FROM unnest($19::text[], $20::json[]) AS n(stream_id, state)
+    INSERT INTO snapshots (stream_id, version, state, state_version)
+    SELECT n.stream_id, head.version, n.state, n.state_version
+    FROM unnest($19::text[], $20::json[], $21::integer[]) AS n(stream_id, state, state_version)
     JOIN head ON head.stream_id = n.stream_id
-    ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version, state = EXCLUDED.state
+    ON CONFLICT (stream_id) DO UPDATE
+        SET version = EXCLUDED.version, state = EXCLUDED.state,
+            state_version = EXCLUDED.state_version
     WHERE snapshots.version < EXCLUDED.version
 )
 SELECT stream_id FROM head
@@ -124,6 +128,8 @@ SELECT stream_id FROM head
 # The state to decide on: head, snapshot and the events after the snapshot, read
 # in one statement so they are one consistent snapshot of the database. The
 # tail is bounded by `seq <= version`, and by the snapshot interval in length.
+# A snapshot of another state version ($2) is not joined at all: its JSON may be
+# a shape the decoder would misread, so the tail is then the whole stream.
 LOAD = """
     SELECT s.version, s.last_hash, sn.version AS snapshot_version, sn.state::text AS snapshot,
            ARRAY(
@@ -132,8 +138,22 @@ LOAD = """
                  AND e.seq > coalesce(sn.version, 0) AND e.seq <= s.version
                ORDER BY e.seq
            ) AS tail
-    FROM streams s LEFT JOIN snapshots sn ON sn.stream_id = s.stream_id
+    FROM streams s
+    LEFT JOIN snapshots sn ON sn.stream_id = s.stream_id AND sn.state_version = $2
     WHERE s.stream_id = $1
+"""
+
+# A load that had to fold a long tail (no snapshot of its state version: written by
+# an older release, or lost) writes one at the version it loaded, so the next load is
+# bounded again. The state at a version never changes, so this can only lose to a
+# newer snapshot of the same state version, never overwrite it.
+RESNAPSHOT = """
+    INSERT INTO snapshots AS sn (stream_id, version, state, state_version)
+    VALUES ($1, $2, $3::json, $4)
+    ON CONFLICT (stream_id) DO UPDATE
+        SET version = EXCLUDED.version, state = EXCLUDED.state,
+            state_version = EXCLUDED.state_version
+    WHERE sn.version < EXCLUDED.version OR sn.state_version <> EXCLUDED.state_version
 """
 
 HEAD = "SELECT version FROM streams WHERE stream_id = $1"

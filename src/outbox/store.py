@@ -97,6 +97,8 @@ class PendingAppend(msgspec.Struct, frozen=True):
     hashes: list[bytes]
     envelopes: list[codec.Envelope]
     state: Any
+    state_version: int
+    """The decider's state version: what a snapshot of ``state`` is recorded as."""
 
 
 class Remembered(msgspec.Struct, frozen=True):
@@ -183,6 +185,7 @@ def prepare(
         hashes=hashes,
         envelopes=envelopes,
         state=state,
+        state_version=decider.state_version,
     )
 
 
@@ -220,6 +223,7 @@ def append_statement(
         None if remember is None else remember.fingerprint,
         None if remember is None else remember.result.decode(),
         snapshot,
+        pending.state_version,
     )
 
 
@@ -231,7 +235,7 @@ def append_many_statement(writes: Sequence[Write]) -> tuple[object, ...]:
     heads: tuple[list[Any], ...] = ([], [], [], [])
     rows: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [], [])
     keys: tuple[list[Any], ...] = ([], [], [], [], [])
-    snapshots: tuple[list[Any], ...] = ([], [])
+    snapshots: tuple[list[Any], ...] = ([], [], [])
     for write in sorted(writes, key=lambda w: w.pending.stream_id):
         p = write.pending
         stream = p.stream_id
@@ -262,6 +266,7 @@ def append_many_statement(writes: Sequence[Write]) -> tuple[object, ...]:
         if write.snapshot is not None:
             snapshots[0].append(stream)
             snapshots[1].append(write.snapshot)
+            snapshots[2].append(p.state_version)
     return (sql.APPEND_MANY, *heads, *rows, *keys, *snapshots)
 
 
@@ -328,9 +333,10 @@ class EventStore:
         return await self.load_stream(stream_id, room.ROOMS)
 
     async def load_stream(self, stream_id: str, decider: Decider[Any, Any, S]) -> Loaded[S]:
-        """State at the stream's head: the latest snapshot plus the events after it."""
+        """State at the stream's head: the latest snapshot of the decider's state version
+        plus the events after it (all of them when there is none)."""
         with map_db_errors():
-            row = await self._pool.fetchrow(sql.LOAD, stream_id)
+            row = await self._pool.fetchrow(sql.LOAD, stream_id, decider.state_version)
         if row is None:
             return Loaded(
                 stream_id=stream_id, version=0, last_hash=codec.ZERO_HASH, state=_initial()
@@ -342,9 +348,26 @@ class EventStore:
         )
         for data in row["tail"]:
             state = decider.evolve(state, decider.decode_event(data))
-        return Loaded(
-            stream_id=stream_id, version=row["version"], last_hash=row["last_hash"], state=state
-        )
+        version: int = row["version"]
+        if len(row["tail"]) >= self._snapshot_every and state is not None:
+            await self._resnapshot(stream_id, version, state, decider.state_version)
+        return Loaded(stream_id=stream_id, version=version, last_hash=row["last_hash"], state=state)
+
+    async def _resnapshot(
+        self, stream_id: str, version: int, state: Any, state_version: int
+    ) -> None:
+        """Snapshot a state whose load folded a whole interval or more (sql.RESNAPSHOT).
+        A cache fill: when it fails the load still stands, and the next one tries again."""
+        snapshot = msgspec.json.encode(state).decode()
+        try:
+            with map_db_errors():
+                await self._pool.execute(
+                    sql.RESNAPSHOT, stream_id, version, snapshot, state_version
+                )
+        except ServiceUnavailable as exc:
+            log.warning("resnapshot_failed", stream_id=stream_id, error=repr(exc))
+            return
+        log.debug("resnapshot", stream_id=stream_id, version=version, state_version=state_version)
 
     async def head(self, stream_id: str) -> int:
         """The stream's version (0 if it does not exist): one indexed lookup."""

@@ -35,7 +35,7 @@ async def test_the_first_migration_fills_the_directory_from_the_existing_log(poo
     assert before[1] == [(rooms[1], "Lottery", "draft", "participant", 2)]
 
     # A database from before the directory existed: the next start rebuilds it.
-    await pool.execute("DROP TABLE room_members, room_directory")
+    await pool.execute("DROP TABLE room_members, room_directory, roomcast_migrations")
     await migrate(pool)
     assert (await _listing(pool, org.id), await _listing(pool, member.id)) == before
     await migrate(pool)  # and a second run changes nothing
