@@ -13,6 +13,9 @@ everything it missed from the server itself.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,8 +28,13 @@ from roomcast.client import RoomcastClient
 from roomcast.config import Settings
 
 from ..conftest import JWT_SECRET, RunningServer, run_server
+from . import test_js_client
 from .csr import CsrSocket
 from .support import Recorder, Wire, create_room, rename_many, user_id
+from .test_js_client import JS_DIR
+
+node_exe = test_js_client.node  # the fixture that finds node and installs socket.io-client
+PROTOCOL = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 
 CAP = 40
 HEAD = 5 * CAP
@@ -302,3 +310,74 @@ async def test_a_recovery_above_the_cap_is_replayed_whole_by_the_server(
     await socket.wait_for(room_id, last)
     assert socket.seqs[room_id] == list(range(2, last + 1))
     await socket.close()
+
+
+def documented_follow_room() -> str:
+    """docs/protocol.md's JavaScript client, the code block as printed."""
+    blocks = re.findall(r"```javascript\n(.*?)```", PROTOCOL.read_text(), re.S)
+    [block] = [b for b in blocks if "export function followRoom" in b]
+    return block
+
+
+async def test_the_documented_javascript_client_pages_past_the_cap(
+    node: RunningServer, http: httpx.AsyncClient, node_exe: str, tmp_path: Path
+):
+    """docs/protocol.md's `followRoom`, run as printed with socket.io-client: its first
+    `room:replay` is held (tests/e2e/js/doc_follow_room.mjs) until live events have
+    reached its socket, then it pages to the head and goes on with them."""
+    org = user_id()
+    room_id = await full_room(http, node, org)
+    module = tmp_path / "follow_room.mjs"
+    module.write_text(documented_follow_room())
+    (tmp_path / "node_modules").symlink_to(JS_DIR / "node_modules")
+    process = await asyncio.create_subprocess_exec(
+        node_exe, str(JS_DIR / "doc_follow_room.mjs"), module.as_uri(), node.url,
+        node.token(org), room_id, "0",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        env={**os.environ},
+    )  # fmt: skip
+    delivered: list[dict[str, Any]] = []
+    wire: set[int] = set()
+    paging: list[int] = []
+    changed = asyncio.Condition()
+
+    async def read() -> None:
+        assert process.stdout is not None
+        async for raw in process.stdout:
+            line = json.loads(raw)
+            async with changed:
+                if "seq" in line:
+                    delivered.append(line)
+                elif "wire" in line:
+                    wire.add(line["wire"])
+                elif "paging" in line:
+                    paging.append(line["paging"])
+                changed.notify_all()
+
+    async def until(condition: Callable[[], bool]) -> None:
+        async with asyncio.timeout(60), changed:
+            await changed.wait_for(condition)
+
+    reader = asyncio.create_task(read())
+    try:
+        await until(lambda: bool(paging))
+        assert paging == [CAP]  # the inline part came first, then the example paged
+        for i in range(LIVE):
+            response = await http.patch(
+                f"/api/rooms/{room_id}", json={"name": f"live {i}"}, headers=node.auth(org)
+            )
+            assert response.status_code == 200, response.text
+        # On the socket while the paging is still held: the example must keep them aside.
+        await until(lambda: set(range(HEAD + 1, HEAD + LIVE + 1)) <= wire)
+        assert [d["seq"] for d in delivered] == list(range(1, CAP + 1))
+        assert process.stdin is not None
+        process.stdin.write(b"go\n")
+        await process.stdin.drain()
+        await until(lambda: len(delivered) >= HEAD + LIVE)
+        assert [d["seq"] for d in delivered] == list(range(1, HEAD + LIVE + 1))
+        assert [d["seq"] for d in delivered if d["replayed"]] == list(range(1, CAP + 1))
+    finally:
+        reader.cancel()
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
