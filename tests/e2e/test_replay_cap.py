@@ -381,3 +381,48 @@ async def test_the_documented_javascript_client_pages_past_the_cap(
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_the_room_namespace_says_the_cut_in_its_notice_and_the_rest_is_paged_on_root(
+    node: RunningServer, http: httpx.AsyncClient
+):
+    """``/rooms/{roomId}`` with ``lastSeq`` has no ack: ``room:subscribed`` carries the cut,
+    and the same connection pages the rest on ``/``."""
+    org = user_id()
+    room_id = await full_room(http, node, org)
+    namespace = f"/rooms/{room_id}"
+    client = socketio.AsyncClient(reconnection=False)
+    got: list[tuple[str, dict[str, Any]]] = []
+    changed = asyncio.Condition()
+
+    async def record(event: str, payload: Any = None, *_: Any) -> None:
+        async with changed:
+            got.append((event, payload))
+            changed.notify_all()
+
+    client.on("*", record, namespace=namespace)
+    await client.connect(
+        node.url,
+        namespaces=["/", namespace],
+        auth={"token": node.token(org), "lastSeq": 0},
+        transports=["websocket"],
+    )
+    try:
+        async with asyncio.timeout(30), changed:
+            await changed.wait_for(lambda: any(e == "room:subscribed" for e, _ in got))
+        [notice] = [p for e, p in got if e == "room:subscribed"]
+        assert notice["headSeq"] == HEAD
+        assert notice["replay"] == {"truncated": True, "nextAfter": CAP}
+        assert [p["seq"] for e, p in got if "eventId" in p] == list(range(1, CAP + 1))
+        paged: list[int] = []
+        after = CAP
+        while after < HEAD:
+            ack = await client.call(
+                "room:replay", {"roomId": room_id, "afterSeq": after, "limit": 1000}, timeout=30
+            )
+            assert ack["success"] is True, ack
+            paged.extend(e["payload"]["seq"] for e in ack["data"]["events"])
+            after = ack["data"]["nextAfter"]
+        assert paged == list(range(CAP + 1, HEAD + 1))
+    finally:
+        await client.disconnect()
