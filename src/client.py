@@ -210,7 +210,9 @@ class RoomcastClient:
         return None if feed is None else feed.last_seq
 
     async def subscribe(self, room_id: str, last_seq: int | None = None) -> dict[str, Any]:
-        """Subscribe; with ``last_seq``, everything after it is replayed first."""
+        """Subscribe; with ``last_seq``, everything after it is delivered first (what the
+        server does not replay inline, past its cap, is paged with ``room:replay``).
+        Returns the ack's ``data`` (``replay.truncated`` says whether paging follows)."""
         feed = self._feeds.get(room_id)
         if feed is None:
             feed = self._feeds[room_id] = _Feed(room_id=room_id, last_seq=last_seq)
