@@ -375,6 +375,7 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
         max_attachments=settings.max_socket_attachments,
         max_connections_per_user=settings.max_connections_per_user,
         max_subscriptions=settings.max_subscriptions_per_socket,
+        subscribe_replay_max=settings.subscribe_replay_max,
         connect_timeout=settings.socket_connect_timeout_seconds,
         outbound_limit=settings.max_socket_buffer_bytes,
         events_per_minute=settings.socket_events_per_minute,

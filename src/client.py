@@ -6,6 +6,10 @@ delivered, and
 * drops duplicates (a seq it already delivered: at-least-once on the wire),
 * delivers to handlers strictly in seq order, one event at a time,
 * on a gap (seq jumps), refills it with ``room:replay`` before going on,
+* when a subscribe's replay was cut short (the server replays at most
+  ``ROOMCAST_SUBSCRIBE_REPLAY_MAX`` seqs inline; ``room:subscribed`` says
+  ``replay.truncated``), pages the rest up to its ``headSeq`` with
+  ``room:replay`` the same way, live events held meanwhile,
 * after any reconnect, subscribes again with ``lastSeq`` so the server replays
   what was missed; a refused re-subscribe that may succeed later (the database
   is down: ``SERVICE_UNAVAILABLE``; a rate limit; a timeout) is retried with
@@ -111,6 +115,9 @@ class _Feed:
     pending: dict[int, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     subscribed: bool = False
+    target: int = 0
+    """Deliver everything up to this seq (a truncated subscribe's ``headSeq``) even
+    with nothing pending: the part the server did not replay inline is paged."""
     retry: asyncio.Task[None] | None = None
     """The running re-subscribe (with its retries); a new connect replaces it."""
 
@@ -203,7 +210,9 @@ class RoomcastClient:
         return None if feed is None else feed.last_seq
 
     async def subscribe(self, room_id: str, last_seq: int | None = None) -> dict[str, Any]:
-        """Subscribe; with ``last_seq``, everything after it is replayed first."""
+        """Subscribe; with ``last_seq``, everything after it is delivered first (what the
+        server does not replay inline, past its cap, is paged with ``room:replay``).
+        Returns the ack's ``data`` (``replay.truncated`` says whether paging follows)."""
         feed = self._feeds.get(room_id)
         if feed is None:
             feed = self._feeds[room_id] = _Feed(room_id=room_id, last_seq=last_seq)
@@ -404,10 +413,22 @@ class RoomcastClient:
             return
         feed_key, seq = _feed_key(event, payload), payload.get("seq")
         if feed_key is None or feed_key not in self._feeds or not isinstance(seq, int):
+            if event == "room:subscribed" and feed_key in self._feeds:
+                self._replay_cut(self._feeds[feed_key], payload)
             await self._dispatch(event, payload)  # not a followed event (e.g. room:subscribed)
             return
         feed = self._accept(event, payload)
         if feed is not None:
+            self._schedule(feed)
+
+    def _replay_cut(self, feed: _Feed, notice: dict[str, Any]) -> None:
+        """The inline replay ended (``room:subscribed``): if it was cut, page the rest.
+
+        Taken from the notice, not the ack: every inline event came before it, so
+        paging starts where they end instead of reading them twice."""
+        cut, head = notice.get("replay"), notice.get("headSeq")
+        if isinstance(cut, dict) and cut.get("truncated") is True and isinstance(head, int):
+            feed.target = max(feed.target, head)
             self._schedule(feed)
 
     def _accept(self, event: str, payload: dict[str, Any]) -> _Feed | None:
@@ -431,9 +452,10 @@ class RoomcastClient:
         task.add_done_callback(self._tasks.discard)
 
     async def _drain(self, feed: _Feed) -> None:
-        """Deliver pending events in seq order; refill a gap from the server."""
+        """Deliver pending events in seq order; refill a gap (or page the rest of a cut
+        replay, up to ``target``) from the server."""
         async with feed.lock:
-            while feed.last_seq is not None and feed.pending:
+            while feed.last_seq is not None:
                 following = feed.last_seq + 1
                 item = feed.pending.pop(following, None)
                 if item is not None:
@@ -443,9 +465,13 @@ class RoomcastClient:
                 # Drop what is already delivered, then refill the hole.
                 for seq in [s for s in feed.pending if s <= feed.last_seq]:
                     del feed.pending[seq]
-                if not feed.pending or not feed.subscribed:
+                if feed.pending:
+                    before = min(feed.pending)
+                elif feed.target > feed.last_seq:
+                    before = feed.target + 1
+                else:
                     return
-                if not await self._refill(feed, min(feed.pending)):
+                if not feed.subscribed or not await self._refill(feed, before):
                     return
 
     async def _refill(self, feed: _Feed, before: int) -> bool:

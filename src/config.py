@@ -115,6 +115,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Socket.IO connections one user (token subject) may hold on one node."""
     max_subscriptions_per_socket: int = 100
     """Rooms one Socket.IO connection may be subscribed to at once."""
+    subscribe_replay_max: int = 10_000
+    """Seqs one ``room:subscribe`` replays inline; the rest the client pages with
+    ``room:replay`` (docs/decisions/0019); 0: no cap."""
     max_socket_attachments: int = 10
     """Binary attachments one Socket.IO packet may announce; more closes the connection."""
     typing_timeout_seconds: float = 5.0
@@ -192,6 +195,7 @@ ENVIRONMENT: Mapping[str, str] = {
     "ROOMCAST_MAX_SOCKET_BUFFER_BYTES": "max_socket_buffer_bytes",
     "ROOMCAST_MAX_CONNECTIONS_PER_USER": "max_connections_per_user",
     "ROOMCAST_MAX_SUBSCRIPTIONS_PER_SOCKET": "max_subscriptions_per_socket",
+    "ROOMCAST_SUBSCRIBE_REPLAY_MAX": "subscribe_replay_max",
     "ROOMCAST_WS_COMPRESSION": "ws_compression",
     "ROOMCAST_GC_THRESHOLD": "gc_threshold",
     "ROOMCAST_SSE_HEARTBEAT": "sse_heartbeat_seconds",
@@ -296,6 +300,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         ("ROOMCAST_REPLAY_CACHE_EVENTS", settings.replay_cache_events),
         ("ROOMCAST_REPLAY_CACHE_TOTAL", settings.replay_cache_total),
         ("ROOMCAST_REPLAY_CACHE_BYTES", settings.replay_cache_bytes),
+        ("ROOMCAST_SUBSCRIBE_REPLAY_MAX", settings.subscribe_replay_max),
     ):
         if number < 0:
             raise ConfigError(f"{variable} must be 0 (off) or positive")

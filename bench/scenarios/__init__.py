@@ -20,6 +20,7 @@ from bench.scenarios import (
     p7_audit,
     p8_growth,
     p9_browser,
+    r1_replay_cap,
 )
 from bench.stats import Scenario
 
@@ -36,4 +37,5 @@ SCENARIOS: dict[str, Callable[[Bench], Awaitable[Scenario]]] = {
     "P7": p7_audit.run,
     "P9": p9_browser.run,
     "H1": h1_nonreaders.run,
+    "R1": r1_replay_cap.run,
 }

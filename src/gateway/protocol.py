@@ -17,14 +17,17 @@ __all__ = [
     "MarkReadRequest",
     "NotificationReplayRequest",
     "PresenceAck",
+    "ReplayCut",
     "ReplayRequest",
     "SubscribeAck",
     "SubscribeData",
     "SubscribeRequest",
     "UnsubscribeRequest",
+    "member_at_end",
     "parse",
     "presence_ack",
     "quiz_ack",
+    "replay_cut",
     "visible_count",
 ]
 
@@ -122,6 +125,26 @@ def quiz_ack(judged: Judged) -> AnswerAck:
     )
 
 
+class ReplayCut(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """Where a subscribe's inline replay ends: ``fromSeq < seq <= nextAfter``.
+
+    ``truncated``: the cap (``ROOMCAST_SUBSCRIBE_REPLAY_MAX``) cut it short of
+    ``headSeq``; the client pages ``nextAfter < seq <= headSeq`` with ``room:replay``.
+    """
+
+    truncated: bool
+    next_after: int
+
+
+def replay_cut(after: int, head: int, cap: int) -> ReplayCut:
+    """The inline part of a replay of ``after < seq <= head``: at most ``cap`` seqs
+    (0: no cap). Counted in seqs read, as ``room:replay``'s ``limit`` is, so the
+    cut does not depend on what the caller may see."""
+    if cap <= 0 or head - after <= cap:
+        return ReplayCut(truncated=False, next_after=head)
+    return ReplayCut(truncated=True, next_after=after + cap)
+
+
 class SubscribeData(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     room_id: str
     room: RoomInfo
@@ -132,6 +155,8 @@ class SubscribeData(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     replaying: int
     """How many events follow this ack as the replay (those the caller may see);
     ``room:subscribed`` comes after the last of them."""
+    replay: ReplayCut
+    """Where the inline replay ends; beyond it, up to ``headSeq``, the client pages."""
 
 
 class SubscribeAck(msgspec.Struct, frozen=True, kw_only=True):
@@ -178,6 +203,17 @@ def visible_count(member: bool, after: int, head: int, changes: list[tuple[int, 
     if member:
         count += head - prev
     return count
+
+
+def member_at_end(member: bool, changes: list[tuple[int, str]]) -> bool:
+    """Whether the user is a member after ``changes`` (their own joined/left events in
+    seq order), having been one (``member``) before them."""
+    for _, kind in changes:
+        if kind == "participant:left":
+            member = False
+        elif kind == "participant:joined":
+            member = True
+    return member
 
 
 def parse(kind: type[T], args: tuple[Any, ...]) -> T:

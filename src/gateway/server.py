@@ -64,14 +64,17 @@ from roomcast.gateway.protocol import (
     AnswerRequest,
     MarkReadRequest,
     NotificationReplayRequest,
+    ReplayCut,
     ReplayRequest,
     SubscribeAck,
     SubscribeData,
     SubscribeRequest,
     UnsubscribeRequest,
+    member_at_end,
     parse,
     presence_ack,
     quiz_ack,
+    replay_cut,
     visible_count,
 )
 from roomcast.gateway.roomwatch import PositionWatch, WatchedLocal, WatchedRedis
@@ -492,6 +495,7 @@ class Gateway:
         max_attachments: int = 10,
         max_connections_per_user: int = 16,
         max_subscriptions: int = 100,
+        subscribe_replay_max: int = 10_000,
         connect_timeout: float = 45.0,
         outbound_limit: int = 8 * 1024 * 1024,
         events_per_minute: int = 100,
@@ -504,6 +508,8 @@ class Gateway:
         recent_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.registry = Registry()
+        self.subscribe_replay_max = subscribe_replay_max
+        """Seqs one ``room:subscribe`` replays inline (0: all); the client pages the rest."""
         self._published = 0
         self._turn_started = time.monotonic()
         self._in_turn = False
@@ -777,6 +783,8 @@ class Gateway:
     ) -> None:
         try:
             await self._restore(sid, user, session, offset)
+        except SlowConsumer:  # the connection is being ended; its next connect recovers
+            log.info("recovery_stopped_slow_consumer", sid=sid)
         except Exception:
             log.exception("recovery_failed", sid=sid)
         finally:
@@ -841,14 +849,10 @@ class Gateway:
                 async for page in log_pages:
                     if sid not in self.registry.users:
                         break
-                    out.send(
-                        [
-                            (e.event, e.payload)
-                            for e in page
-                            if visibility.admit(e.event, e.payload)
-                        ],
-                        replayed=True,
-                    )
+                    # Not capped: a recovered client (seed 003's, unmodified) cannot
+                    # page, so the server pages the log itself, paced like a
+                    # subscribe's replay (docs/decisions/0019).
+                    await self._send_paced(sid, out, page, visibility, batch=False)
         live = Outlet(self.delivery, sid, namespace=_ns.get(), batch=False)
         own = {r: (head, visibility) for r, (_, head, visibility) in plan.items()}
         while held := self.registry.take(sid):
@@ -867,12 +871,8 @@ class Gateway:
                 await self.sio.leave_room(sid, room_name(room_id), namespace=_ns.get())
                 continue
             kept[room_id] = session.rooms[room_id]
-            await self.sio.emit(
-                "room:subscribed",
-                {"roomId": room_id, "headSeq": head, "replayed": sent[room_id].count},
-                to=sid,
-                namespace=_ns.get(),
-            )
+            whole = ReplayCut(truncated=False, next_after=head)
+            await self._subscribed_notice(sid, room_id, head, sent[room_id].count, whole)
             await self.live.subscribed(room_id, sid, user)
         if sid in self._session_rooms:
             self._session_rooms[sid] = kept
@@ -955,13 +955,9 @@ class Gateway:
             )
             if request.batch != was_batch:
                 self.delivery.close_gate(room, sid, namespace=_ns.get(), batch=request.batch)
-            await ack_now(self._subscribe_ack(request.room_id, state.info, head, head, 0))
-            await self.sio.emit(
-                "room:subscribed",
-                {"roomId": request.room_id, "headSeq": head, "replayed": 0},
-                to=sid,
-                namespace=_ns.get(),
-            )
+            whole = ReplayCut(truncated=False, next_after=head)
+            await ack_now(self._subscribe_ack(request.room_id, state.info, head, head, 0, whole))
+            await self._subscribed_notice(sid, request.room_id, head, 0, whole)
             return {"roomId": request.room_id}
         self.delivery.open_gate(room, sid, namespace=_ns.get())
         # The socket's live position now: its replay's offsets say "live up to here".
@@ -982,15 +978,17 @@ class Gateway:
                     {"roomId": request.room_id, "headSeq": head},
                 )
             after = head if request.last_seq is None else request.last_seq
+            # Inline up to cut.next_after; the client pages the rest with room:replay,
+            # so one subscribe's work (and what its gate holds) is bounded.
+            cut = replay_cut(after, head, self.subscribe_replay_max)
             count = 0
+            member_at_head = member
             if after < head:
                 REPLAYS.labels("subscribe").inc()
-                count = visible_count(
-                    member,
-                    after,
-                    head,
-                    await store.membership_events(request.room_id, user.id, after, head),
-                )
+                changes = await store.membership_events(request.room_id, user.id, after, head)
+                inline = [c for c in changes if c[0] <= cut.next_after]
+                count = visible_count(member, after, cut.next_after, inline)
+                member_at_head = member_at_end(member, changes)
         except BaseException:
             self._abandon(room, sid, was_in=was_in, was_batch=was_batch)
             if not was_in:
@@ -1000,7 +998,7 @@ class Gateway:
         # accepted); the notice reaches this socket after its replay.
         await self.live.subscribed(request.room_id, sid, user)
         # The ack goes first: handlers added in its callback see the replay.
-        await ack_now(self._subscribe_ack(request.room_id, state.info, head, after, count))
+        await ack_now(self._subscribe_ack(request.room_id, state.info, head, after, count, cut))
         visibility = Visibility(user.id, member=member)
         out = Outlet(
             self.delivery,
@@ -1011,25 +1009,19 @@ class Gateway:
         )
         try:
             async with contextlib.aclosing(
-                replay.pages(store, request.room_id, after, head, _REPLAY_PAGE, self.recent)
+                replay.pages(
+                    store, request.room_id, after, cut.next_after, _REPLAY_PAGE, self.recent
+                )
             ) as log_pages:
                 async for page in log_pages:
                     if sid not in self.registry.users:  # the socket left: stop reading
                         break
-                    # A batch subscriber gets one frame per page, as before.
-                    step = len(page) if request.batch else _PACE_EVENTS
-                    for start in range(0, len(page), max(step, 1)):
-                        # The next events once the client keeps up (SLOW_CONSUMER if not).
-                        await self.sio.drained(sid)
-                        part = page[start : start + step]
-                        out.send(
-                            [
-                                (e.event, e.payload)
-                                for e in part
-                                if visibility.admit(e.event, e.payload)
-                            ],
-                            replayed=True,
-                        )
+                    await self._send_paced(sid, out, page, visibility, batch=request.batch)
+            if cut.truncated:
+                # Live events follow the head, not the cut: the client pages the
+                # seqs in between, and what it may see of the live ones is the
+                # membership at the head.
+                visibility = Visibility(user.id, member=member_at_head)
             # Flush what arrived live meanwhile (this room's above the head, the
             # socket's other rooms' as they came, in order); the gate stays open
             # until a take() finds nothing, with no await in between, so no
@@ -1076,20 +1068,53 @@ class Gateway:
             else:
                 rooms[request.room_id] = after
             await self._save_session(sid, user)
+        await self._subscribed_notice(sid, request.room_id, head, count, cut)
+        return {"roomId": request.room_id}
+
+    async def _send_paced(
+        self, sid: str, out: Outlet, page: list[Envelope], visibility: Visibility, *, batch: bool
+    ) -> None:
+        """Queue a page of replayed events, a run at a time, each once the socket's
+        output has drained (SLOW_CONSUMER if it stops reading). A batch subscriber
+        gets the page as one frame."""
+        step = max(len(page) if batch else _PACE_EVENTS, 1)
+        for start in range(0, len(page), step):
+            await self.sio.drained(sid, _ns.get())
+            part = page[start : start + step]
+            out.send(
+                [(e.event, e.payload) for e in part if visibility.admit(e.event, e.payload)],
+                replayed=True,
+            )
+
+    async def _subscribed_notice(
+        self, sid: str, room_id: str, head: int, count: int, cut: ReplayCut
+    ) -> None:
+        # The cut is in the notice too: a /rooms/{roomId} socket has no ack to read it from.
         await self.sio.emit(
             "room:subscribed",
-            {"roomId": request.room_id, "headSeq": head, "replayed": count},
+            {
+                "roomId": room_id,
+                "headSeq": head,
+                "replayed": count,
+                "replay": {"truncated": cut.truncated, "nextAfter": cut.next_after},
+            },
             to=sid,
             namespace=_ns.get(),
         )
-        return {"roomId": request.room_id}
 
     @staticmethod
-    def _subscribe_ack(room_id: str, info: Any, head: int, after: int, count: int) -> Any:
+    def _subscribe_ack(
+        room_id: str, info: Any, head: int, after: int, count: int, cut: ReplayCut
+    ) -> Any:
         return SubscribeAck(
             room=info,
             data=SubscribeData(
-                room_id=room_id, room=info, head_seq=head, from_seq=after, replaying=count
+                room_id=room_id,
+                room=info,
+                head_seq=head,
+                from_seq=after,
+                replaying=count,
+                replay=cut,
             ),
         )
 

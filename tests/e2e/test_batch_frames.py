@@ -74,9 +74,9 @@ class TestBatchFrames:
         assert first["type"] == "room:created"
         assert first["roomId"] == room_id
         assert {"eventId", "seq", "timestamp"} <= first.keys()
-        assert ("room:subscribed", {"roomId": room_id, "headSeq": 601, "replayed": 601}) in (
-            wire.messages
-        )
+        whole = {"truncated": False, "nextAfter": 601}
+        notice = {"roomId": room_id, "headSeq": 601, "replayed": 601, "replay": whole}
+        assert ("room:subscribed", notice) in wire.messages
 
     async def test_a_relay_batch_published_in_one_go_is_one_frame(
         self, server, http, raw, server_pool

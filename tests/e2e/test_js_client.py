@@ -145,7 +145,8 @@ class TestSocketIoClientJs:
         assert set(ack) == {"success", "room", "data"}  # seed 003 reads response.room
         assert ack["success"] is True
         assert ack["room"]["id"] == room_id
-        assert set(ack["data"]) == {"roomId", "room", "headSeq", "fromSeq", "replaying"}
+        assert set(ack["data"]) == {"roomId", "room", "headSeq", "fromSeq", "replaying", "replay"}
+        assert ack["data"]["replay"] == {"truncated": False, "nextAfter": head}
         assert ack["data"]["roomId"] == room_id
         assert ack["data"]["room"] == ack["room"]
         assert ack["data"]["headSeq"] == head
@@ -157,6 +158,7 @@ class TestSocketIoClientJs:
             "roomId": room_id,
             "headSeq": head,
             "replayed": head - last_seq,
+            "replay": {"truncated": False, "nextAfter": head},
         }
 
         replay = result["replay"]

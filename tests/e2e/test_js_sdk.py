@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -37,7 +38,7 @@ def test_the_shipped_bundle_is_the_build_of_clients_js(node):
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_sdk_against_a_real_server(node, own_database_url, tmp_path):
+def _node_sdk(node: str) -> Path:
     sdk = JS_DIR / "dist" / "node" / "index.mjs"
     built = subprocess.run(
         [node, "build.mjs", "--node", str(sdk)],
@@ -47,10 +48,13 @@ def test_sdk_against_a_real_server(node, own_database_url, tmp_path):
         timeout=120,
     )
     assert built.returncode == 0, built.stdout + built.stderr
-    log = tmp_path / "serve.log"
+    return sdk
+
+
+def _env(database_url: str, tmp_path: Path, sdk: Path, log: Path) -> dict[str, str]:
     env = {
         **os.environ,
-        "DATABASE_URL": own_database_url,
+        "DATABASE_URL": database_url,
         "ROOMCAST_JWT_SECRET": JWT_SECRET,
         "ROOMCAST_DATA_DIR": str(tmp_path / "data"),
         "ROOMCAST_REST_RATE_LIMIT": "0",
@@ -62,6 +66,12 @@ def test_sdk_against_a_real_server(node, own_database_url, tmp_path):
         "ROOMCAST_TEST_LOG": str(log),
     }
     env.pop("REDIS_URL", None)
+    return env
+
+
+def test_sdk_against_a_real_server(node, own_database_url, tmp_path):
+    log = tmp_path / "serve.log"
+    env = _env(own_database_url, tmp_path, _node_sdk(node), log)
     done = subprocess.run(
         [node, "--test", "--test-reporter=spec", *_only(), "test/sdk.test.mjs"],
         cwd=JS_DIR,
@@ -75,3 +85,30 @@ def test_sdk_against_a_real_server(node, own_database_url, tmp_path):
     if not _only():
         assert "ℹ fail 0" in done.stdout, done.stdout
         assert "ℹ pass 6" in done.stdout, done.stdout
+
+
+REPLAY_CAP = 40
+
+
+def test_sdk_pages_past_the_subscribe_replay_cap(node, own_database_url, tmp_path):
+    """clients/js/test/replay_cap.test.mjs: a server that replays at most REPLAY_CAP seqs
+    per subscribe; the SDK pages the rest while live events arrive (with frames and
+    without)."""
+    log = tmp_path / "serve.log"
+    env = {
+        **_env(own_database_url, tmp_path, _node_sdk(node), log),
+        "ROOMCAST_SUBSCRIBE_REPLAY_MAX": str(REPLAY_CAP),
+        "ROOMCAST_TEST_REPLAY_CAP": str(REPLAY_CAP),
+    }
+    done = subprocess.run(
+        [node, "--test", "--test-reporter=spec", "test/replay_cap.test.mjs"],
+        cwd=JS_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=NODE_TEST_TIMEOUT,
+    )
+    server_log = log.read_text()[-3000:] if log.exists() else ""
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n--- server log ---\n{server_log}"
+    assert "ℹ fail 0" in done.stdout, done.stdout
+    assert "ℹ pass 2" in done.stdout, done.stdout

@@ -11,6 +11,9 @@
  * - after any reconnect every room is subscribed again with its position, so
  *   the server replays what was missed; the subscribe ack may come before or
  *   after the replayed events (`room:subscribed` ends the replay either way);
+ * - a subscribe replays at most the server's cap inline (`replay.truncated` in its
+ *   ack): the rest, up to its `headSeq`, is paged with `room:replay`, live events
+ *   held until it is filled;
  * - with `storage`, positions survive a page reload;
  * - `token:expired` reconnects with a fresh token from the `token` function;
  * - failures reject with `RoomcastError {code, message, details}`.
@@ -128,6 +131,11 @@ interface Feed {
   subscribing: Promise<Record<string, any>> | null;
   /** The replay ends at this seq (the ack's / `room:subscribed`'s headSeq). */
   replayEnd: number | null;
+  /** Up to here the server is still sending the replay inline (the ack's
+   * `replay.nextAfter`); `null` once `room:subscribed` came. Paging waits for it. */
+  inlineEnd: number | null;
+  /** This subscription's `room:subscribed` came (it may overtake the ack's handling). */
+  noticed: boolean;
   draining: boolean;
   retry: ReturnType<typeof setTimeout> | null;
   backoff: number;
@@ -143,6 +151,8 @@ function newFeed(key: string, lastSeq: number | null): Feed {
     sid: null,
     subscribing: null,
     replayEnd: null,
+    inlineEnd: null,
+    noticed: false,
     draining: false,
     retry: null,
     backoff: 500,
@@ -408,6 +418,8 @@ export class RoomcastClient {
   #startSubscribe(feed: Feed): void {
     feed.sid = this.socket.id ?? null;
     feed.replayEnd = null;
+    feed.inlineEnd = null;
+    feed.noticed = false;
     const sid = feed.sid;
     const run = async (): Promise<Record<string, any>> => {
       if (feed.key === INBOX) {
@@ -425,6 +437,10 @@ export class RoomcastClient {
         this.#persist(feed);
       }
       if (head !== null) feed.replayEnd = Math.max(feed.replayEnd ?? 0, head);
+      // The server sends up to replay.nextAfter itself (all of it unless truncated):
+      // page only past it, once it is done, instead of reading it twice.
+      const inline = isRecord(data.replay) ? data.replay.nextAfter : head;
+      if (!feed.noticed && typeof inline === "number") feed.inlineEnd = inline;
       feed.backoff = 500;
       return data;
     };
@@ -493,7 +509,10 @@ export class RoomcastClient {
   }
 
   #onDisconnect(reason: string): void {
-    for (const feed of this.#feeds.values()) feed.replayEnd = null;
+    for (const feed of this.#feeds.values()) {
+      feed.replayEnd = null;
+      feed.inlineEnd = null;
+    }
     this.#updateStatus();
     if (this.#closed) return;
     if (reason === "io server disconnect") {
@@ -562,6 +581,8 @@ export class RoomcastClient {
         // be delivered (or refilled) before we are live.
         if (feed.sid === this.socket.id) {
           feed.replayEnd = Math.max(feed.replayEnd ?? 0, payload.headSeq);
+          feed.inlineEnd = null;
+          feed.noticed = true;
           this.#drain(feed);
         }
       }
@@ -619,6 +640,7 @@ export class RoomcastClient {
         for (const seq of feed.pending.keys()) if (seq <= feed.lastSeq) feed.pending.delete(seq);
         let before: number | null = null;
         if (feed.pending.size > 0) before = Math.min(...feed.pending.keys());
+        else if (feed.inlineEnd !== null && feed.inlineEnd > feed.lastSeq) break; // more is coming
         else if (feed.replayEnd !== null && feed.replayEnd > feed.lastSeq) before = feed.replayEnd + 1;
         if (before === null) break;
         if (!this.socket.connected || feed.sid !== this.socket.id || feed.key === INBOX && feed.subscribing === null) break;

@@ -11,6 +11,9 @@
  * - after any reconnect every room is subscribed again with its position, so
  *   the server replays what was missed; the subscribe ack may come before or
  *   after the replayed events (`room:subscribed` ends the replay either way);
+ * - a subscribe replays at most the server's cap inline (`replay.truncated` in its
+ *   ack): the rest, up to its `headSeq`, is paged with `room:replay`, live events
+ *   held until it is filled;
  * - with `storage`, positions survive a page reload;
  * - `token:expired` reconnects with a fresh token from the `token` function;
  * - failures reject with `RoomcastError {code, message, details}`.
