@@ -6,8 +6,6 @@ part still pays for itself. Each variant puts back what the library does without
 and nothing else:
 
 * ``shipped``: nothing switched off (the same launcher, so both sides start alike);
-* ``no-one-write``: uvicorn's own ``on_headers_complete``, so a response's head and
-  body are two writes again (``OneWriteHttpProtocol``'s head limits stay on);
 * ``no-body-request``: Litestar's ``Request`` as the app's request class;
 * ``no-success-bypass``: every ``SuccessResponse`` goes through a Litestar
   ``Response`` and ``to_asgi_response``, as a handler returning ``Response`` would.
@@ -25,14 +23,6 @@ from litestar.types import Receive, Scope, Send
 from roomcast.http.responses import SuccessResponse
 
 __all__ = ["VARIANTS", "through_litestar"]
-
-
-def _no_one_write() -> None:
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-
-    from roomcast.http.uvicorn_protocol import OneWriteHttpProtocol
-
-    OneWriteHttpProtocol.on_headers_complete = HttpToolsProtocol.on_headers_complete  # type: ignore[method-assign]
 
 
 def _no_body_request() -> None:
@@ -71,7 +61,6 @@ def _no_success_bypass() -> None:
 
 VARIANTS: dict[str, Callable[[], None]] = {
     "shipped": lambda: None,
-    "no-one-write": _no_one_write,
     "no-body-request": _no_body_request,
     "no-success-bypass": _no_success_bypass,
 }

@@ -2,8 +2,9 @@
 
 The same renames (``PATCH /api/rooms/{id}``, as P1) at concurrency c against the app
 as it ships and against the app with one override switched off (bench/variant.py):
-``OneWriteHttpProtocol``'s head-with-body write (uvicorn), ``BodyRequest`` (Litestar's
-body read) and the ``SuccessResponse`` bypass (Litestar's response conversion). Every
+``BodyRequest`` (Litestar's body read) and the ``SuccessResponse`` bypass (Litestar's
+response conversion). (A third, uvicorn's head-with-body write, did not pay and was
+removed: bench/README.md.) Every
 side runs through the same launcher on a database of its own (its own relay, so no
 side relays another's commands), and each repeat runs them back to back in
 alternating order. Figures: commands/s and the server's CPU per command, shipped ÷
@@ -28,7 +29,6 @@ from bench.stats import Scenario, Target
 
 WARMUP = 20
 OVERRIDES = {
-    "no-one-write": "OneWriteHttpProtocol (uvicorn: head and body in one write)",
     "no-body-request": "BodyRequest (Litestar: the body read in one loop)",
     "no-success-bypass": "SuccessResponse (Litestar: the response conversion skipped)",
 }

@@ -5,11 +5,11 @@ End to end (o1_overrides.py) a few per cent of a command's CPU drowns in a share
 machine's noise; here each block times one step a few thousand times on this
 thread's CPU clock (``time.thread_time``: user and kernel time of this thread
 only), ours and the library's back to back, in alternating order, and every block
-pair is one sample of the ratio. The steps are the ones each override replaces:
+pair is one sample of the ratio. The steps are the ones each override replaces (the
+head-with-body write of uvicorn's protocol was measured here too, as two ``send()``s
+on a loopback TCP connection against one through the holder: it did not pay and
+was removed, bench/README.md):
 
-* ``OneWriteHttpProtocol``: a response's head and body written to a real loopback
-  TCP connection through ``HeadWithBody`` (one ``send()``), against the two writes
-  uvicorn's cycle makes; a thread of its own reads the other end.
 * ``BodyRequest``: ``await request.body()`` of a PATCH's request (its headers, one
   ``http.request`` message), against Litestar's ``Request``.
 * ``SuccessResponse``: ``ok(...)`` sent to an ASGI ``send``, against the same body
@@ -18,9 +18,6 @@ pair is one sample of the ratio. The steps are the ones each override replaces:
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -30,15 +27,9 @@ from litestar import Litestar, Request, patch
 from bench.variant import through_litestar
 from roomcast.http.requests import BodyRequest
 from roomcast.http.responses import ok
-from roomcast.http.uvicorn_protocol import HeadWithBody
 
 Step = Callable[[], Awaitable[None]]
 
-_HEAD = (
-    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 312\r\n"
-    b'etag: "42"\r\nx-request-id: 0123456789abcdef0123456789abcdef\r\n\r\n'
-)
-_BODY = b"{" + b"x" * 310 + b"}"
 _DATA = {
     "room": {"id": "room_0123456789abcdef", "name": "bench 1", "status": "draft", "version": 42}
 }
@@ -67,64 +58,6 @@ async def timed_pairs(
             a = await block(ours)
         pairs.append((a, b))
     return pairs
-
-
-class _Loopback:
-    """A connected loopback TCP pair; a daemon thread drains the far end."""
-
-    def __init__(self) -> None:
-        listener = socket.create_server(("127.0.0.1", 0))
-        self.near = socket.create_connection(listener.getsockname())
-        self.near.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.far, _ = listener.accept()
-        listener.close()
-        self._reader = threading.Thread(target=self._drain, daemon=True)
-        self._reader.start()
-
-    def _drain(self) -> None:
-        while self.far.recv(1 << 20):
-            pass
-
-    def close(self) -> None:
-        self.near.close()
-        self._reader.join(timeout=5)
-        self.far.close()
-
-
-class _SocketTransport(asyncio.Transport):
-    """The part of a transport a response cycle uses, writing straight to the socket
-    (as an asyncio transport does while its buffer is empty)."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        super().__init__()
-        self._sock = sock
-
-    def write(self, data: Any) -> None:
-        self._sock.sendall(data)
-
-    def is_closing(self) -> bool:
-        return False
-
-
-async def one_write(blocks: int, per_block: int) -> list[tuple[float, float]]:
-    pair = _Loopback()
-    try:
-        plain = _SocketTransport(pair.near)
-        held = HeadWithBody(plain, asyncio.get_running_loop())
-
-        async def ours() -> None:
-            held.write(_HEAD)
-            held.write(_BODY)
-            await asyncio.sleep(0)  # the holder's scheduled flush runs (and finds nothing)
-
-        async def theirs() -> None:
-            plain.write(_HEAD)
-            plain.write(_BODY)
-            await asyncio.sleep(0)
-
-        return await timed_pairs(ours, theirs, blocks=blocks, per_block=per_block)
-    finally:
-        pair.close()
 
 
 @patch("/api/rooms/{room_id:str}", request_max_body_size=64 * 1024)
@@ -189,7 +122,6 @@ async def success_response(blocks: int, per_block: int) -> list[tuple[float, flo
 
 
 STEPS: dict[str, Callable[[int, int], Awaitable[list[tuple[float, float]]]]] = {
-    "no-one-write": one_write,
     "no-body-request": body_request,
     "no-success-bypass": success_response,
 }

@@ -34,7 +34,7 @@ def broken(override: str, what: str) -> str:
 @contextlib.asynccontextmanager
 async def serving(app: Any) -> AsyncIterator[str]:
     """``app`` on a real uvicorn in this event loop, with ``roomcast serve``'s options
-    (OneWriteHttpProtocol, the same WebSocket settings); yields its base URL."""
+    (BoundedHttpProtocol, the same WebSocket settings); yields its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
