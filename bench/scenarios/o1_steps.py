@@ -14,6 +14,9 @@ was removed, bench/README.md):
   ``http.request`` message), against Litestar's ``Request``.
 * ``SuccessResponse``: ``ok(...)`` sent to an ASGI ``send``, against the same body
   through a Litestar ``Response`` and ``to_asgi_response`` (bench/variant.py).
+* ``_Server.in_room`` (a read of python-socketio's ``manager.rooms``): whether a
+  socket is in a room, on a node with ``IN_ROOM_SOCKETS`` sockets, against asking
+  ``AsyncServer.rooms(sid)`` (which walks every room of the namespace).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 from litestar import Litestar, Request, patch
 
 from bench.variant import through_litestar
+from roomcast.gateway.server import Gateway
 from roomcast.http.requests import BodyRequest
 from roomcast.http.responses import ok
 
@@ -121,7 +125,30 @@ async def success_response(blocks: int, per_block: int) -> list[tuple[float, flo
     return await timed_pairs(ours, theirs, blocks=blocks, per_block=per_block)
 
 
+IN_ROOM_SOCKETS = 1000
+"""P5's reconnect storm size: each socket has a room of its own (its sid)."""
+
+
+async def in_room(blocks: int, per_block: int) -> list[tuple[float, float]]:
+    gateway = Gateway()
+    manager = gateway.sio.manager
+    sids = [await manager.connect(f"eio{i}", "/") for i in range(IN_ROOM_SOCKETS)]
+    for sid in sids:
+        await manager.enter_room(sid, "/", "room:bench")
+    sid = sids[len(sids) // 2]
+
+    async def ours() -> None:
+        gateway.sio.in_room(sid, "room:bench")
+
+    async def theirs() -> None:
+        _ = "room:bench" in gateway.sio.rooms(sid)
+
+    # rooms(sid) is O(sockets): fewer calls per block keep a block's time alike.
+    return await timed_pairs(ours, theirs, blocks=blocks, per_block=max(1, per_block // 20))
+
+
 STEPS: dict[str, Callable[[int, int], Awaitable[list[tuple[float, float]]]]] = {
     "no-body-request": body_request,
     "no-success-bypass": success_response,
+    "no-in-room": in_room,
 }
