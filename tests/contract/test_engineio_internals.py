@@ -169,3 +169,20 @@ async def test__Server_drop_ends_a_session_through_AsyncSocket_close_and_the_que
     await gw.sio._drop(socket.sid)
     await raw.wait_closed()
     assert socket.sid not in gw.sio.eio.sockets
+
+
+def test_RoomcastClient_renew_waits_on_the_engine_io_clients_state_and_http_session():
+    # src/client.py RoomcastClient._renew: after a token expiry it waits until
+    # engine.io's client is "disconnected" with its HTTP session dropped (http None).
+    client = engineio.AsyncClient()
+    assert client.state == "disconnected", broken(
+        "RoomcastClient._renew (src/client.py)", "AsyncClient.state no longer starts 'disconnected'"
+    )
+    assert client.http is None, broken(
+        "RoomcastClient._renew (src/client.py)", "AsyncClient.http is no longer None at rest"
+    )
+    reset = inspect.getsource(engineio.AsyncClient._reset)
+    assert "self.http = None" in reset, broken(
+        "RoomcastClient._renew (src/client.py)",
+        "AsyncClient._reset no longer drops the HTTP session: _renew would wait 5 s for nothing",
+    )
