@@ -313,9 +313,12 @@ class Bench:
 
     # ------------------------------------------------------------ servers
 
-    async def start_app(self, name: str, settings: dict[str, str] | None = None) -> Server:
+    async def start_app(
+        self, name: str, settings: dict[str, str] | None = None, command: list[str] | None = None
+    ) -> Server:
         """``roomcast serve`` on a free port of 127.0.0.1, on the app database, relay inside;
-        ``settings``: more ``ROOMCAST_*`` variables for this one."""
+        ``settings``: more ``ROOMCAST_*`` variables for this one (``DATABASE_URL`` too);
+        ``command``: another way to run it (bench/variant.py)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOMCAST_", "REDIS_"))}
         port = free_port()
         env |= {
@@ -341,7 +344,7 @@ class Bench:
         return await Server.start(
             self.procs,
             name,
-            [sys.executable, "-m", "roomcast", "serve"],
+            command or [sys.executable, "-m", "roomcast", "serve"],
             env=env,
             ready_path="/health",
             port=port,

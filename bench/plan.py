@@ -39,6 +39,13 @@ class Plan:
     p8_replay: int
     p8_cold_samples: int
     """Fresh app processes per repeat for P8's cold figures (one sample per length each)."""
+    o1_concurrency: int = 32
+    """O1: the renames' concurrency, shipped app against each override switched off."""
+    o1_commands: int = 4000
+    o1_step_blocks: int = 20
+    """O1's in-process steps: block pairs (ratio samples) per step."""
+    o1_step_calls: int = 5000
+    """Calls per block."""
     pool_size: int = 10
     """The app's ROOMCAST_DB_POOL_SIZE (its default); the raw baseline's pool too."""
 
@@ -88,4 +95,8 @@ QUICK = Plan(
     p8_commands=60,
     p8_replay=200,
     p8_cold_samples=1,
+    o1_concurrency=8,
+    o1_commands=400,
+    o1_step_blocks=6,
+    o1_step_calls=1000,
 )

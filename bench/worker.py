@@ -6,6 +6,9 @@ pings, ``room:subscribe`` with an ack, and count the room events it receives by
 ``seq``. It is much leaner than python-socketio's ``AsyncClient`` (see
 shared/notes/stack.md), so the server, not the clients, is what is measured.
 
+``SseClient``: the same counting for a room's Server-Sent Events stream
+(``connect`` with ``transport: "sse"``), over a raw HTTP/1.1 connection.
+
 The harness (``bench.procs.Worker``) sends one JSON object per line and reads one
 reply per line, matched by ``id``. Commands: ``connect``, ``subscribe``, ``arm``,
 ``wait``, ``close``, ``reconnect``, ``stats``, ``quit``. A closed stdin (the
@@ -306,6 +309,80 @@ class Client:
             self.reader = None
 
 
+class SseClient(Client):
+    """One Server-Sent Events stream of a room (``GET /api/rooms/{id}/stream``) over a raw
+    HTTP/1.1 connection: the chunked body is de-chunked and each event's ``id:`` (its
+    seq) is counted as a Socket.IO client counts a payload's ``seq``. As lean as the
+    websocket client, so the server is what is measured."""
+
+    __slots__ = ("writer",)
+
+    def __init__(self, worker: Worker) -> None:
+        super().__init__(worker)
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def open_stream(self, url: str, token: str, room: str, last_seq: int | None) -> None:
+        """Open the stream; returns once the answer's head arrived (the server listens from
+        then on: it registers the stream before it reads the head and answers)."""
+        host, _, port = url.removeprefix("http://").partition(":")
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, int(port), limit=1 << 22), _CONNECT_TIMEOUT
+        )
+        self.writer = writer
+        lines = [
+            f"GET /api/rooms/{room}/stream HTTP/1.1",
+            f"Host: {host}:{port}",
+            f"Authorization: Bearer {token}",
+            "Accept: text/event-stream",
+        ]
+        if last_seq is not None:
+            lines.append(f"Last-Event-ID: {last_seq}")
+            self.base = last_seq
+            self.last_seq = max(self.last_seq, last_seq)
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        status = await asyncio.wait_for(reader.readuntil(b"\r\n"), _CONNECT_TIMEOUT)
+        chunked = False
+        while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+        if b" 200 " not in status or not chunked:
+            raise RuntimeError(f"stream refused: {status.strip()!r}")
+        self.reader = asyncio.create_task(self._read_stream(reader))
+
+    async def _read_stream(self, reader: asyncio.StreamReader) -> None:
+        pending = b""
+        try:
+            while True:
+                size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                if size == 0:
+                    break
+                pending += (await reader.readexactly(size + 2))[:-2]
+                end = pending.rfind(b"\n\n")
+                if end < 0:
+                    continue
+                block, pending = pending[:end], pending[end + 2 :]
+                now = time.time()
+                for event in block.split(b"\n\n"):
+                    if event.startswith(b"id: "):
+                        self._seen(int(event[4 : event.index(b"\n")]), now)
+                    elif event.startswith(b"event: error"):
+                        self.error = event[:200].decode(errors="replace")
+        except Exception as exc:  # a dropped stream is a finding, not a crash
+            self.error = self.error or repr(exc)[:200]
+
+    async def close(self) -> None:
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+        if self.reader is not None:
+            self.reader.cancel()
+            await asyncio.gather(self.reader, return_exceptions=True)
+            self.reader = None
+
+
 class Worker:
     def __init__(self) -> None:
         self.clients: list[Client] = []
@@ -333,10 +410,14 @@ class Worker:
         within: float = 60.0,
         batch: bool = False,
         recovery: bool = False,
+        transport: str = "socketio",
     ) -> dict[str, Any]:
+        """``transport`` "sse": Server-Sent Events streams of ``room`` (``last_seq`` is
+        their Last-Event-ID) instead of Socket.IO connections."""
         started = time.time()
         gate = asyncio.Semaphore(concurrency)
-        fresh = [Client(self) for _ in range(n)]
+        sse = transport == "sse"
+        fresh = [SseClient(self) if sse else Client(self) for _ in range(n)]
         for client in fresh:
             client.batch = batch  # kept for reconnects
             client.recovery = recovery
@@ -346,6 +427,11 @@ class Worker:
         async def one(client: Client) -> bool:
             async with gate:
                 try:
+                    if isinstance(client, SseClient):
+                        if room is None:
+                            raise ValueError("an SSE stream needs a room")
+                        await client.open_stream(url, token, room, last_seq)
+                        return True
                     await client.open(url, token)
                     if room is not None:
                         heads.append(await client.subscribe(room, last_seq, within))

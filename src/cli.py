@@ -177,7 +177,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     from roomcast.http.uvicorn_protocol import with_limits
 
     return {
-        # httptools, each response in one write, the request head bounded
+        # httptools, the request head bounded (refusals in the JSON envelope)
         "http": with_limits(
             max_headers=settings.max_request_headers,
             max_head_bytes=settings.max_request_head_bytes,

@@ -41,9 +41,9 @@ def unavailable(reason: str) -> NoReturn:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark tests by folder: unit, integration, e2e, faults."""
+    """Mark tests by folder: unit, integration, e2e, faults, contract."""
     for item in items:
-        for kind in ("unit", "integration", "e2e", "faults"):
+        for kind in ("unit", "integration", "e2e", "faults", "contract"):
             if f"{os.sep}tests{os.sep}{kind}{os.sep}" in str(item.path):
                 item.add_marker(getattr(pytest.mark, kind))
 

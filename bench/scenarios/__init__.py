@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from bench.context import Bench
 from bench.scenarios import (
     h1_nonreaders,
+    o1_overrides,
     p1_commands,
     p2_latency,
     p3_fanout,
@@ -38,4 +39,5 @@ SCENARIOS: dict[str, Callable[[Bench], Awaitable[Scenario]]] = {
     "P9": p9_browser.run,
     "H1": h1_nonreaders.run,
     "R1": r1_replay_cap.run,
+    "O1": o1_overrides.run,
 }

@@ -20,12 +20,15 @@ async def connect_clients(
     concurrency: int = 50,
     batch: bool = False,
     recovery: bool = False,
+    transport: str = "socketio",
 ) -> int:
     """``n`` clients on ``server`` (subscribed to ``room`` if given); the room's head seq.
 
     ``batch``: subscribe with ``batch: true`` (``room:events`` frames; the bare
     server and the Node peer ignore the flag and send one message per event).
-    ``recovery``: reconnect later with Socket.IO's connection state recovery."""
+    ``recovery``: reconnect later with Socket.IO's connection state recovery.
+    ``transport`` "sse": Server-Sent Events streams of ``room`` instead (``last_seq`` as
+    their Last-Event-ID); they learn no head, so the result is 0 for them."""
     chosen = workers or b.workers.all
     replies = await b.workers.connect(
         chosen,
@@ -38,6 +41,7 @@ async def connect_clients(
         within=120,
         batch=batch,
         recovery=recovery,
+        transport=transport,
     )
     failed = sum(r["failed"] for r in replies)
     if failed:

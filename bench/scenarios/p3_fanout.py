@@ -7,6 +7,11 @@ the bare python-socketio server emits the same payloads to its room as fast as
 it can, awaiting each emit as the relay does. Both: delivered messages divided
 by the time from the trigger to the last client receiving the last event.
 
+SSE: the same relay round with the clients following the room over Server-Sent Events
+(``GET /api/rooms/{id}/stream``, http/sse.py) instead of Socket.IO: delivered events/s
+against the same bare emit, and the server's CPU per delivered event. No target: the
+issue asks for the figure next to Socket.IO's.
+
 Batch: the same relay round with clients subscribed with ``batch: true``
 (``room:events`` frames: a relay batch published in one go is one frame per
 client). Delivered *events*/s against the same bare emit (one message per
@@ -36,11 +41,13 @@ def _timeout(clients: int, events: int) -> float:
 
 
 async def relay_round(
-    b: Bench, clients: int, events: int, *, batch: bool = False
+    b: Bench, clients: int, events: int, *, batch: bool = False, transport: str = "socketio"
 ) -> dict[str, Any]:
+    """``transport`` "sse": the clients follow the room over Server-Sent Events."""
     room = await b.create_room()
-    head = await connect_clients(b, b.app, clients, room, batch=batch)
+    head = await connect_clients(b, b.app, clients, room, batch=batch, transport=transport)
     loaded = await b.streams.store.load(room)
+    head = max(head, loaded.version)
     pendings = b.streams.prepare_updates(loaded, events, chunk=events)
     await arm(b, head + events)
     cpu = b.app.cpu()
@@ -147,8 +154,21 @@ async def run(b: Bench) -> Scenario:
             "bare python-socketio emit",
             higher_is_better=False,
         )
+        sse = s.figure(
+            f"n{clients}.sse",
+            f"delivered events/s over SSE, 1 room × {clients} streams",
+            "events/s",
+            "bare python-socketio emit (one message per event)",
+        )
+        sse_cpu = s.figure(
+            f"n{clients}.sse.cpu",
+            f"server CPU per delivered event over SSE, {clients} streams",
+            "µs",
+            "bare python-socketio emit",
+            higher_is_better=False,
+        )
         checks: list[dict[str, Any]] = []
-        paths = ("relay", "batch", "bare", *(("node",) if b.node is not None else ()))
+        paths = ("relay", "batch", "sse", "bare", *(("node",) if b.node is not None else ()))
         for r in range(plan.repeats):
             order = paths if r % 2 == 0 else tuple(reversed(paths))
             got = {}
@@ -157,6 +177,8 @@ async def run(b: Bench) -> Scenario:
                     got[which] = await bare_round(b, clients, events)
                 elif which == "node":
                     got[which] = await bare_round(b, clients, events, b.node)
+                elif which == "sse":
+                    got[which] = await relay_round(b, clients, events, transport="sse")
                 else:
                     got[which] = await relay_round(b, clients, events, batch=which == "batch")
             for which in order:
@@ -178,12 +200,16 @@ async def run(b: Bench) -> Scenario:
             fig.base.append(_rate(got["bare"]))
             batched.ours.append(_rate(got["batch"]))
             batched.base.append(_rate(got["bare"]))
+            sse.ours.append(_rate(got["sse"]))
+            sse.base.append(_rate(got["bare"]))
             b.results["P3.bare"].setdefault(clients, []).append(_rate(got["bare"]))
             series = [
                 ("relay", cpu.ours),
                 ("bare", cpu.base),
                 ("batch", batch_cpu.ours),
                 ("bare", batch_cpu.base),
+                ("sse", sse_cpu.ours),
+                ("bare", sse_cpu.base),
             ]
             if "node" in got:
                 node.ours.append(_rate(got["relay"]))
@@ -196,13 +222,16 @@ async def run(b: Bench) -> Scenario:
                 values.append(res["server_cpu"] / max(1, res["received"]) * 1e6)
             log(
                 f"P3 n={clients} #{r + 1}: relay {_rate(got['relay']):.0f} msg/s, "
-                f"batch {_rate(got['batch']):.0f} events/s, bare {_rate(got['bare']):.0f} msg/s"
+                f"batch {_rate(got['batch']):.0f} events/s, SSE {_rate(got['sse']):.0f} events/s, "
+                f"bare {_rate(got['bare']):.0f} msg/s"
                 + (f", Node.js {_rate(got['node']):.0f} msg/s" if "node" in got else "")
             )
         s.details[f"n{clients}"] = checks
         incomplete = [c for c in checks if c["received"] != c["expected"] or c["gaps"]]
         if incomplete:
             fig.note = f"{len(incomplete)} round(s) lost or skipped messages: see details"
+        if any(c["path"] == "sse" for c in incomplete):
+            sse.note = "an SSE round lost or skipped events: see details"
         if b.node is None:
             node.note = batched_node.note = b.node_peer.note
     return s

@@ -12,6 +12,11 @@ The app holds each room's latest events in memory (``ROOMCAST_REPLAY_CACHE_EVENT
 replay is served from memory. A second app on the same database, with that
 memory off, replays the same events from PostgreSQL: the figure for history
 older than the window, or for a node that restarted (≥ 0.6× the raw read).
+
+SSE: the same client behind, following the room over Server-Sent Events with
+``Last-Event-ID`` (http/sse.py), from sending the request to receiving the head event.
+An SSE stream replays from PostgreSQL (pages of 500, one write per page): the
+figure sits next to Socket.IO's from PostgreSQL. No target.
 """
 
 from __future__ import annotations
@@ -71,6 +76,19 @@ async def app_replay(
     return result
 
 
+async def sse_replay(b: Bench, room: str, head: int, behind: int) -> dict[str, Any]:
+    """One SSE stream opened with ``Last-Event-ID: head - behind``, until the head arrives."""
+    one = b.workers.all[:1]
+    await arm(b, head)
+    started = time.time()
+    await connect_clients(b, b.app, 1, room, last_seq=head - behind, workers=one, transport="sse")
+    result = await wait(b, 300)
+    result["seconds"] = finished_at(result) - started
+    result["rate"] = result["received"] / result["seconds"]
+    await b.workers.forget()
+    return result
+
+
 async def raw_read(b: Bench, room: str, head: int, behind: int) -> dict[str, Any]:
     """The median of three reads: one read is short enough for a hiccup to dominate it."""
     reads = sorted(
@@ -119,14 +137,25 @@ async def run(b: Bench) -> Scenario:
         "raw asyncpg read of the same rows",
         target=Target(">=", 0.6, text="≥ 0.6× raw read"),
     )
+    sse = s.figure(
+        f"b{behind}.sse",
+        f"replay events/s, {behind} behind, over SSE with Last-Event-ID (from PostgreSQL)",
+        "events/s",
+        "raw asyncpg read of the same rows",
+    )
     # The same database, the same room: only where the replay reads from differs.
     db_only = await b.start_app("app-db-replay", {"ROOMCAST_REPLAY_CACHE_EVENTS": "0"})
     try:
-        rounds = await _rounds(b, room, head, behind, (fig, single, database), db_only)
+        rounds = await _rounds(b, room, head, behind, (fig, single, database, sse), db_only)
     finally:
         await b.stop(db_only)
     s.details["rounds"] = rounds
-    for mode, figure in (("batch", fig), ("single", single), ("database", database)):
+    for mode, figure in (
+        ("batch", fig),
+        ("single", single),
+        ("database", database),
+        ("sse", sse),
+    ):
         wrong = [x for x in rounds if x[mode]["received"] != behind or x[mode]["gaps"]]
         if wrong:
             figure.note = "the client did not receive exactly the missed events: see details"
@@ -136,16 +165,17 @@ async def run(b: Bench) -> Scenario:
 async def _rounds(
     b: Bench, room: str, head: int, behind: int, figures: tuple[Figure, ...], db_only: Server
 ) -> list[dict[str, Any]]:
-    """Each repeat: memory frames, memory single, PostgreSQL frames and the raw read,
-    in alternating order."""
-    fig, single, database = figures
-    modes = ("batch", "single", "database", "raw")
+    """Each repeat: memory frames, memory single, PostgreSQL frames, SSE and the raw
+    read, in alternating order."""
+    fig, single, database, sse = figures
+    modes = ("batch", "single", "database", "sse", "raw")
     # One untimed replay per mode: the app's pool opens the connections a replay
     # reads ahead on (it starts with two, the relay holding one), and first calls
     # fill caches; the raw baseline's pool is already open.
     for warm in (True, False):
         await app_replay(b, room, head, behind, batch=warm)
     await app_replay(b, room, head, behind, batch=True, server=db_only)
+    await sse_replay(b, room, head, behind)
     rounds = []
     for r in range(b.plan.repeats):
         order = modes if r % 2 == 0 else tuple(reversed(modes))
@@ -153,6 +183,8 @@ async def _rounds(
         for which in order:
             if which == "raw":
                 got[which] = await raw_read(b, room, head, behind)
+            elif which == "sse":
+                got[which] = await sse_replay(b, room, head, behind)
             elif which == "database":
                 got[which] = await app_replay(b, room, head, behind, batch=True, server=db_only)
             else:
@@ -163,14 +195,17 @@ async def _rounds(
         single.base.append(got["raw"]["rate"])
         database.ours.append(got["database"]["rate"])
         database.base.append(got["raw"]["rate"])
+        sse.ours.append(got["sse"]["rate"])
+        sse.base.append(got["raw"]["rate"])
         rounds.append(
             {k: {x: v[x] for x in ("received", "seconds", "rate")} for k, v in got.items()}
         )
-        for mode in ("batch", "single", "database"):
+        for mode in ("batch", "single", "database", "sse"):
             rounds[-1][mode].update({x: got[mode][x] for x in ("gaps", "dups", "caught_up")})
         log(
             f"P4 #{r + 1}: replay {got['batch']['rate']:.0f} events/s in frames, "
             f"{got['single']['rate']:.0f} single, {got['database']['rate']:.0f} from "
-            f"PostgreSQL, raw read {got['raw']['rate']:.0f} rows/s"
+            f"PostgreSQL, {got['sse']['rate']:.0f} over SSE, "
+            f"raw read {got['raw']['rate']:.0f} rows/s"
         )
     return rounds

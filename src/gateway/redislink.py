@@ -3,7 +3,7 @@
 python-socketio's ``AsyncRedisManager`` carries every broadcast to the other
 nodes, and hides Redis trouble in two ways this module undoes (each through the
 hook ``AsyncPubSubManager`` documents for its subclasses, pinned and covered by
-``tests/unit/test_socketio_redis_contract.py``; docs/architecture.md lists them):
+``tests/contract/test_socketio_redis_internals.py``; docs/architecture.md lists them):
 
 * ``_publish`` tries twice, logs, and returns as if it had published. Here a
   relayed event's publish (``RedisDelivery.publish_event``, the

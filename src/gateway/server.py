@@ -1214,7 +1214,7 @@ class Gateway:
         listener task) on the first Engine.IO connection. A node whose only
         readers are SSE streams has no socket, so its streams would never hear
         another node's broadcasts. Same flag and call as
-        ``AsyncServer._handle_eio_connect`` (tests/unit/test_internals.py).
+        ``AsyncServer._handle_eio_connect`` (tests/contract/test_socketio_internals.py).
         """
         if not self.sio.manager_initialized:
             self.sio.manager_initialized = True

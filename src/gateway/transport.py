@@ -92,7 +92,7 @@ class CheckedWebSocket(WebSocket):  # type: ignore[misc]
         A client that does not read leaves the writer waiting for the transport to
         drain, and a close waits for the same: only an abort frees the connection.
         uvicorn's ASGI ``send`` is its protocol's bound method; its ``transport``
-        is the connection (pinned, tests/unit/test_hostile_input_overrides.py).
+        is the connection (pinned, tests/contract/test_engineio_internals.py).
         """
         protocol = getattr(self.asgi_send, "__self__", None)
         transport = getattr(protocol, "transport", None)

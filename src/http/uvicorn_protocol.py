@@ -1,31 +1,20 @@
-"""uvicorn's httptools protocol, with each response's head and body leaving in one write.
+"""uvicorn's httptools protocol, with the request head bounded and refused in the envelope.
 
-uvicorn writes a response's status line and headers when the app sends
-``http.response.start`` and the body when it sends ``http.response.body``: two
-``send()`` system calls, two TCP segments, for every answer. On loopback each
-costs ≈4.5 µs of kernel time in the server (measured, bench/README.md), ~3 % of
-a command's CPU, and the client reads twice. Here the head is held until the
-body's first write joins it, or until the end of the current loop turn, so a
-streaming response whose body comes later still gets its head at once.
+httptools buffers a request's head without limit (a 32 MB header was accepted,
+as were 10,000 headers): more than ``max_head_bytes`` before the end of the
+headers, or more than ``max_headers`` headers, is refused with PAYLOAD_TOO_LARGE;
+a request httptools cannot parse (a control character in a header) gets
+INVALID_PAYLOAD. Both in the protocol's JSON envelope, not uvicorn's plain text,
+and the connection is closed. Passed to uvicorn as ``http=`` (cli.uvicorn_options).
 
-Only the request-response cycle's writes go through the holder; the connection
-(its 400 answers, a WebSocket upgrade and the frames after it) keeps the real
-transport. Passed to uvicorn as ``http=`` (cli.uvicorn_options).
-
-It also bounds a request's head, which httptools buffers without limit (a 32 MB
-header was accepted, as were 10,000 headers): more than ``max_head_bytes`` before
-the end of the headers, or more than ``max_headers`` headers, is refused with
-PAYLOAD_TOO_LARGE; a request httptools cannot parse (a control character in a
-header) gets INVALID_PAYLOAD. Both in the protocol's JSON envelope, not uvicorn's
-plain text, and the connection is closed. Overridden uvicorn parts (pinned,
-tests/unit/test_uvicorn_protocol.py): ``data_received``, ``on_header``,
-``on_message_begin``, ``on_headers_complete``, ``send_400_response``.
+Overridden uvicorn parts (pinned; tests/contract/test_uvicorn_internals.py):
+``data_received``, ``on_url``, ``on_header``, ``on_message_begin``,
+``on_headers_complete``, ``send_400_response``. (It also used to hold each
+response's head until its body joined it, for one write instead of two; bench O1
+showed that did not pay, and it was removed: bench/README.md.)
 """
 
 from __future__ import annotations
-
-import asyncio
-from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -33,65 +22,22 @@ from roomcast import wire
 from roomcast.domain.errors import ErrorCode
 from roomcast.http.errors import STATUS
 
-__all__ = ["HeadWithBody", "OneWriteHttpProtocol", "with_limits"]
+__all__ = ["BoundedHttpProtocol", "with_limits"]
 
 _REASONS = {400: b"Bad Request", 413: b"Content Too Large"}
-
-
-class HeadWithBody(asyncio.Transport):
-    """What a response cycle writes to: a response head waits for the bytes after it."""
-
-    def __init__(self, transport: asyncio.WriteTransport, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__()
-        self._transport = transport
-        self._loop = loop
-        self._head: bytes | None = None
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        head = self._head
-        if head is not None:
-            self._head = None
-            self._transport.write(head + data)
-        elif _is_final_head(data):
-            self._head = bytes(data)
-            self._loop.call_soon(self._flush)
-        else:
-            self._transport.write(data)
-
-    def _flush(self) -> None:
-        head, self._head = self._head, None
-        if head is not None and not self._transport.is_closing():
-            self._transport.write(head)
-
-    def close(self) -> None:
-        self._flush()
-        self._transport.close()
-
-    def is_closing(self) -> bool:
-        return self._transport.is_closing()
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._transport.get_extra_info(name, default)
-
-
-def _is_final_head(data: bytes | bytearray | memoryview) -> bool:
-    """A status line and headers (not an interim 1xx such as 100 Continue)."""
-    chunk = bytes(data[:10])
-    return chunk.startswith(b"HTTP/1.") and chunk[9:10] != b"1" and data[-4:] == b"\r\n\r\n"
 
 
 class _HeadTooLarge(Exception):
     """Raised inside a parser callback: httptools turns it into a parser error."""
 
 
-class OneWriteHttpProtocol(HttpToolsProtocol):
-    """``HttpToolsProtocol`` whose response cycles write through ``HeadWithBody``."""
+class BoundedHttpProtocol(HttpToolsProtocol):
+    """``HttpToolsProtocol`` with the request head bounded."""
 
     max_headers = 100
     max_head_bytes = 16 * 1024
     """Request line and headers together (Node's default ``maxHeaderSize``)."""
 
-    _responses: HeadWithBody
     _in_head = True
     _head_bytes = 0
     _head_size = 0
@@ -102,10 +48,6 @@ class OneWriteHttpProtocol(HttpToolsProtocol):
     linger_seconds = 2.0
     """How long a refused connection's remaining input is read and dropped before it is
     closed: closing with unread input sends a reset, which can destroy the answer."""
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._responses = HeadWithBody(transport, self.loop)
 
     def data_received(self, data: bytes) -> None:
         if self._discarding:  # refused: what still arrives is read and dropped
@@ -173,20 +115,14 @@ class OneWriteHttpProtocol(HttpToolsProtocol):
         self.loop.call_later(self.linger_seconds, transport.close)
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
-        # The cycle uvicorn builds here takes ``self.transport`` for its writes; the
-        # connection keeps the real one for everything else.
-        transport, self.transport = self.transport, self._responses
-        try:
-            super().on_headers_complete()
-        finally:
-            self.transport = transport
+        self._in_head = False  # what follows is the body: not counted against the head
+        super().on_headers_complete()
 
 
-def with_limits(*, max_headers: int, max_head_bytes: int) -> type[OneWriteHttpProtocol]:
-    """``OneWriteHttpProtocol`` with these head limits (uvicorn takes a class)."""
+def with_limits(*, max_headers: int, max_head_bytes: int) -> type[BoundedHttpProtocol]:
+    """``BoundedHttpProtocol`` with these head limits (uvicorn takes a class)."""
     return type(
-        "OneWriteHttpProtocol",
-        (OneWriteHttpProtocol,),
+        "BoundedHttpProtocol",
+        (BoundedHttpProtocol,),
         {"max_headers": max_headers, "max_head_bytes": max_head_bytes},
     )

@@ -1,5 +1,5 @@
-"""OneWriteHttpProtocol: a response's head and body leave in one write; nothing is lost,
-reordered or held past the loop turn; the connection itself keeps the real transport."""
+"""BoundedHttpProtocol answers a request as uvicorn does, and hands a WebSocket upgrade
+the connection's own transport."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from typing import Any
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from roomcast.http.uvicorn_protocol import HeadWithBody, OneWriteHttpProtocol
-
-HEAD = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
+from roomcast.http.uvicorn_protocol import BoundedHttpProtocol
 
 
 class Recording(asyncio.Transport):
@@ -32,6 +30,9 @@ class Recording(asyncio.Transport):
     def is_closing(self) -> bool:
         return self.closed
 
+    def can_write_eof(self) -> bool:
+        return False  # a refusal then closes at once (no linger timer left behind)
+
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 50000)}.get(
             name, default
@@ -47,54 +48,12 @@ class Recording(asyncio.Transport):
         self.protocol = protocol
 
 
-async def _one_turn() -> None:
-    # HeadWithBody flushes with call_soon: one pass of the loop is exactly what it waits for.
-    await asyncio.sleep(0)
-
-
-async def test_a_head_and_its_body_are_one_write():
-    transport = Recording()
-    holder = HeadWithBody(transport, asyncio.get_running_loop())
-    holder.write(HEAD)
-    assert transport.writes == []
-    holder.write(b"{}")
-    assert transport.writes == [HEAD + b"{}"]
-    await _one_turn()
-    assert transport.writes == [HEAD + b"{}"]  # the scheduled flush finds nothing left
-
-
-async def test_a_head_whose_body_is_late_leaves_at_the_end_of_the_turn():
-    transport = Recording()
-    holder = HeadWithBody(transport, asyncio.get_running_loop())
-    holder.write(HEAD)
-    await _one_turn()
-    assert transport.writes == [HEAD]
-    holder.write(b"{}")
-    assert transport.writes == [HEAD, b"{}"]
-
-
-async def test_interim_responses_and_body_chunks_are_written_at_once():
-    transport = Recording()
-    holder = HeadWithBody(transport, asyncio.get_running_loop())
-    holder.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-    holder.write(b"5\r\nhello\r\n")
-    assert transport.writes == [b"HTTP/1.1 100 Continue\r\n\r\n", b"5\r\nhello\r\n"]
-
-
-async def test_closing_writes_a_held_head_first():
-    transport = Recording()
-    holder = HeadWithBody(transport, asyncio.get_running_loop())
-    holder.write(HEAD)
-    holder.close()
-    assert transport.writes == [HEAD]
-    assert transport.closed
-    assert holder.is_closing()
-
-
-def _protocol(app: Any) -> tuple[OneWriteHttpProtocol, Recording]:
+def protocol_for(
+    app: Any, cls: type[Any] = BoundedHttpProtocol
+) -> tuple[BoundedHttpProtocol, Recording]:
     config = Config(app=app, log_config=None, lifespan="off", ws="websockets-sansio")
     config.load()
-    protocol = OneWriteHttpProtocol(
+    protocol = cls(
         config=config, server_state=ServerState(), app_state={}, _loop=asyncio.get_running_loop()
     )
     transport = Recording()
@@ -102,7 +61,7 @@ def _protocol(app: Any) -> tuple[OneWriteHttpProtocol, Recording]:
     return protocol, transport
 
 
-async def test_uvicorn_answers_a_request_in_one_write():
+async def test_uvicorn_answers_a_request_with_its_head_then_its_body():
     answered = asyncio.Event()
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -112,20 +71,43 @@ async def test_uvicorn_answers_a_request_in_one_write():
         await send({"type": "http.response.body", "body": b'{"ok":true}'})
         answered.set()
 
-    protocol, transport = _protocol(app)
+    protocol, transport = protocol_for(app)
     protocol.data_received(b"GET /x HTTP/1.1\r\nhost: t\r\n\r\n")
     await answered.wait()
-    [written] = transport.writes
+    written = b"".join(transport.writes)
     assert written.startswith(b"HTTP/1.1 200 OK\r\n")
     assert written.endswith(b'\r\n\r\n{"ok":true}')
-    assert protocol.transport is transport  # the connection keeps the real transport
+    assert protocol.transport is transport
+
+
+async def test_a_body_larger_than_the_head_limit_is_not_counted_as_head():
+    answered = asyncio.Event()
+    got: list[bytes] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            got.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        answered.set()
+
+    protocol, transport = protocol_for(app)
+    body = b"x" * (protocol.max_head_bytes + 70_000)  # over the head's hard stop too
+    protocol.data_received(b"POST /x HTTP/1.1\r\nhost: t\r\ncontent-length: %d\r\n\r\n" % len(body))
+    protocol.data_received(body)
+    await answered.wait()
+    assert b"".join(got) == body
+    assert b"".join(transport.writes).startswith(b"HTTP/1.1 204")
 
 
 async def test_a_websocket_upgrade_gets_the_real_transport():
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await receive()
 
-    protocol, transport = _protocol(app)
+    protocol, transport = protocol_for(app)
     protocol.data_received(
         b"GET /socket.io/ HTTP/1.1\r\nhost: t\r\nupgrade: websocket\r\nconnection: upgrade\r\n"
         b"sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n"

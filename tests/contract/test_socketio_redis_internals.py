@@ -1,7 +1,7 @@
 """Contract: the parts of python-socketio's Redis manager that gateway/redislink.py overrides.
 
 Pinned (pyproject: python-socketio >=5.18.1,<5.19) and listed in docs/architecture.md
-("Overridden parts of the libraries"). These fail when an upgrade moves them:
+(*Overridden private parts of the libraries*). These fail when an upgrade moves them:
 
 * ``AsyncPubSubManager._publish(message)``: every message to other nodes goes
   through it, ``emit`` included (after delivering locally); ours raises
@@ -9,7 +9,8 @@ Pinned (pyproject: python-socketio >=5.18.1,<5.19) and listed in docs/architectu
 * ``AsyncPubSubManager._listen()``: the async generator ``_thread`` reads the other
   nodes' messages from; ours reconnects every <= 1 s instead of up to 60 s.
 * ``AsyncRedisManager`` attributes read by ours: ``redis_url``, ``channel``,
-  ``json``, ``redis``.
+  ``json``, ``redis``; ``thread``, the listener task ``initialize`` starts, which
+  ``RedisDelivery.close`` cancels.
 """
 
 from __future__ import annotations
@@ -31,27 +32,47 @@ from roomcast.gateway.redislink import MAX_BACKOFF, RedisDelivery, RedisPublishe
 from roomcast.outbox.relay import PublishFailed
 
 
-def test_the_pinned_version_is_installed():
+def test_RedisDelivery_publish_and_listen_are_checked_against_python_socketio_5_18():
     version = tuple(int(p) for p in importlib.metadata.version("python-socketio").split(".")[:2])
-    assert version == (5, 18)
+    assert version == (5, 18), (
+        f"RedisDelivery._publish/_listen (src/gateway/redislink.py) were checked against"
+        f" python-socketio 5.18, not {version}: re-check them before raising the pin"
+    )
 
 
-def test_emit_publishes_through_publish_after_delivering_locally():
+def test_RedisDelivery_publish_is_what_emit_calls_after_delivering_locally():
     source = inspect.getsource(AsyncPubSubManager.emit)
-    local = source.index("await self._handle_emit(message)")
-    remote = source.index("await self._publish(message)")
-    assert local < remote
+    local = source.find("await self._handle_emit(message)")
+    remote = source.find("await self._publish(message)")
+    assert 0 <= local < remote, (
+        "RedisDelivery._publish (src/gateway/redislink.py): AsyncPubSubManager.emit no longer"
+        " delivers locally, then publishes through _publish(message)"
+    )
 
 
-def test_the_listener_reads_listen():
-    assert "self._listen()" in inspect.getsource(AsyncPubSubManager._thread)
+def test_RedisDelivery_listen_is_what_the_listener_task_reads():
+    assert "self._listen()" in inspect.getsource(AsyncPubSubManager._thread), (
+        "RedisDelivery._listen (src/gateway/redislink.py): AsyncPubSubManager._thread no"
+        " longer reads the other nodes' messages from self._listen()"
+    )
     assert inspect.isasyncgenfunction(RedisDelivery._listen)
 
 
-def test_the_attributes_ours_reads_exist():
+def test_RedisDelivery_and_RedisPublisher_read_the_managers_attributes():
     manager = socketio.AsyncRedisManager("redis://127.0.0.1:1/0", channel="c", write_only=True)
     for name in ("redis_url", "channel", "json", "redis"):
-        assert hasattr(manager, name), name
+        assert hasattr(manager, name), (
+            f"RedisDelivery/RedisPublisher (src/gateway/redislink.py): AsyncRedisManager.{name}"
+            " is gone"
+        )
+
+
+def test_RedisDelivery_close_cancels_the_task_initialize_keeps_in_thread():
+    source = inspect.getsource(AsyncPubSubManager.initialize)
+    assert "self.thread = self.server.start_background_task(self._thread)" in source, (
+        "RedisDelivery.close (src/gateway/redislink.py): AsyncPubSubManager.initialize no"
+        " longer keeps the listener task in self.thread; close() would leave it running"
+    )
 
 
 def _closed_port() -> int:
@@ -61,7 +82,7 @@ def _closed_port() -> int:
     return port
 
 
-async def test_a_publish_redis_did_not_take_raises_and_the_next_waits_for_the_backoff():
+async def test_RedisPublisher_publish_raises_when_redis_did_not_take_it_and_backs_off():
     publisher = RedisPublisher(f"redis://127.0.0.1:{_closed_port()}/0")
     try:
         started = time.monotonic()
@@ -77,7 +98,7 @@ async def test_a_publish_redis_did_not_take_raises_and_the_next_waits_for_the_ba
         await publisher.close()
 
 
-async def test_what_the_publisher_sends_is_what_a_listening_node_reads(redis_url):
+async def test_RedisDelivery_listen_reads_what_RedisPublisher_publish_sends(redis_url):
     """Through a real Redis: python-socketio's own emit message, read by our _listen."""
     listener = RedisDelivery(redis_url, channel="roomcast", json=jsoncodec)
     publisher = RedisPublisher(redis_url)
