@@ -120,6 +120,9 @@ class _Feed:
     with nothing pending: the part the server did not replay inline is paged."""
     retry: asyncio.Task[None] | None = None
     """The running re-subscribe (with its retries); a new connect replaces it."""
+    refill_retry: asyncio.Task[None] | None = None
+    """A refill that failed and may pass later, waiting for its next try."""
+    refill_failures: int = 0
 
 
 class RoomcastClient:
@@ -484,9 +487,17 @@ class RoomcastClient:
                 )
             else:
                 data = await self.replay(feed.room_id, feed.last_seq, limit)
-        except (SubscriptionError, socketio.exceptions.SocketIOError, TimeoutError) as exc:
-            log.warning("gap_refill_failed", room_id=feed.room_id, error=str(exc))
+        except SubscriptionError as exc:
+            self._refill_later(feed, exc.code, exc.details.get("retryAfter"))
             return False
+        except (socketio.exceptions.TimeoutError, TimeoutError):
+            self._refill_later(feed, "TIMEOUT", None)
+            return False
+        except socketio.exceptions.SocketIOError as exc:
+            # Not connected: the next connect subscribes again from last_seq.
+            log.info("gap_refill_interrupted", room_id=feed.room_id, error=str(exc))
+            return False
+        feed.refill_failures = 0
         progressed = False
         # The replay returns, in order, every event after last_seq that we may see,
         # up to nextAfter: a seq it skips is hidden from us (we were not a member
@@ -508,6 +519,29 @@ class RoomcastClient:
         if progressed:
             self.gaps_refilled += 1
         return progressed
+
+    def _refill_later(self, feed: _Feed, code: str, hint: object) -> None:
+        """Try a failed refill again after a backoff, if a later try may pass.
+
+        Waiting for the next event instead would leave the tail of a quiet room
+        missing for good."""
+        feed.refill_failures += 1
+        if code not in _RETRYABLE:
+            log.warning("gap_refill_failed", room_id=feed.room_id, code=code)
+            return
+        if feed.refill_retry is not None and not feed.refill_retry.done():
+            return
+        delay = self._backoff(feed.refill_failures, hint)
+        log.warning("gap_refill_retrying", room_id=feed.room_id, code=code, retry_in=delay)
+
+        async def again() -> None:
+            await asyncio.sleep(delay)  # the backoff itself, not a stand-in for an event
+            if not self._closing and self._feeds.get(feed.room_id) is feed:
+                await self._drain(feed)
+
+        feed.refill_retry = asyncio.ensure_future(again())
+        self._tasks.add(feed.refill_retry)
+        feed.refill_retry.add_done_callback(self._tasks.discard)
 
     async def _dispatch(self, event: str, payload: dict[str, Any]) -> None:
         for handler in (*self._handlers.get(event, ()), *self._handlers.get("*", ())):

@@ -24,7 +24,7 @@ import httpx
 import pytest
 import socketio
 
-from roomcast.client import RoomcastClient
+from roomcast.client import RoomcastClient, SubscriptionError
 from roomcast.config import Settings
 
 from ..conftest import JWT_SECRET, RunningServer, run_server
@@ -150,6 +150,41 @@ async def test_the_python_client_pages_past_the_cap_while_live_events_arrive(
         [notice] = notices
         assert notice["replay"] == {"truncated": True, "nextAfter": CAP}
         assert notice["replayed"] == CAP
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        socketio.exceptions.TimeoutError(),
+        SubscriptionError("SERVICE_UNAVAILABLE", "the database is unavailable", {"retryAfter": 0}),
+    ],
+    ids=["ack-lost", "refused-for-now"],
+)
+async def test_a_failed_page_is_tried_again_in_a_room_that_stays_quiet(
+    node: RunningServer, http: httpx.AsyncClient, failure: Exception
+):
+    """The first ``room:replay`` fails (its ack lost, or a refusal a later try may not
+    get) and no event follows: the client tries the page again after its backoff
+    instead of waiting for a next event that never comes."""
+    org = user_id()
+    room_id = await full_room(http, node, org)
+    recorder = Recorder()
+    async with RoomcastClient(node.url, node.token(org), retry_initial=0.05) as client:
+        real_call, failed = client.sio.call, []
+
+        async def call(event: str, data: Any = None, **kwargs: Any) -> Any:
+            if event == "room:replay" and not failed:
+                failed.append(data)
+                raise failure
+            return await real_call(event, data, **kwargs)
+
+        client.sio.call = call  # type: ignore[method-assign]
+        client.on("*", recorder)
+        ack = await client.subscribe(room_id, last_seq=0)
+        assert ack["replay"] == {"truncated": True, "nextAfter": CAP}
+        await recorder.wait_for_seq(HEAD, within=30)
+        assert failed == [{"roomId": room_id, "afterSeq": CAP, "limit": failed[0]["limit"]}]
+        assert recorder.seqs == list(range(1, HEAD + 1))
 
 
 class ProtocolDocClient:
