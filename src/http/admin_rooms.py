@@ -10,7 +10,9 @@ import msgspec
 from litestar import get
 from litestar.params import QueryParameter
 
+from roomcast.domain.errors import ErrorCode
 from roomcast.http.deps import Admin, NodeStats, Store
+from roomcast.http.openapi import ADMIN, AUTHENTICATED, answers
 from roomcast.http.responses import SuccessResponse, ok
 
 __all__ = ["admin_rooms"]
@@ -36,6 +38,7 @@ class AdminRooms(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     "/api/admin/rooms",
     tags=["operations"],
     summary="Head seq, chain head, outbox depth and relay lag of this node's rooms (admin)",
+    opt=answers(AUTHENTICATED | {ErrorCode.PERMISSION_DENIED}, data=AdminRooms, security=ADMIN),
 )
 async def admin_rooms(
     admin: Admin,

@@ -9,8 +9,9 @@ import msgspec
 from litestar import Request, post
 from msgspec import UNSET, Meta, UnsetType
 
-from roomcast.domain.errors import InvalidPayload, PermissionDenied
+from roomcast.domain.errors import ErrorCode, InvalidPayload, PermissionDenied
 from roomcast.http.deps import Claimed, Clock, Revoker
+from roomcast.http.openapi import ANY_TOKEN, AUTHENTICATED, answers
 from roomcast.http.responses import SuccessResponse, ok
 from roomcast.tokens import ADMIN_ROLE
 
@@ -40,6 +41,14 @@ _decoder = msgspec.json.Decoder(RevokeBody)
     status_code=200,
     tags=["auth"],
     summary="Revoke a token by jti: refused on REST and socket connect on every node",
+    opt=answers(
+        AUTHENTICATED
+        | {ErrorCode.PERMISSION_DENIED, ErrorCode.NOT_FOUND, ErrorCode.PAYLOAD_TOO_LARGE},
+        data=Revoked,
+        security=ANY_TOKEN,
+        request_body=RevokeBody,
+        request_body_required=False,
+    ),
 )
 async def revoke(
     request: Request[Any, Any, Any], claims: Claimed, revoker: Revoker, sources: Clock
