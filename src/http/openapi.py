@@ -281,6 +281,10 @@ def complete(document: Mapping[str, Any], app: Litestar) -> dict[str, Any]:
     components = done.setdefault("components", {})
     schemas: dict[str, Any] = components.setdefault("schemas", {})
     schemas.update(_struct_components(routes))
+    for *_, spec in routes:
+        if isinstance(spec.request_body, type) and spec.request_body.__name__ in schemas:
+            name = spec.request_body.__name__
+            schemas[name] = _without_nul(schemas[name])
     schemas.update(_wire_components(schemas))
     components["securitySchemes"] = dict(SECURITY_SCHEMES)
     for path, method, status, spec in routes:
@@ -338,6 +342,29 @@ def _struct_components(routes: list[tuple[str, str, int, Answers]]) -> dict[str,
 def _schema_of(type_: Any) -> dict[str, Any]:
     schema, _ = msgspec.json.schema_components([type_], ref_template=_REF, schema_hook=_hook)
     return dict(schema[0])
+
+
+_NO_NUL = "^[^\\x00]*$"
+
+
+def _without_nul(schema: Any) -> Any:
+    """A request body's schema, saying what ``BodyRequest`` refuses: no NUL in any string,
+    keys and free-form values (``settings``, an app event's ``data``) included."""
+    if isinstance(schema, list):
+        return [_without_nul(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _without_nul(v) for k, v in schema.items()}
+    if out.get("type") == "string" and "enum" not in out and "const" not in out:
+        out.setdefault("pattern", _NO_NUL)
+    if out.get("type") == "object" and "properties" not in out:
+        out["propertyNames"] = {"pattern": _NO_NUL}
+        values = out.get("additionalProperties")
+        if values is None or not {"type", "$ref", "anyOf", "oneOf"} & set(values):
+            out["additionalProperties"] = _ref("JsonValue")
+    if "properties" in out:
+        out["properties"] = {k: _without_nul(v) for k, v in out["properties"].items()}
+    return out
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -406,6 +433,19 @@ def _wire_components(schemas: Mapping[str, Any]) -> dict[str, Any]:
         "title": "Envelope",
         "description": "One event as every edge shows it: its name and its payload.",
         "oneOf": variants,
+    }
+    out["JsonValue"] = {
+        "description": "Any JSON value without a NUL character in a string or a key.",
+        "anyOf": [
+            {"type": "string", "pattern": _NO_NUL},
+            {"type": ["number", "boolean", "null"]},
+            {"type": "array", "items": _ref("JsonValue")},
+            {
+                "type": "object",
+                "propertyNames": {"pattern": _NO_NUL},
+                "additionalProperties": _ref("JsonValue"),
+            },
+        ],
     }
     out["ErrorCode"] = {"type": "string", "enum": sorted(code.value for code in ErrorCode)}
     out["Failure"] = {

@@ -23,8 +23,9 @@ class RevokeBody(
 ):
     jti: Annotated[str, Meta(min_length=1, max_length=200)] | UnsetType = UNSET
     """Another token's id (admin only). Absent: the token that authenticates this request."""
-    expires_at: Annotated[int, Meta(ge=0, le=253402300799)] | UnsetType = UNSET
-    """That token's ``exp`` (Unix seconds), if known: the revocation is kept until then.
+    expires_at: Annotated[float, Meta(ge=0, le=253402300799)] | UnsetType = UNSET
+    """That token's ``exp`` (Unix seconds, a JSON number: RFC 7519 allows fractions, and
+    1357.0 is an integer to JSON Schema), if known: the revocation is kept until then.
     Unknown: ``ROOMCAST_REVOCATION_RETENTION`` from now."""
 
 

@@ -16,6 +16,7 @@ from litestar import Request, post
 from msgspec import Meta
 
 from roomcast.domain.errors import ErrorCode, InvalidPayload, PayloadTooLarge
+from roomcast.http.bodies import NO_CONTROL
 from roomcast.http.deps import Issuer
 from roomcast.http.openapi import NONE, answers
 from roomcast.http.responses import SuccessResponse
@@ -27,7 +28,7 @@ _MAX_BODY = 4096
 
 
 class SignInBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    name: Annotated[str, Meta(min_length=1, max_length=64)]
+    name: Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_CONTROL)]
     """Who signs in; the same name is the same user (its id is derived from it)."""
     passcode: Annotated[str, Meta(max_length=256)] | None = None
     """Needed when the operator set ``ROOMCAST_SIGNIN_PASSCODE``."""
