@@ -54,6 +54,7 @@ __all__ = [
     "AUTHENTICATED",
     "COMMAND",
     "COMMAND_HEADERS",
+    "EDGE",
     "IDEMPOTENT",
     "NONE",
     "QUIZ",
@@ -76,6 +77,9 @@ _REF = "#/components/schemas/{name}"
 E = ErrorCode
 
 # -- error codes, by what a route does -------------------------------------------------
+EDGE = frozenset({E.INVALID_PAYLOAD, E.PAYLOAD_TOO_LARGE})
+"""Any route: the edge guard (control characters, 64-bit integers) and the request-size
+limits (headers and request line, body) refuse before a route runs."""
 AUTHENTICATED = frozenset(
     {
         E.INVALID_PAYLOAD,  # the edge guard and parameter validation
@@ -238,6 +242,8 @@ class Answers:
     request_body_required: bool = True
     also: tuple[int, ...] = ()
     """Other statuses answered with the success body's schema (``/health``'s 503)."""
+    parameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """Per parameter name, what its schema says beyond Litestar's (an array's items)."""
 
 
 def answers(errors: Iterable[ErrorCode], **fields: Any) -> dict[str, Answers]:
@@ -289,10 +295,12 @@ def complete(document: Mapping[str, Any], app: Litestar) -> dict[str, Any]:
     components["securitySchemes"] = dict(SECURITY_SCHEMES)
     for path, method, status, spec in routes:
         operation = done["paths"][path][method]
-        operation["responses"] = _responses(spec, status)
+        operation["responses"] = _responses(
+            dataclasses.replace(spec, errors=spec.errors | EDGE), status
+        )
         operation["security"] = [{name: [] for name in sorted(alt)} for alt in spec.security]
         operation["parameters"] = [
-            *(_tightened(p) for p in operation.get("parameters", [])),
+            *(_tightened(p, spec.parameters) for p in operation.get("parameters", [])),
             *(
                 {"name": name, "in": "header", "required": False, **REQUEST_HEADERS[name]}
                 for name in (*spec.request_headers, "X-Request-ID")
@@ -522,7 +530,7 @@ def _responses(spec: Answers, status: int) -> dict[str, Any]:
     return responses
 
 
-def _tightened(parameter: Mapping[str, Any]) -> dict[str, Any]:
+def _tightened(parameter: Mapping[str, Any], declared: Mapping[str, Any]) -> dict[str, Any]:
     """A generated parameter with what the edge guard refuses stated in its schema, and
     without the ``null`` alternative of an optional one (a query string has no null)."""
     out = dict(parameter)
@@ -544,7 +552,19 @@ def _tightened(parameter: Mapping[str, Any]) -> dict[str, Any]:
             schema["items"] = items
         if out.get("name") in INTEGER_QUERY and schema.get("type") == "integer":
             schema.setdefault("maximum", 2**63 - 1)
+    if out.get("name") in declared:
+        schema = _merged(schema, declared[out["name"]])
     out["schema"] = schema
+    return out
+
+
+def _merged(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
     return out
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from litestar import Controller, delete, patch, post
+from litestar import Controller, Response, delete, patch, post
 from litestar.params import JSONBody
 
 from roomcast.domain import commands
+from roomcast.http.allow import allowed, options_route
 from roomcast.http.bodies import CreatePrizeBody, UpdatePrizeBody
 from roomcast.http.commands import CommandContext, take
 from roomcast.http.deps import AnyRequest, PathId
@@ -19,6 +20,10 @@ __all__ = ["PrizeController"]
 class PrizeController(Controller):
     path = "/api/rooms/{room_id:str}/prizes"
     tags = ["prizes"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @options_route("/{prize_id:str}")
+    def allow(self, request: AnyRequest) -> Response[None]:
+        return allowed(request)
 
     @post(
         "/",

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, delete, get, patch, post
+from litestar import Controller, Response, delete, get, patch, post
 from litestar.params import JSONBody, Parameter, QueryParameter
 
 from roomcast.domain import commands
 from roomcast.domain.errors import ErrorCode
 from roomcast.domain.state import Participant, Prize, RoomInfo, RoomStatus, Winner
 from roomcast.http import app_events
+from roomcast.http.allow import allowed, options_route
 from roomcast.http.app_events import AppEventBody, Limits
 from roomcast.http.bodies import CreateRoomBody, StatusBody, UpdateRoomBody
 from roomcast.http.commands import CommandContext, take
@@ -49,6 +50,10 @@ class LogPage(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 class RoomController(Controller):
     path = "/api/rooms"
     tags = ["rooms"]  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @options_route("/", "/{room_id:str}", "/{room_id:str}/events")
+    def allow(self, request: AnyRequest) -> Response[None]:
+        return allowed(request)
 
     @post(
         "/",

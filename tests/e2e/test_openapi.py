@@ -501,6 +501,23 @@ async def test_a_refusal_that_says_when_to_retry_is_declared(
         assert int(second.headers["retry-after"]) >= 1
 
 
+async def test_options_lists_exactly_the_documented_methods(
+    server: RunningServer, document: Document
+):
+    """Litestar's own OPTIONS answer left methods out on paths with several
+    (``Allow: OPTIONS, POST`` on /api/rooms); roomcast.http.allow answers instead."""
+    by_path: dict[str, set[str]] = defaultdict(set)
+    for method, path in document.operations():
+        by_path[path].add(method)
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        for path, methods in sorted(by_path.items()):
+            url = path.replace("{room_id}", "room_x").replace("{", "").replace("}", "")
+            response = await http.options(url)
+            assert response.status_code == 204, (path, response.text)
+            allow = {m.strip() for m in response.headers["allow"].split(",")}
+            assert allow == {*methods, "OPTIONS"}, path
+
+
 def test_every_operation_was_called_succeeding_and_refused(document: Document):
     missing = {
         f"{method} {path}": sorted({"success", "error"} - document.seen.get((method, path), set()))

@@ -53,6 +53,19 @@ CONFIG = SchemathesisConfig.from_dict(
 ENDLESS = ("/api/rooms/{room_id}/stream", "/api/notifications/stream")
 
 
+def call_and_check(server: Any, case: Any) -> None:
+    """One generated request, as a user of its own, and every check on its answer."""
+    positive = case.meta is not None and case.meta.generation.mode.is_positive
+    if positive and case.query and OPAQUE in case.query:
+        # Schema-valid is not server-made: a cursor not given out is refused (400);
+        # the negative cases still send made-up ones.
+        del case.query[OPAQUE]
+    headers = {**(case.headers or {}), **server.auth(user_id())}
+    response = case.call(base_url=server.url, headers=headers, timeout=30)
+    # No `checks=`: every check schemathesis has, as its CLI's `--checks all`.
+    case.validate_response(response, headers=headers)
+
+
 @pytest.fixture(scope="module")
 def operations(server) -> list[Any]:
     document = httpx.get(f"{server.url}/api/docs/openapi.json", timeout=30).json()
@@ -81,13 +94,7 @@ def test_every_check_holds_for_generated_requests(server, operations, mode):
         def check(case: Any) -> None:
             nonlocal calls
             calls += 1
-            if mode is GenerationMode.POSITIVE and case.query and OPAQUE in case.query:
-                # Schema-valid is not server-made: a cursor not given out is refused (400).
-                del case.query[OPAQUE]
-            headers = {**(case.headers or {}), **server.auth(user_id())}
-            response = case.call(base_url=server.url, headers=headers, timeout=30)
-            # No `checks=`: every check schemathesis has, as its CLI's `--checks all`.
-            case.validate_response(response, headers=headers)
+            call_and_check(server, case)
 
         try:
             check()
@@ -96,4 +103,29 @@ def test_every_check_holds_for_generated_requests(server, operations, mode):
         except Exception as exc:  # collected: one report for every operation
             failures.append(f"{operation.label}: {str(exc)[:1500]}")
     assert calls > len(operations) * 2
+    assert failures == [], "\n\n".join(failures)
+
+
+COVERAGE_CASES = 40
+"""Per operation: the first boundary cases of schemathesis's coverage phase."""
+
+
+def test_every_check_holds_for_the_coverage_phase(server, operations):
+    """The coverage phase: boundary values, a missing required header, a method the
+    document does not list (405 with ``Allow``), each checked as above."""
+    failures: list[str] = []
+    calls = 0
+    for operation in operations:
+        config = operation.schema.config.generation_for(operation=operation)
+        cases = operation.schema.iter_coverage_cases(
+            operation, generation_modes=list(GenerationMode), generation_config=config
+        )
+        for case, _ in zip(cases, range(COVERAGE_CASES), strict=False):
+            calls += 1
+            try:
+                call_and_check(server, case)
+            except Exception as exc:
+                failures.append(f"{operation.label}: {str(exc)[:1500]}")
+                break  # one report per operation
+    assert calls > len(operations)
     assert failures == [], "\n\n".join(failures)
