@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from http import HTTPStatus
@@ -311,7 +312,26 @@ def complete(document: Mapping[str, Any], app: Litestar) -> dict[str, Any]:
                 "required": spec.request_body_required,
                 "content": {"application/json": {"schema": _schema_of(spec.request_body)}},
             }
+    done["paths"] = _camel_path_parameters(done["paths"])
     return done
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _camel_path_parameters(paths: Mapping[str, Any]) -> dict[str, Any]:
+    """``/api/rooms/{roomId}`` as the docs and the wire spell it: Litestar names a path
+    parameter after the handler's argument (``room_id``); the URL is the same."""
+    renamed: dict[str, Any] = {}
+    for path, item in paths.items():
+        for operation in item.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "path":
+                    parameter["name"] = _camel(parameter["name"])
+        renamed[re.sub(r"\{(\w+)\}", lambda m: "{" + _camel(m[1]) + "}", path)] = item
+    return renamed
 
 
 _METHODS = frozenset({"get", "put", "post", "delete", "patch", "options", "head", "trace"})

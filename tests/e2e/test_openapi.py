@@ -105,7 +105,7 @@ def test_the_document_describes_bodies_headers_and_security(document: Document):
     create = raw["paths"]["/api/rooms"]["post"]
     assert {"userBearer": []} in create["security"]
     assert {"appBearer": [], "appId": []} in create["security"]
-    assert raw["paths"]["/api/rooms/{room_id}/events"]["post"]["security"] == [
+    assert raw["paths"]["/api/rooms/{roomId}/events"]["post"]["security"] == [
         {"appBearer": [], "appId": []}
     ]
     assert raw["paths"]["/health"]["get"]["security"] == []
@@ -164,7 +164,7 @@ async def test_every_route_answers_what_the_document_says(
         assert (
             await call("POST", "/api/rooms", "/api/rooms", json={"name": "x"})
         ).status_code == 401
-        r = "/api/rooms/{room_id}"
+        r = "/api/rooms/{roomId}"
         assert (
             await call("GET", "/api/rooms", "/api/rooms", headers=server.auth(org))
         ).status_code == 200
@@ -192,7 +192,7 @@ async def test_every_route_answers_what_the_document_says(
         assert stale.status_code == 409
 
         # -- participants ------------------------------------------------------------
-        p = "/api/rooms/{room_id}/participants"
+        p = "/api/rooms/{roomId}/participants"
         joined = await call(
             "POST", p, f"/api/rooms/{room}/participants", headers=server.auth(guest)
         )
@@ -203,7 +203,7 @@ async def test_every_route_answers_what_the_document_says(
             "POST", p, f"/api/rooms/{room}/participants", headers=server.auth(leaver)
         )
         leaver_part = leaver_joined.json()["data"]["participant"]["id"]
-        one = p + "/{participant_id}"
+        one = p + "/{participantId}"
         role = await call(
             "PATCH",
             one,
@@ -230,7 +230,7 @@ async def test_every_route_answers_what_the_document_says(
         assert nobody.status_code == 404
 
         # -- prizes, activation, draws --------------------------------------------------
-        z = "/api/rooms/{room_id}/prizes"
+        z = "/api/rooms/{roomId}/prizes"
         prize = await call(
             "POST", z, f"/api/rooms/{room}/prizes", json={"name": "Cup"}, headers=server.auth(org)
         )
@@ -243,7 +243,7 @@ async def test_every_route_answers_what_the_document_says(
             "POST", z, f"/api/rooms/{room}/prizes", json={"name": "Mug"}, headers=server.auth(org)
         )
         spare_id = spare.json()["data"]["prize"]["id"]
-        zz = z + "/{prize_id}"
+        zz = z + "/{prizeId}"
         await call(
             "PATCH",
             zz,
@@ -259,7 +259,7 @@ async def test_every_route_answers_what_the_document_says(
             headers=server.auth(org),
         )
         assert missing_prize.status_code == 404
-        s = "/api/rooms/{room_id}/status"
+        s = "/api/rooms/{roomId}/status"
         active = await call(
             "POST",
             s,
@@ -276,7 +276,7 @@ async def test_every_route_answers_what_the_document_says(
             headers=server.auth(guest),
         )
         assert not_mine.status_code == 403
-        d = "/api/rooms/{room_id}/draws"
+        d = "/api/rooms/{roomId}/draws"
         # The inboxes of both who may win, live: the draw's notification is awaited.
         inbox_path = "/api/notifications/stream"
         async with (
@@ -303,7 +303,7 @@ async def test_every_route_answers_what_the_document_says(
             headers=server.auth(org),
         )
         assert no_prize.status_code == 404
-        w = "/api/rooms/{room_id}/winners/{winner_id}"
+        w = "/api/rooms/{roomId}/winners/{winnerId}"
         removed = await call(
             "DELETE", w, f"/api/rooms/{room}/winners/{winner}", headers=server.auth(org)
         )
@@ -320,7 +320,7 @@ async def test_every_route_answers_what_the_document_says(
         ).status_code == 404
 
         # -- quiz ----------------------------------------------------------------------
-        q = "/api/rooms/{room_id}/quiz/questions"
+        q = "/api/rooms/{roomId}/quiz/questions"
         question = {"question": "2 + 2?", "options": ["3", "4"], "answer": "4", "timeLimit": 60}
         published = await call(
             "POST", q, f"/api/rooms/{room}/quiz/questions", json=question, headers=server.auth(org)
@@ -334,7 +334,7 @@ async def test_every_route_answers_what_the_document_says(
             headers=server.auth(outsider),
         )
         assert refused.status_code == 403
-        c = q + "/{question_id}/close"
+        c = q + "/{questionId}/close"
         closed = await call(
             "POST",
             c,
@@ -350,12 +350,12 @@ async def test_every_route_answers_what_the_document_says(
                 headers=server.auth(org),
             )
         ).status_code == 404
-        b = "/api/rooms/{room_id}/quiz/leaderboard"
+        b = "/api/rooms/{roomId}/quiz/leaderboard"
         await call("GET", b, f"/api/rooms/{room}/quiz/leaderboard", headers=server.auth(guest))
         assert (await call("GET", b, f"/api/rooms/{room}/quiz/leaderboard")).status_code == 401
 
         # -- an app's event; the log and the chain --------------------------------------
-        e = "/api/rooms/{room_id}/events"
+        e = "/api/rooms/{roomId}/events"
         app = server.app_auth("docapp")
         await call(
             "POST",
@@ -378,7 +378,7 @@ async def test_every_route_answers_what_the_document_says(
         assert (
             await call("GET", e, f"/api/rooms/{room}/events?after=x", headers=server.auth(org))
         ).status_code == 400
-        ch = "/api/rooms/{room_id}/chain"
+        ch = "/api/rooms/{roomId}/chain"
         await call("GET", ch, f"/api/rooms/{room}/chain", headers=server.auth(org))
         assert (
             await call("GET", ch, f"/api/rooms/{room}/chain", headers=server.auth(outsider))
@@ -389,7 +389,7 @@ async def test_every_route_answers_what_the_document_says(
         inbox = await call("GET", n, n, headers=server.auth(lucky))
         [note] = inbox.json()["data"]["notifications"]
         assert (await call("GET", n, f"{n}?limit=0", headers=server.auth(lucky))).status_code == 400
-        mark = n + "/{notification_id}/read"
+        mark = n + "/{notificationId}/read"
         await call("POST", mark, f"{n}/{note['id']}/read", headers=server.auth(lucky))
         assert (
             await call("POST", mark, f"{n}/{note['id']}/read", headers=server.auth(outsider))
@@ -417,7 +417,7 @@ async def test_every_route_answers_what_the_document_says(
 
         # -- the live streams: headers and status, then closed ---------------------------
         for path, url in (
-            ("/api/rooms/{room_id}/stream", f"/api/rooms/{room}/stream"),
+            ("/api/rooms/{roomId}/stream", f"/api/rooms/{room}/stream"),
             (inbox_path, inbox_path),
         ):
             async with http.stream("GET", url, headers=server.auth(org)) as stream:
@@ -511,7 +511,7 @@ async def test_options_lists_exactly_the_documented_methods(
         by_path[path].add(method)
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         for path, methods in sorted(by_path.items()):
-            url = path.replace("{room_id}", "room_x").replace("{", "").replace("}", "")
+            url = path.replace("{roomId}", "room_x").replace("{", "").replace("}", "")
             response = await http.options(url)
             assert response.status_code == 204, (path, response.text)
             allow = {m.strip() for m in response.headers["allow"].split(",")}

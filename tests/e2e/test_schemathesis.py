@@ -32,8 +32,8 @@ from schemathesis.generation import GenerationMode
 
 from .support import user_id
 
-EXAMPLES = 6
-"""Per operation and mode: 30 operations × 2 modes × 6 ≈ 360 requests."""
+EXAMPLES = 10
+"""Per operation and mode: 30 operations × 2 modes × 10 ≈ 600 requests."""
 
 OPAQUE = "cursor"
 """``GET /api/rooms``'s page cursor: only the server makes valid ones."""
@@ -50,7 +50,7 @@ CONFIG = SchemathesisConfig.from_dict(
     }
 )
 
-ENDLESS = ("/api/rooms/{room_id}/stream", "/api/notifications/stream")
+ENDLESS = ("/api/rooms/{roomId}/stream", "/api/notifications/stream")
 
 
 def call_and_check(server: Any, case: Any) -> None:
