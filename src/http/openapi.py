@@ -39,6 +39,7 @@ from litestar.openapi.plugins import (
     SwaggerRenderPlugin,
     YamlRenderPlugin,
 )
+from litestar.router import Router
 from litestar.routes import HTTPRoute
 
 from roomcast.domain.errors import ErrorCode
@@ -63,8 +64,7 @@ __all__ = [
     "ROOM_READ",
     "USER_OR_APP",
     "Answers",
-    "CompletedJson",
-    "CompletedYaml",
+    "Completed",
     "answers",
     "command_answers",
     "complete",
@@ -600,36 +600,33 @@ class _Completion:
         return self._done[1]
 
 
-class CompletedJson(JsonRenderPlugin):
-    """``/openapi.json``: the completed document."""
+class Completed(OpenAPIRenderPlugin):
+    """One of Litestar's renderers, given the completed document instead of the generated
+    one (Redoc embeds the document in its page; the others fetch the JSON)."""
 
-    def __init__(self, completion: _Completion | None = None) -> None:
-        super().__init__()
-        self.completion = completion or _Completion()
-
-    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
-        return super().render(request, self.completion(request, openapi_schema))
-
-
-class CompletedYaml(YamlRenderPlugin):
-    """``/openapi.yaml``: the same completed document."""
-
-    def __init__(self, completion: _Completion | None = None) -> None:
-        super().__init__()
-        self.completion = completion or _Completion()
+    def __init__(self, inner: OpenAPIRenderPlugin, completion: _Completion) -> None:
+        super().__init__(
+            path=inner.paths, media_type=inner.media_type, favicon=inner.favicon, style=inner.style
+        )
+        self.inner = inner
+        self.completion = completion
 
     def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
-        return super().render(request, self.completion(request, openapi_schema))
+        return self.inner.render(request, self.completion(request, openapi_schema))
+
+    def receive_router(self, router: Router) -> None:
+        self.inner.receive_router(router)
 
 
 def render_plugins() -> list[OpenAPIRenderPlugin]:
     """The document's renderers: JSON and YAML completed, the UIs reading the JSON."""
     shared = _Completion()
-    return [
+    plugins: list[OpenAPIRenderPlugin] = [
         RedocRenderPlugin(path=["/", "/redoc"]),
         SwaggerRenderPlugin(),
         StoplightRenderPlugin(),
         RapidocRenderPlugin(),
-        CompletedJson(shared),
-        CompletedYaml(shared),
+        JsonRenderPlugin(),
+        YamlRenderPlugin(),
     ]
+    return [Completed(plugin, shared) for plugin in plugins]

@@ -525,3 +525,18 @@ def test_every_operation_was_called_succeeding_and_refused(document: Document):
         if document.seen.get((method, path), set()) != {"success", "error"}
     }
     assert missing == {}
+
+
+def test_the_yaml_document_and_the_pages_serve_the_same_completed_document(
+    server: RunningServer, document: Document
+):
+    import yaml
+
+    as_yaml = httpx.get(f"{server.url}/api/docs/openapi.yaml", timeout=30)
+    assert as_yaml.status_code == 200
+    assert yaml.safe_load(as_yaml.text) == document.raw
+    for page in ("/api/docs", "/api/docs/swagger", "/api/docs/redoc"):
+        response = httpx.get(f"{server.url}{page}", timeout=30)
+        assert response.status_code == 200, page
+        # Swagger fetches the JSON; Redoc (also at /api/docs) embeds the document.
+        assert "/api/docs/openapi.json" in response.text or "RoomReply" in response.text, page

@@ -32,8 +32,8 @@ from schemathesis.generation import GenerationMode
 
 from .support import user_id
 
-EXAMPLES = 10
-"""Per operation and mode: 30 operations × 2 modes × 10 ≈ 600 requests."""
+EXAMPLES = 8
+"""Per operation and mode: 30 operations × 2 modes × 8 ≈ 480 requests."""
 
 OPAQUE = "cursor"
 """``GET /api/rooms``'s page cursor: only the server makes valid ones."""
