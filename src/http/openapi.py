@@ -243,6 +243,8 @@ class Answers:
     request_body_required: bool = True
     also: tuple[int, ...] = ()
     """Other statuses answered with the success body's schema (``/health``'s 503)."""
+    description: str = ""
+    """What the success body holds, when its schema cannot say (an event stream)."""
     parameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """Per parameter name, what its schema says beyond Litestar's (an array's items)."""
 
@@ -520,7 +522,7 @@ def _responses(spec: Answers, status: int) -> dict[str, Any]:
         }
     responses: dict[str, Any] = {
         str(status): {
-            "description": HTTPStatus(status).phrase,
+            "description": spec.description or HTTPStatus(status).phrase,
             "headers": _headers(spec.success_headers),
             "content": content,
         }

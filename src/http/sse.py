@@ -416,6 +416,11 @@ LastEventIdHeader = Annotated[
 
 _STREAM_ERRORS = AUTHENTICATED | {ErrorCode.NOT_FOUND}
 """NOT_FOUND: live streams are off on this app."""
+_STREAM_BODY = (
+    "One SSE event per log event: `id:` its seq, `event:` its name, `data:` its payload "
+    "(an Envelope's `payload`); `: keep-alive` comments when idle; a last `error` event "
+    "with the error envelope's {code, message, details} when the stream is ended."
+)
 
 
 def _stream_services(request: Request[Any, Any, Any]) -> StreamServices:
@@ -460,6 +465,7 @@ def _after(header_value: str | None, query: int | None) -> int | None:
         _STREAM_ERRORS | {ErrorCode.ROOM_NOT_FOUND, ErrorCode.PERMISSION_DENIED},
         text=True,
         media_type="text/event-stream",
+        description=_STREAM_BODY,
         security=(*ANY_TOKEN, frozenset({"accessTokenQuery"})),
     ),
 )
@@ -486,6 +492,7 @@ async def room_stream(
         _STREAM_ERRORS,
         text=True,
         media_type="text/event-stream",
+        description=_STREAM_BODY,
         security=(*ANY_TOKEN, frozenset({"accessTokenQuery"})),
     ),
 )
