@@ -30,6 +30,7 @@ from roomcast.http.headers import header
 from roomcast.http.health import health
 from roomcast.http.middleware import RequestContext
 from roomcast.http.notifications import NotificationController
+from roomcast.http.openapi import render_plugins
 from roomcast.http.operations import admin_stats, metrics
 from roomcast.http.participants import ParticipantController
 from roomcast.http.prizes import PrizeController
@@ -271,7 +272,13 @@ def create_app(
             if cors_origins or cors_origin_regex
             else None
         ),
-        openapi_config=OpenAPIConfig(title="roomcast", version=__version__, path="/api/docs"),
+        openapi_config=OpenAPIConfig(
+            title="roomcast",
+            version=__version__,
+            path="/api/docs",
+            # The JSON and YAML documents completed from each route's opt=answers(...).
+            render_plugins=render_plugins(),
+        ),
         debug=False,
         logging_config=None,  # logging is configured once, by roomcast.logconfig
     )

@@ -10,6 +10,7 @@ from msgspec import UNSET, Meta, UnsetType
 from roomcast.domain.state import Role, RoomStatus
 
 __all__ = [
+    "NO_CONTROL",
     "CreatePrizeBody",
     "CreateRoomBody",
     "DrawBody",
@@ -19,6 +20,8 @@ __all__ = [
     "UpdateRoomBody",
 ]
 
+NO_CONTROL = "^[^\\x00-\\x1f\\x7f]*$"
+"""No control characters: a name is one line, and PostgreSQL refuses NUL in text."""
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 Description = Annotated[str, Meta(max_length=5000)]
 Url = Annotated[str, Meta(max_length=2048)]

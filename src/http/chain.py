@@ -16,6 +16,7 @@ from litestar import get
 from litestar.params import Parameter
 
 from roomcast.http.deps import Caller, PathId, Service, Store
+from roomcast.http.openapi import ROOM_READ, answers
 from roomcast.http.responses import SuccessResponse, ok
 from roomcast.outbox.store import ChainRow
 
@@ -32,6 +33,7 @@ class ChainPage(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     "/api/rooms/{room_id:str}/chain",
     tags=["rooms"],
     summary="The room's log with the hashed columns (for independent verifiers)",
+    opt=answers(ROOM_READ, data=ChainPage),
 )
 async def room_chain(
     room_id: PathId,

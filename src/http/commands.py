@@ -24,6 +24,8 @@ from roomcast.service.sources import Sources
 __all__ = ["CommandContext", "Reply", "take"]
 
 _MAX_KEY_LENGTH = 255
+_KEY = re.compile(r"[!-~]([ -~]*[!-~])?")
+"""Printable ASCII, no space at either end: what the OpenAPI document states."""
 
 
 class Reply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -86,9 +88,9 @@ async def idempotency(request: Request[Any, Any, Any], caller: UserRef) -> Idemp
     if key is None:
         return None
     key = key.strip()
-    if not key or len(key) > _MAX_KEY_LENGTH or not key.isprintable():
+    if len(key) > _MAX_KEY_LENGTH or not _KEY.fullmatch(key):
         raise InvalidPayload(
-            f"Idempotency-Key must be 1 to {_MAX_KEY_LENGTH} printable characters",
+            f"Idempotency-Key must be 1 to {_MAX_KEY_LENGTH} printable ASCII characters",
             {"header": "Idempotency-Key"},
         )
     body = await request.body()

@@ -9,6 +9,8 @@ from roomcast.domain import commands
 from roomcast.http.bodies import DrawBody
 from roomcast.http.commands import CommandContext, take
 from roomcast.http.deps import AnyRequest, PathId
+from roomcast.http.openapi import command_answers
+from roomcast.http.replies import CommandReply, WinnerReply
 from roomcast.http.responses import SuccessResponse
 
 __all__ = ["DrawController"]
@@ -18,7 +20,12 @@ class DrawController(Controller):
     path = "/api/rooms/{room_id:str}"
     tags = ["draws"]  # noqa: RUF012 - Litestar reads it as a class attribute
 
-    @post("/draws", status_code=201, summary="Draw a winner for a prize (organizer only)")
+    @post(
+        "/draws",
+        status_code=201,
+        summary="Draw a winner for a prize (organizer only)",
+        opt=command_answers(WinnerReply),
+    )
     async def draw(
         self, room_id: PathId, data: JSONBody[DrawBody], request: AnyRequest
     ) -> SuccessResponse:
@@ -36,7 +43,12 @@ class DrawController(Controller):
             room_id, command, render=take("winner:selected", "winner", "winner"), status_code=201
         )
 
-    @delete("/winners/{winner_id:str}", status_code=200, summary="Remove a winner")
+    @delete(
+        "/winners/{winner_id:str}",
+        status_code=200,
+        summary="Remove a winner",
+        opt=command_answers(CommandReply),
+    )
     async def remove_winner(
         self, room_id: PathId, winner_id: PathId, request: AnyRequest
     ) -> SuccessResponse:

@@ -10,8 +10,9 @@ import msgspec
 from litestar import MediaType, Response, get
 
 from roomcast import __version__
-from roomcast.domain.errors import ServiceUnavailable
+from roomcast.domain.errors import ErrorCode, ServiceUnavailable
 from roomcast.http.deps import Node, Store
+from roomcast.http.openapi import NONE, answers
 
 __all__ = ["health"]
 
@@ -45,7 +46,12 @@ class Health(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """Reactions waiting to run and dead letters (``roomcast deadletter``), database-wide."""
 
 
-@get("/health", tags=["operations"], summary="Liveness and dependencies; 503 when degraded")
+@get(
+    "/health",
+    tags=["operations"],
+    summary="Liveness and dependencies; 503 when degraded",
+    opt=answers({ErrorCode.INVALID_PAYLOAD}, body=Health, also=(503,), security=NONE),
+)
 async def health(store: Store, node: Node) -> Response[Any]:
     started = time.perf_counter()
     backlog = None

@@ -8,8 +8,10 @@ import msgspec
 from litestar import Controller, get, post
 from litestar.params import Parameter, QueryParameter
 
+from roomcast.domain.errors import ErrorCode
 from roomcast.domain.notifications import Notification
 from roomcast.http.deps import Caller, Notifications, PathId
+from roomcast.http.openapi import AS_CALLER, answers
 from roomcast.http.responses import SuccessResponse, ok
 
 __all__ = ["NotificationController"]
@@ -32,7 +34,11 @@ class NotificationController(Controller):
     path = "/api/notifications"
     tags = ["notifications"]  # noqa: RUF012 - Litestar reads it as a class attribute
 
-    @get("/", summary="The caller's notifications, newest first")
+    @get(
+        "/",
+        summary="The caller's notifications, newest first",
+        opt=answers(AS_CALLER, data=InboxView),
+    )
     async def list_inbox(
         self,
         caller: Caller,
@@ -45,7 +51,12 @@ class NotificationController(Controller):
             items = [n for n in items if not n.read]
         return ok(InboxView(notifications=items[:limit], unread_count=unread, head_seq=head))
 
-    @post("/{notification_id:str}/read", status_code=200, summary="Mark one notification read")
+    @post(
+        "/{notification_id:str}/read",
+        status_code=200,
+        summary="Mark one notification read",
+        opt=answers(AS_CALLER | {ErrorCode.NOTIFICATION_NOT_FOUND}, data=ReadView),
+    )
     async def mark_read(
         self, notification_id: PathId, caller: Caller, notifications: Notifications
     ) -> SuccessResponse:

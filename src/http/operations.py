@@ -9,16 +9,30 @@ counts. Keep it off the public internet at the load balancer
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Response, get
 
+from roomcast.domain.errors import ErrorCode
 from roomcast.http.deps import Admin, NodeMetrics, NodeStats
+from roomcast.http.openapi import ADMIN, AUTHENTICATED, NONE, answers
 from roomcast.http.responses import SuccessResponse, ok
 from roomcast.metrics import CONTENT_TYPE
 
 __all__ = ["admin_stats", "metrics"]
 
 
-@get("/metrics", tags=["operations"], summary="Prometheus metrics (text exposition format)")
+@get(
+    "/metrics",
+    tags=["operations"],
+    summary="Prometheus metrics (text exposition format)",
+    opt=answers(
+        {ErrorCode.INVALID_PAYLOAD, ErrorCode.NOT_FOUND},
+        text=True,
+        media_type=CONTENT_TYPE,
+        security=NONE,
+    ),
+)
 async def metrics(node_metrics: NodeMetrics) -> Response[bytes]:
     return Response(content=await node_metrics.render(), media_type=CONTENT_TYPE)
 
@@ -27,6 +41,7 @@ async def metrics(node_metrics: NodeMetrics) -> Response[bytes]:
     "/api/admin/stats",
     tags=["operations"],
     summary="This node's connections, rooms and subscribers per room (admin role)",
+    opt=answers(AUTHENTICATED | {ErrorCode.PERMISSION_DENIED}, data=dict[str, Any], security=ADMIN),
 )
 async def admin_stats(admin: Admin, node_stats: NodeStats) -> SuccessResponse:
     return ok(node_stats())

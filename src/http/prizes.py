@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from litestar import Controller, delete, patch, post
+from litestar import Controller, Response, delete, patch, post
 from litestar.params import JSONBody
 
 from roomcast.domain import commands
+from roomcast.http.allow import allowed, options_route
 from roomcast.http.bodies import CreatePrizeBody, UpdatePrizeBody
 from roomcast.http.commands import CommandContext, take
 from roomcast.http.deps import AnyRequest, PathId
+from roomcast.http.openapi import command_answers
+from roomcast.http.replies import CommandReply, PrizeCreatedReply, PrizeReply
 from roomcast.http.responses import SuccessResponse
 
 __all__ = ["PrizeController"]
@@ -18,7 +21,16 @@ class PrizeController(Controller):
     path = "/api/rooms/{room_id:str}/prizes"
     tags = ["prizes"]  # noqa: RUF012 - Litestar reads it as a class attribute
 
-    @post("/", status_code=201, summary="Create a prize")
+    @options_route("/{prize_id:str}")
+    def allow(self, request: AnyRequest) -> Response[None]:
+        return allowed(request)
+
+    @post(
+        "/",
+        status_code=201,
+        summary="Create a prize",
+        opt=command_answers(PrizeCreatedReply),
+    )
     async def create(
         self, room_id: PathId, data: JSONBody[CreatePrizeBody], request: AnyRequest
     ) -> SuccessResponse:
@@ -36,7 +48,11 @@ class PrizeController(Controller):
             room_id, command, render=take("prize:created", "prize", "prize"), status_code=201
         )
 
-    @patch("/{prize_id:str}", summary="Update a prize")
+    @patch(
+        "/{prize_id:str}",
+        summary="Update a prize",
+        opt=command_answers(PrizeReply),
+    )
     async def update(
         self,
         room_id: PathId,
@@ -56,7 +72,12 @@ class PrizeController(Controller):
         )
         return await ctx.run(room_id, command, render=take("prize:updated", "prize", "prize"))
 
-    @delete("/{prize_id:str}", status_code=200, summary="Delete a prize (soft)")
+    @delete(
+        "/{prize_id:str}",
+        status_code=200,
+        summary="Delete a prize (soft)",
+        opt=command_answers(CommandReply),
+    )
     async def remove(
         self, room_id: PathId, prize_id: PathId, request: AnyRequest
     ) -> SuccessResponse:

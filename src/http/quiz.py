@@ -17,6 +17,8 @@ from roomcast.domain import quiz as rules
 from roomcast.domain.quiz import LeaderboardEntry
 from roomcast.http.commands import CommandContext, take
 from roomcast.http.deps import AnyRequest, Caller, PathId, Quiz, Service
+from roomcast.http.openapi import COMMAND, IDEMPOTENT, QUIZ, ROOM_READ, answers, command_answers
+from roomcast.http.replies import QuestionClosedReply, QuestionReply
 from roomcast.http.responses import SuccessResponse, ok
 from roomcast.service.quiz import QuestionDraft
 
@@ -53,6 +55,7 @@ class QuizController(Controller):
         "/questions",
         status_code=201,
         summary="Publish a question (organizer, moderator, or an app with realtime:publish)",
+        opt=command_answers(QuestionReply, errors=COMMAND | QUIZ, request_headers=IDEMPOTENT),
     )
     async def publish(
         self, room_id: PathId, data: JSONBody[QuestionBody], request: AnyRequest, quiz: Quiz
@@ -78,6 +81,7 @@ class QuizController(Controller):
         "/questions/{question_id:str}/close",
         status_code=200,
         summary="Close a question now and reveal its answer (otherwise at its time limit)",
+        opt=command_answers(QuestionClosedReply, errors=COMMAND | QUIZ, request_headers=IDEMPOTENT),
     )
     async def close(
         self, room_id: PathId, question_id: PathId, request: AnyRequest, quiz: Quiz
@@ -92,7 +96,11 @@ class QuizController(Controller):
         )
         return ctx.respond(outcome, take("quiz:question_closed", None, "question"))
 
-    @get("/leaderboard", summary="Participants by correct answers, then total response time")
+    @get(
+        "/leaderboard",
+        summary="Participants by correct answers, then total response time",
+        opt=answers(ROOM_READ, data=Leaderboard, success_headers=("ETag",)),
+    )
     async def leaderboard(
         self, room_id: PathId, service: Service, caller: Caller
     ) -> SuccessResponse:

@@ -8,10 +8,15 @@ body that uvicorn has already handed over whole. Here the same limits are kept
 it, is ``RequestEntityTooLarge``, 413 ``PAYLOAD_TOO_LARGE``) and the body is
 cached where Litestar caches it, so ``json()``, ``stream()`` and the
 idempotency fingerprint all see the same bytes.
+
+A body holding a NUL (the JSON escape ``\\u0000``) in any string is refused with
+INVALID_PAYLOAD: PostgreSQL refuses NUL in text and in ``jsonb``, so such a room
+name or answer came back as a 500 from the store (found by schemathesis).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from litestar import Request
@@ -19,9 +24,18 @@ from litestar.exceptions import InternalServerException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.types import Empty
 
+from roomcast.domain.errors import InvalidPayload
 from roomcast.http.headers import header
 
-__all__ = ["BodyRequest"]
+__all__ = ["BodyRequest", "holds_nul"]
+
+_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+"""A ``\\u0000`` escape, not itself escaped (``\\\\u0000`` is a backslash, then text)."""
+
+
+def holds_nul(body: bytes) -> bool:
+    """Whether a JSON text holds a NUL character in one of its strings."""
+    return b"\\u0000" in body and _NUL.search(body) is not None
 
 
 class BodyRequest(Request[Any, Any, Any]):
@@ -31,6 +45,11 @@ class BodyRequest(Request[Any, Any, Any]):
             body = self._connection_state.body
             if body is Empty:
                 body = self._connection_state.body = await self._read_body()
+                if holds_nul(body):
+                    raise InvalidPayload(
+                        "a request body may not hold a NUL character (\\u0000)",
+                        {"source": "body"},
+                    )
             self._body = body
         return body
 

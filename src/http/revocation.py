@@ -9,8 +9,9 @@ import msgspec
 from litestar import Request, post
 from msgspec import UNSET, Meta, UnsetType
 
-from roomcast.domain.errors import InvalidPayload, PermissionDenied
+from roomcast.domain.errors import ErrorCode, InvalidPayload, PermissionDenied
 from roomcast.http.deps import Claimed, Clock, Revoker
+from roomcast.http.openapi import ANY_TOKEN, AUTHENTICATED, answers
 from roomcast.http.responses import SuccessResponse, ok
 from roomcast.tokens import ADMIN_ROLE
 
@@ -22,8 +23,9 @@ class RevokeBody(
 ):
     jti: Annotated[str, Meta(min_length=1, max_length=200)] | UnsetType = UNSET
     """Another token's id (admin only). Absent: the token that authenticates this request."""
-    expires_at: Annotated[int, Meta(ge=0, le=253402300799)] | UnsetType = UNSET
-    """That token's ``exp`` (Unix seconds), if known: the revocation is kept until then.
+    expires_at: Annotated[float, Meta(ge=0, le=253402300799)] | UnsetType = UNSET
+    """That token's ``exp`` (Unix seconds, a JSON number: RFC 7519 allows fractions, and
+    1357.0 is an integer to JSON Schema), if known: the revocation is kept until then.
     Unknown: ``ROOMCAST_REVOCATION_RETENTION`` from now."""
 
 
@@ -40,6 +42,14 @@ _decoder = msgspec.json.Decoder(RevokeBody)
     status_code=200,
     tags=["auth"],
     summary="Revoke a token by jti: refused on REST and socket connect on every node",
+    opt=answers(
+        AUTHENTICATED
+        | {ErrorCode.PERMISSION_DENIED, ErrorCode.NOT_FOUND, ErrorCode.PAYLOAD_TOO_LARGE},
+        data=Revoked,
+        security=ANY_TOKEN,
+        request_body=RevokeBody,
+        request_body_required=False,
+    ),
 )
 async def revoke(
     request: Request[Any, Any, Any], claims: Claimed, revoker: Revoker, sources: Clock

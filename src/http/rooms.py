@@ -5,19 +5,29 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, delete, get, patch, post
+from litestar import Controller, Response, delete, get, patch, post
 from litestar.params import JSONBody, Parameter, QueryParameter
 
 from roomcast.domain import commands
+from roomcast.domain.errors import ErrorCode
 from roomcast.domain.state import Participant, Prize, RoomInfo, RoomStatus, Winner
 from roomcast.http import app_events
+from roomcast.http.allow import allowed, options_route
 from roomcast.http.app_events import AppEventBody, Limits
 from roomcast.http.bodies import CreateRoomBody, StatusBody, UpdateRoomBody
 from roomcast.http.commands import CommandContext, take
 from roomcast.http.deps import AnyRequest, Caller, Directory, PathId, Service, Store
+from roomcast.http.openapi import (
+    APP,
+    AS_CALLER,
+    ROOM_READ,
+    answers,
+    command_answers,
+)
+from roomcast.http.replies import AppEventReply, CommandReply, RoomReply
 from roomcast.http.responses import SuccessResponse, ok
 from roomcast.outbox.codec import Envelope
-from roomcast.service.directory import MAX_PAGE, MemberRole
+from roomcast.service.directory import MAX_PAGE, MemberRole, RoomPage
 from roomcast.service.visibility import Visibility, visible
 
 __all__ = ["RoomController"]
@@ -41,7 +51,16 @@ class RoomController(Controller):
     path = "/api/rooms"
     tags = ["rooms"]  # noqa: RUF012 - Litestar reads it as a class attribute
 
-    @post("/", status_code=201, summary="Create a room; the caller becomes its organizer")
+    @options_route("/", "/{room_id:str}", "/{room_id:str}/events")
+    def allow(self, request: AnyRequest) -> Response[None]:
+        return allowed(request)
+
+    @post(
+        "/",
+        status_code=201,
+        summary="Create a room; the caller becomes its organizer",
+        opt=command_answers(RoomReply),
+    )
     async def create(self, data: JSONBody[CreateRoomBody], request: AnyRequest) -> SuccessResponse:
         ctx = CommandContext.of(request)
         room_id = ctx.new_id("room")
@@ -57,7 +76,11 @@ class RoomController(Controller):
             room_id, command, render=take("room:created", "room", "room"), status_code=201
         )
 
-    @get("/", summary="The rooms the caller organizes or takes part in, newest first")
+    @get(
+        "/",
+        summary="The rooms the caller organizes or takes part in, newest first",
+        opt=answers(AS_CALLER | {ErrorCode.NOT_FOUND}, data=RoomPage),
+    )
     async def mine(
         self,
         caller: Caller,
@@ -72,7 +95,11 @@ class RoomController(Controller):
         )
         return ok(page)
 
-    @get("/{room_id:str}", summary="The room's current state and version")
+    @get(
+        "/{room_id:str}",
+        summary="The room's current state and version",
+        opt=answers(ROOM_READ, data=RoomView, success_headers=("ETag",)),
+    )
     async def read(self, room_id: PathId, service: Service, caller: Caller) -> SuccessResponse:
         state, version = await service.readable(room_id, caller.id, "room:read")
         view = RoomView(
@@ -84,7 +111,11 @@ class RoomController(Controller):
         )
         return ok(view, etag=version)
 
-    @patch("/{room_id:str}", summary="Change name, description or settings")
+    @patch(
+        "/{room_id:str}",
+        summary="Change name, description or settings",
+        opt=command_answers(CommandReply),
+    )
     async def update(
         self, room_id: PathId, data: JSONBody[UpdateRoomBody], request: AnyRequest
     ) -> SuccessResponse:
@@ -98,7 +129,12 @@ class RoomController(Controller):
         )
         return await ctx.run(room_id, command)
 
-    @post("/{room_id:str}/status", status_code=200, summary="draft → active → closed")
+    @post(
+        "/{room_id:str}/status",
+        status_code=200,
+        summary="draft → active → closed",
+        opt=command_answers(CommandReply),
+    )
     async def change_status(
         self, room_id: PathId, data: JSONBody[StatusBody], request: AnyRequest
     ) -> SuccessResponse:
@@ -115,7 +151,12 @@ class RoomController(Controller):
         )
         return await ctx.run(room_id, command)
 
-    @delete("/{room_id:str}", status_code=200, summary="Delete the room (soft: the log stays)")
+    @delete(
+        "/{room_id:str}",
+        status_code=200,
+        summary="Delete the room (soft: the log stays)",
+        opt=command_answers(CommandReply),
+    )
     async def remove(self, room_id: PathId, request: AnyRequest) -> SuccessResponse:
         ctx = CommandContext.of(request)
         # Deleting an active room reveals its draw seed, as closing does.
@@ -128,6 +169,7 @@ class RoomController(Controller):
         "/{room_id:str}/events",
         status_code=201,
         summary="An app publishes its own event to the room (app token, X-App-Id)",
+        opt=command_answers(AppEventReply, security=APP),
     )
     async def publish_event(
         self, room_id: PathId, data: JSONBody[AppEventBody], request: AnyRequest, app_limits: Limits
@@ -135,7 +177,11 @@ class RoomController(Controller):
         ctx = CommandContext.of(request)
         return await app_events.publish(room_id, data, ctx, app_limits)
 
-    @get("/{room_id:str}/events", summary="The room's log, in seq order, a page at a time")
+    @get(
+        "/{room_id:str}/events",
+        summary="The room's log, in seq order, a page at a time",
+        opt=answers(ROOM_READ, data=LogPage),
+    )
     async def log(
         self,
         room_id: PathId,

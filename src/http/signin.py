@@ -15,8 +15,10 @@ import msgspec
 from litestar import Request, post
 from msgspec import Meta
 
-from roomcast.domain.errors import InvalidPayload, PayloadTooLarge
+from roomcast.domain.errors import ErrorCode, InvalidPayload, PayloadTooLarge
+from roomcast.http.bodies import NO_CONTROL
 from roomcast.http.deps import Issuer
+from roomcast.http.openapi import NONE, answers
 from roomcast.http.responses import SuccessResponse
 from roomcast.service.auth import TokenPair
 
@@ -26,7 +28,7 @@ _MAX_BODY = 4096
 
 
 class SignInBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    name: Annotated[str, Meta(min_length=1, max_length=64)]
+    name: Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_CONTROL)]
     """Who signs in; the same name is the same user (its id is derived from it)."""
     passcode: Annotated[str, Meta(max_length=256)] | None = None
     """Needed when the operator set ``ROOMCAST_SIGNIN_PASSCODE``."""
@@ -47,6 +49,15 @@ class TokenResponse(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     refresh_token: str
     expires_in: int
 
+
+_ISSUER_ERRORS = {
+    ErrorCode.INVALID_PAYLOAD,
+    ErrorCode.PAYLOAD_TOO_LARGE,
+    ErrorCode.AUTHENTICATION_FAILED,  # a wrong passcode, a used or revoked refresh token
+    ErrorCode.NOT_FOUND,  # the built-in issuer is off
+    ErrorCode.SERVICE_UNAVAILABLE,
+    ErrorCode.INTERNAL_ERROR,
+}
 
 _sign_in_body = msgspec.json.Decoder(SignInBody)
 _refresh_body = msgspec.json.Decoder(RefreshBody)
@@ -87,6 +98,13 @@ def _answer(pair: TokenPair, status_code: int) -> SuccessResponse:
     status_code=200,
     tags=["auth"],
     summary="Sign in by name (built-in issuer): an access token and a refresh token",
+    opt=answers(
+        _ISSUER_ERRORS,
+        body=TokenResponse,
+        success_headers=("Cache-Control",),
+        security=NONE,
+        request_body=SignInBody,
+    ),
 )
 async def sign_in(request: Request[Any, Any, Any], issuer: Issuer) -> SuccessResponse:
     body: SignInBody = await _body(request, _sign_in_body)
@@ -98,6 +116,13 @@ async def sign_in(request: Request[Any, Any, Any], issuer: Issuer) -> SuccessRes
     status_code=200,
     tags=["auth"],
     summary="A new token pair for a refresh token (which is used up; reuse revokes its family)",
+    opt=answers(
+        _ISSUER_ERRORS,
+        body=TokenResponse,
+        success_headers=("Cache-Control",),
+        security=NONE,
+        request_body=RefreshBody,
+    ),
 )
 async def refresh(request: Request[Any, Any, Any], issuer: Issuer) -> SuccessResponse:
     body: RefreshBody = await _body(request, _refresh_body)

@@ -47,6 +47,7 @@ from litestar.types import Receive, Scope, Send
 from roomcast import wire
 from roomcast.domain.errors import (
     AuthenticationFailed,
+    ErrorCode,
     InvalidPayload,
     PermissionDenied,
     Rejected,
@@ -57,6 +58,7 @@ from roomcast.domain.notifications import inbox_stream
 from roomcast.http.deps import PathId
 from roomcast.http.errors import STATUS
 from roomcast.http.headers import header
+from roomcast.http.openapi import ANY_TOKEN, AUTHENTICATED, answers
 from roomcast.outbox.codec import Envelope
 from roomcast.outbox.store import EventStore
 from roomcast.service.feed import LiveFeed
@@ -412,6 +414,15 @@ LastEventIdHeader = Annotated[
 ]
 
 
+_STREAM_ERRORS = AUTHENTICATED | {ErrorCode.NOT_FOUND}
+"""NOT_FOUND: live streams are off on this app."""
+_STREAM_BODY = (
+    "One SSE event per log event: `id:` its seq, `event:` its name, `data:` its payload "
+    "(an Envelope's `payload`); `: keep-alive` comments when idle; a last `error` event "
+    "with the error envelope's {code, message, details} when the stream is ended."
+)
+
+
 def _stream_services(request: Request[Any, Any, Any]) -> StreamServices:
     found: Callable[[Request[Any, Any, Any]], StreamServices] = request.app.state["stream_services"]
     return found(request)
@@ -450,6 +461,13 @@ def _after(header_value: str | None, query: int | None) -> int | None:
     "/api/rooms/{room_id:str}/stream",
     summary="The room's events as Server-Sent Events, resumable with Last-Event-ID",
     tags=["rooms"],
+    opt=answers(
+        _STREAM_ERRORS | {ErrorCode.ROOM_NOT_FOUND, ErrorCode.PERMISSION_DENIED},
+        text=True,
+        media_type="text/event-stream",
+        description=_STREAM_BODY,
+        security=(*ANY_TOKEN, frozenset({"accessTokenQuery"})),
+    ),
 )
 async def room_stream(
     room_id: PathId,
@@ -470,6 +488,13 @@ async def room_stream(
     "/api/notifications/stream",
     summary="The caller's notifications as Server-Sent Events, resumable with Last-Event-ID",
     tags=["notifications"],
+    opt=answers(
+        _STREAM_ERRORS,
+        text=True,
+        media_type="text/event-stream",
+        description=_STREAM_BODY,
+        security=(*ANY_TOKEN, frozenset({"accessTokenQuery"})),
+    ),
 )
 async def notification_stream(
     request: Request[Any, Any, Any],
