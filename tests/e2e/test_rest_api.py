@@ -351,7 +351,7 @@ class TestOperations:
     async def test_openapi_is_served(self, http):
         response = await http.get("/api/docs/openapi.json")
         assert response.status_code == 200
-        assert "/api/rooms/{room_id}/draws" in response.json()["paths"]
+        assert "/api/rooms/{roomId}/draws" in response.json()["paths"]
 
     async def test_every_response_carries_a_request_id(self, http):
         response = await http.get("/health", headers={"X-Request-ID": "abc123"})
