@@ -40,6 +40,15 @@ def test_engineio_hooks():
     assert isinstance(server.sockets, dict)
     assert params(async_socket.AsyncSocket.close) == ["self", "wait", "abort", "reason"]
     assert params(eio_asgi.WebSocket.wait) == ["self"]
+    # A polling session ended as a slow consumer is handed to its next GET
+    # (gateway/server.py `_EngineServer._get_socket`): engine.io must still look
+    # sessions up through it, and only there decide that a closed one is gone.
+    assert params(engineio.AsyncServer._get_socket) == ["self", "sid"]
+    assert "self._get_socket(sid)" in inspect.getsource(engineio.AsyncServer.handle_request)
+    assert "closed" in inspect.getsource(engineio.AsyncServer._get_socket)
+    # `CheckedSocket` counts GETs in flight around these (gateway/transport.py).
+    assert params(async_socket.AsyncSocket.handle_get_request) == ["self", "environ"]
+    assert params(async_socket.AsyncSocket.send) == ["self", "pkt"]
 
 
 def test_uvicorn_httptools_hooks():
