@@ -111,6 +111,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     (Node's server: ``connectTimeout``, 45 s)."""
     max_socket_buffer_bytes: int = 8 * 1024 * 1024
     """Unsent output one Socket.IO connection may have waiting; more ends it (SLOW_CONSUMER)."""
+    slow_consumer_grace_seconds: float = 5.0
+    """How long a connection ended as a slow consumer has to read its notice before its
+    TCP connection is aborted (its polling session forgotten)."""
+    socket_poll_timeout_seconds: float = 45.0
+    """A long-polling session with no GET in flight for this long is ended (a client
+    always keeps one waiting; engine.io's own wait on a GET is ping interval + timeout)."""
     max_connections_per_user: int = 16
     """Socket.IO connections one user (token subject) may hold on one node."""
     max_subscriptions_per_socket: int = 100
@@ -193,6 +199,8 @@ ENVIRONMENT: Mapping[str, str] = {
     "ROOMCAST_MAX_REQUEST_HEAD_BYTES": "max_request_head_bytes",
     "ROOMCAST_MAX_SOCKET_ATTACHMENTS": "max_socket_attachments",
     "ROOMCAST_MAX_SOCKET_BUFFER_BYTES": "max_socket_buffer_bytes",
+    "ROOMCAST_SLOW_CONSUMER_GRACE": "slow_consumer_grace_seconds",
+    "ROOMCAST_SOCKET_POLL_TIMEOUT": "socket_poll_timeout_seconds",
     "ROOMCAST_MAX_CONNECTIONS_PER_USER": "max_connections_per_user",
     "ROOMCAST_MAX_SUBSCRIPTIONS_PER_SOCKET": "max_subscriptions_per_socket",
     "ROOMCAST_SUBSCRIBE_REPLAY_MAX": "subscribe_replay_max",
@@ -294,6 +302,12 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             raise ConfigError(f"{variable} must be positive")
     if settings.revocation_refresh_seconds <= 0:
         raise ConfigError("ROOMCAST_REVOCATION_REFRESH must be positive")
+    for variable, seconds in (
+        ("ROOMCAST_SLOW_CONSUMER_GRACE", settings.slow_consumer_grace_seconds),
+        ("ROOMCAST_SOCKET_POLL_TIMEOUT", settings.socket_poll_timeout_seconds),
+    ):
+        if seconds <= 0:
+            raise ConfigError(f"{variable} must be positive")
     if settings.rest_rate_limit < 0:
         raise ConfigError("ROOMCAST_REST_RATE_LIMIT must be 0 (off) or positive")
     for variable, number in (

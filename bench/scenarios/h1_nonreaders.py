@@ -30,6 +30,9 @@ from bench.stats import Scenario, Target
 
 LIMIT = 8 * 1024 * 1024
 """``ROOMCAST_MAX_SOCKET_BUFFER_BYTES``'s default."""
+GRACE = 5.0
+"""``ROOMCAST_SLOW_CONSUMER_GRACE``'s default: an ended connection keeps what its writer
+had taken until then (its TCP connection is aborted at the end of it)."""
 
 
 def _sizes(b: Bench) -> tuple[int, int, float]:
@@ -54,7 +57,13 @@ async def _never_reading(server: Server, token: str, room: str) -> Any:
     answer = await ws.recv()
     if not str(answer).startswith("40{"):
         raise RuntimeError(f"CONNECT refused: {answer!r}")
-    await ws.send("42" + json.dumps(["room:subscribe", {"roomId": room, "lastSeq": 0}]))
+    await ws.send("421" + json.dumps(["room:subscribe", {"roomId": room, "lastSeq": 0}]))
+    # Its ack comes before the replay: a refused subscribe would measure nothing.
+    async with asyncio.timeout(30):
+        while not str(answer := await ws.recv()).startswith("431"):
+            pass
+    if not json.loads(str(answer)[3:])[0].get("success"):
+        raise RuntimeError(f"subscribe refused: {str(answer)[:200]}")
     return ws  # and never read again
 
 
@@ -65,15 +74,18 @@ async def _connected(b: Bench, server: Server) -> int:
 
 
 async def _round(b: Bench, r: int, room: str, clients: int, watch: float) -> dict[str, Any]:
-    server = await b.start_app(f"h1-app-{r}")
+    # Every connection is the room's organizer (a reader of the room): the per-user
+    # connection limit is raised so that it is not what is measured.
+    server = await b.start_app(
+        f"h1-app-{r}", {"ROOMCAST_MAX_CONNECTIONS_PER_USER": str(clients + 1)}
+    )
     opened: list[Any] = []
     try:
         await asyncio.sleep(1.0)  # the fresh process settles before its RSS is read
         before = server.rss()
         started = time.monotonic()
-        for i in range(clients):
-            # One user per connection: the per-user connection limit is not measured here.
-            opened.append(await _never_reading(server, b.token(f"usr_h1_{r}_{i}"), room))
+        for _ in range(clients):
+            opened.append(await _never_reading(server, b.token(), room))
         peak = server.rss()
         deadline = time.monotonic() + watch
         while time.monotonic() < deadline:
@@ -83,13 +95,16 @@ async def _round(b: Bench, r: int, room: str, clients: int, watch: float) -> dic
             await asyncio.sleep(0.5)
         ended_after = time.monotonic() - started
         await asyncio.sleep(1.0)
+        soon_after = server.rss()
+        await asyncio.sleep(GRACE)
         after = server.rss()
         left = await _connected(b, server)
         return {
             "rss_before": before,
             "rss_peak": peak,
+            "rss_1s_after": soon_after,
             "rss_after": after,
-            "growth": max(peak, after) - before,
+            "growth": max(peak, soon_after, after) - before,
             "still_connected": left,
             "ended_within_seconds": round(ended_after, 1),
         }
@@ -125,7 +140,8 @@ async def run(b: Bench) -> Scenario:
         fig.base.append(clients * LIMIT / 1e6)
         rounds.append(got)
         log(
-            f"H1 #{r + 1}: +{got['growth'] / 1e6:.0f} MB (peak {got['rss_peak'] / 1e6:.0f} MB),"
+            f"H1 #{r + 1}: +{got['growth'] / 1e6:.0f} MB (peak {got['rss_peak'] / 1e6:.0f} MB,"
+            f" {got['rss_after'] / 1e6:.0f} MB {1 + GRACE:.0f} s after the end),"
             f" {got['still_connected']} still connected after {got['ended_within_seconds']} s"
         )
     s.details["rounds"] = rounds

@@ -179,8 +179,14 @@ class _Server(socketio.AsyncServer):  # type: ignore[misc]
     """Bytes of unsent output one connection may have waiting (0: unbounded)."""
     overflow_grace: float = 5.0
     """Seconds an overflowed connection gets to read its notice before it is aborted."""
+    stall_timeout: float = 5.0
+    """Seconds a replay waits for its socket to drain before ending it as a slow consumer."""
+    poll_timeout: float = 45.0
+    """Seconds a long-polling session may go without a GET in flight before it is ended."""
 
     _malformed_log = QuietLog("socket_packet_malformed")
+    # One session per request at least, but a client's choice: rate-limited.
+    _poll_log = QuietLog("socket_poll_timeout")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -212,6 +218,8 @@ class _Server(socketio.AsyncServer):  # type: ignore[misc]
         socket = self.eio.sockets.get(eio_sid)
         if socket is not None and type(socket) is engineio.async_socket.AsyncSocket:
             socket.__class__ = CheckedSocket  # same state; a checked polling POST
+        if isinstance(socket, CheckedSocket):
+            socket.watch_polls(self.poll_timeout, lambda: self._not_polling(eio_sid))
         if socket is not None and isinstance(socket.queue, OutboundQueue):
             socket.queue.bind(self.outbound_limit, lambda: self._overflowed(eio_sid))
         loop = asyncio.get_running_loop()
@@ -224,6 +232,8 @@ class _Server(socketio.AsyncServer):  # type: ignore[misc]
         socket = self.eio.sockets.get(eio_sid)
         if socket is not None and isinstance(socket.queue, OutboundQueue):
             socket.queue.release()  # a replay waiting for it to drain stops waiting
+        if isinstance(socket, CheckedSocket):
+            socket.unwatch_polls()
         timer = self._connect_timers.pop(eio_sid, None)
         if timer is not None:
             timer.cancel()
@@ -239,11 +249,14 @@ class _Server(socketio.AsyncServer):  # type: ignore[misc]
         """End a connection whose unsent output passed the high-water mark.
 
         What waited is already dropped (``OutboundQueue``). The client is told why
-        (an ``error`` event, SLOW_CONSUMER) if it ever reads again, the Engine.IO
-        session is closed and, after a grace period, the TCP connection aborted.
-        It reconnects and resubscribes from its last seq like after any transport
-        loss; the connection is not refused (no Socket.IO DISCONNECT), so clients
-        reconnect by themselves.
+        (an ``error`` event, SLOW_CONSUMER, then the Engine.IO CLOSE) if it reads
+        again within ``overflow_grace``: over WebSocket the writer sends them once
+        the transport drains, and the TCP connection is aborted at the end of the
+        grace; over long-polling the session stays reachable for its next GET to
+        fetch them (``CheckedSocket.farewell``) and is forgotten at the end of the
+        grace. It reconnects and resubscribes from its last seq like after any
+        transport loss; the connection is not refused (no Socket.IO DISCONNECT),
+        so clients reconnect by themselves.
         """
         socket = self.eio.sockets.get(eio_sid)
         if socket is None:
@@ -265,23 +278,42 @@ class _Server(socketio.AsyncServer):  # type: ignore[misc]
         queue.put_after_overflow(engineio.packet.Packet(engineio.packet.CLOSE))
         await socket.close(wait=False, abort=True)
         queue.put_nowait(None)  # the writer ends once it has sent what it can
-        self.eio.sockets.pop(eio_sid, None)
+        loop = asyncio.get_running_loop()
         ws = getattr(socket, "roomcast_ws", None)
         if ws is not None:
-            asyncio.get_running_loop().call_later(self.overflow_grace, ws.abort)
+            self.eio.sockets.pop(eio_sid, None)
+            loop.call_later(self.overflow_grace, ws.abort)
+        elif isinstance(socket, CheckedSocket):
+            socket.farewell = True
+            loop.call_later(self.overflow_grace, self._forget, eio_sid, socket)
+        else:
+            self.eio.sockets.pop(eio_sid, None)
+
+    def _forget(self, eio_sid: str, socket: Any) -> None:
+        """A polling session that did not fetch its farewell in time: gone, queue and all."""
+        socket.farewell = False
+        socket.queue.clear()
+        if self.eio.sockets.get(eio_sid) is socket:
+            del self.eio.sockets[eio_sid]
+
+    def _not_polling(self, eio_sid: str) -> None:
+        self._poll_log.warning(eio_sid=eio_sid, timeout_seconds=self.poll_timeout)
+        task = asyncio.get_running_loop().create_task(self._drop(eio_sid))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def drained(self, sid: str, namespace: str = "/") -> None:
         """Wait while ``sid``'s unsent output is above a quarter of the high-water
         mark: a replay reads its next page only when the client keeps up.
 
-        A client that reads nothing for ``overflow_grace`` seconds meanwhile is
+        A client that reads nothing for ``stall_timeout`` seconds meanwhile is
         ended as a slow consumer (SLOW_CONSUMER, raised here too).
         """
         eio_sid = self.manager.eio_sid_from_sid(sid, namespace)
         socket = self.eio.sockets.get(eio_sid) if eio_sid is not None else None
         if socket is None or not isinstance(socket.queue, OutboundQueue):
             return
-        if await socket.queue.drained(self.overflow_grace):
+        if await socket.queue.drained(self.stall_timeout):
             return
         if eio_sid is not None and not socket.queue.overflowed:
             socket.queue.overflowed = True
@@ -469,12 +501,25 @@ class _Server(socketio.AsyncServer):  # type: ignore[misc]
 
 
 class _EngineServer(engineio.AsyncServer):  # type: ignore[misc]
-    """engine.io's server whose sockets queue their output on an ``OutboundQueue``."""
+    """engine.io's server whose sockets queue their output on an ``OutboundQueue``.
+
+    Private part overridden (pinned, tests/unit/test_hostile_input_overrides.py,
+    tests/e2e/test_slow_polling.py): ``_get_socket``.
+    """
 
     def create_queue(self, *args: Any, **kwargs: Any) -> Any:
         if args or kwargs:
             return super().create_queue(*args, **kwargs)
         return OutboundQueue()
+
+    def _get_socket(self, sid: str) -> Any:
+        # engine.io forgets a closed session at its next request; one ended as a
+        # slow consumer over polling is kept for the GET that fetches its notice
+        # (after which engine.io deletes it: the socket is closed).
+        socket = self.sockets.get(sid)
+        if isinstance(socket, CheckedSocket) and socket.farewell:
+            return socket
+        return super()._get_socket(sid)
 
 
 Handler = Callable[[str, UserRef, tuple[Any, ...]], Awaitable[Any]]
@@ -498,6 +543,8 @@ class Gateway:
         subscribe_replay_max: int = 10_000,
         connect_timeout: float = 45.0,
         outbound_limit: int = 8 * 1024 * 1024,
+        overflow_grace: float = 5.0,
+        poll_timeout: float = 45.0,
         events_per_minute: int = 100,
         typing_timeout: float = 5.0,
         recent_per_room: int = 10_000,
@@ -577,6 +624,8 @@ class Gateway:
         )
         self.sio.connect_timeout = connect_timeout
         self.sio.outbound_limit = outbound_limit
+        self.sio.overflow_grace = overflow_grace
+        self.sio.poll_timeout = poll_timeout
         # Per server, not engine.io's module-wide table: every frame is checked.
         self.sio.eio._async = {**self.sio.eio._async, "websocket": CheckedWebSocket}
         self.sessions = Sessions(self.sio)
@@ -936,6 +985,10 @@ class Gateway:
         # a replay's offsets never interleave with another's (recovery.py).
         lock = self._subscribing.setdefault(sid, asyncio.Lock())
         async with lock:
+            if sid not in self.registry.users:
+                # The socket was ended while this waited its turn (a slow consumer
+                # with subscribes queued): there is nobody to subscribe or answer.
+                return {"roomId": None}
             return await self._subscribe_locked(sid, user, request, _ack_now.get())
 
     async def _subscribe_locked(

@@ -17,6 +17,12 @@ replay there (one socket with 50 subscribes of a 20,000-event room: +560 MB).
 drops what waits and calls ``on_overflow``, which ends the connection with a
 typed reason (gateway/server.py). The client reconnects and resubscribes from
 its last seq, as after any transport loss (ADR 0011).
+
+**Long-polling.** Over polling, only a GET takes output off the queue. A session
+that never GETs (while answering pings with POSTs) would be kept forever:
+``CheckedSocket`` notices when no GET has been in flight for a configured time.
+A polling session ended as a slow consumer stays reachable (``farewell``) until
+its next GET has fetched the notice and the CLOSE, or the grace period ends.
 """
 
 from __future__ import annotations
@@ -56,14 +62,69 @@ def valid_frame(frame: str | bytes) -> bool:
 
 
 class CheckedSocket(AsyncSocket):  # type: ignore[misc]
-    """engine.io's socket whose polling POST that does not decode ends the session.
+    """engine.io's socket whose polling POST that does not decode ends the session,
+    and whose polling client must keep a GET in flight.
 
     engine.io logs such a POST with a traceback and answers 200 OK, the packets
     lost; here it is one rate-limited line, HTTP 400, and the session is closed.
-    Set as the socket's class right after engine.io creates it (gateway/server.py).
+    Set as the socket's class right after engine.io creates it (gateway/server.py),
+    which then calls ``watch_polls``.
     """
 
+    farewell = False
+    """Closed, but its next GET still fetches what is queued (the SLOW_CONSUMER notice
+    and the CLOSE): ``_EngineServer._get_socket`` hands it out while this is set."""
+    _polls = 0
+    _idle: asyncio.TimerHandle | None = None
+    _idle_after = 0.0
+    _on_idle: Callable[[], None] | None = None
+
+    def watch_polls(self, timeout: float, on_idle: Callable[[], None]) -> None:
+        """Call ``on_idle`` once no GET has been in flight for ``timeout`` seconds.
+
+        A long-polling client always has one waiting (it sends the next as soon as
+        one is answered); a WebSocket's whole life is one GET, so it never idles.
+        """
+        self._idle_after = timeout
+        self._on_idle = on_idle
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._on_idle is not None and not self.closed:
+            self._idle = asyncio.get_running_loop().call_later(self._idle_after, self._idled)
+
+    def unwatch_polls(self) -> None:
+        """Stop watching (the session is over)."""
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+
+    def _idled(self) -> None:
+        self._idle = None
+        if self.closed or self.upgrading or self.upgraded or self._on_idle is None:
+            return
+        self._on_idle()
+
+    async def handle_get_request(self, environ: Any) -> Any:
+        self._polls += 1
+        self.unwatch_polls()
+        try:
+            return await super().handle_get_request(environ)
+        finally:
+            self._polls -= 1
+            if not self._polls:
+                self._arm()
+
+    async def send(self, pkt: Any) -> None:
+        if self.closed:  # a farewell socket is reachable, but nothing more is sent to it
+            return
+        await super().send(pkt)
+
     async def handle_post_request(self, environ: Any) -> None:
+        if self.closed:
+            # Ended as a slow consumer: what it sends now reaches no handler; its
+            # next GET fetches why (a POST answering a ping must not lose that).
+            return
         try:
             await super().handle_post_request(environ)
         except eio_exceptions.EngineIOError:

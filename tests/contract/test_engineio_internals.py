@@ -153,6 +153,36 @@ def test_Payload_max_decode_packets_is_raised_and_read_by_decode():
     )
 
 
+def test_EngineServer_get_socket_hands_an_ended_polling_session_to_its_next_GET():
+    """A polling session ended as a slow consumer is handed to its next GET
+    (gateway/server.py ``_EngineServer._get_socket``): engine.io must still look
+    sessions up through it, and only there decide that a closed one is gone;
+    ``CheckedSocket`` counts GETs in flight around ``handle_get_request`` and ``send``
+    (gateway/transport.py). The behaviour is covered end to end by
+    tests/e2e/test_slow_polling.py."""
+    override = "gateway/server.py _EngineServer._get_socket"
+
+    def params(function: Any) -> list[str]:
+        return list(inspect.signature(function).parameters)
+
+    assert params(engineio.AsyncServer._get_socket) == ["self", "sid"], broken(
+        override, "_get_socket's signature changed"
+    )
+    assert "self._get_socket(sid)" in inspect.getsource(engineio.AsyncServer.handle_request), (
+        broken(override, "handle_request no longer finds sessions through _get_socket")
+    )
+    assert "closed" in inspect.getsource(engineio.AsyncServer._get_socket), broken(
+        override, "_get_socket no longer drops closed sessions itself"
+    )
+    counted = "gateway/transport.py CheckedSocket (GETs in flight)"
+    assert params(async_socket.AsyncSocket.handle_get_request) == ["self", "environ"], broken(
+        counted, "handle_get_request's signature changed"
+    )
+    assert params(async_socket.AsyncSocket.send) == ["self", "pkt"], broken(
+        counted, "send's signature changed"
+    )
+
+
 async def test__Server_drop_ends_a_session_through_AsyncSocket_close_and_the_queue(gateway):
     # _drop and _end_slow: close(wait=False, abort=...), the writer's None sentinel,
     # and the session taken out of eio.sockets.
