@@ -23,12 +23,10 @@ __all__ = [
     "SubscribeData",
     "SubscribeRequest",
     "UnsubscribeRequest",
-    "member_at_end",
     "parse",
     "presence_ack",
     "quiz_ack",
     "replay_cut",
-    "visible_count",
 ]
 
 T = TypeVar("T")
@@ -183,37 +181,6 @@ def presence_ack(online: Any) -> PresenceAck:
     return PresenceAck(
         success=True, room_id=online.room_id, users=online.users, count=online.count, data=online
     )
-
-
-def visible_count(member: bool, after: int, head: int, changes: list[tuple[int, str]]) -> int:
-    """How many of ``after < seq <= head`` a replay shows: ``service.visibility.Visibility``'s
-    rule, counted from the user's own ``participant:joined``/``left`` events in that range
-    (``changes``, in seq order) and whether they were a member at ``after``."""
-    count = 0
-    prev = after
-    for seq, kind in changes:
-        if member:
-            count += seq - prev  # all visible, this one too
-            if kind == "participant:left":
-                member = False
-        elif kind == "participant:joined":
-            count += 1
-            member = True
-        prev = seq
-    if member:
-        count += head - prev
-    return count
-
-
-def member_at_end(member: bool, changes: list[tuple[int, str]]) -> bool:
-    """Whether the user is a member after ``changes`` (their own joined/left events in
-    seq order), having been one (``member``) before them."""
-    for _, kind in changes:
-        if kind == "participant:left":
-            member = False
-        elif kind == "participant:joined":
-            member = True
-    return member
 
 
 def parse(kind: type[T], args: tuple[Any, ...]) -> T:

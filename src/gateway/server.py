@@ -70,12 +70,10 @@ from roomcast.gateway.protocol import (
     SubscribeData,
     SubscribeRequest,
     UnsubscribeRequest,
-    member_at_end,
     parse,
     presence_ack,
     quiz_ack,
     replay_cut,
-    visible_count,
 )
 from roomcast.gateway.roomwatch import PositionWatch, WatchedLocal, WatchedRedis
 from roomcast.gateway.sessions import Sessions
@@ -89,7 +87,7 @@ from roomcast.service.feed import LiveFeed
 from roomcast.service.notifications import NotificationService
 from roomcast.service.quiz import QuizService
 from roomcast.service.rooms import RoomService
-from roomcast.service.visibility import Visibility
+from roomcast.service.visibility import Visibility, member_at_end, visible_count
 from roomcast.tokens import TokenVerifier
 
 __all__ = ["Gateway", "GatewayServices", "create_gateway"]

@@ -23,7 +23,15 @@ import msgspec
 from roomcast.outbox.codec import Envelope
 from roomcast.outbox.store import EventStore
 
-__all__ = ["Visibility", "joined_user", "left_user", "seq_of", "visible"]
+__all__ = [
+    "Visibility",
+    "joined_user",
+    "left_user",
+    "member_at_end",
+    "seq_of",
+    "visible",
+    "visible_count",
+]
 
 
 class _Seq(msgspec.Struct):
@@ -94,15 +102,49 @@ class Visibility:
         return cls(user_id, member=await store.member_after(room_id, user_id, after))
 
     def admit(self, event: str, data: Any) -> bool:
-        if event == "participant:joined" and joined_user(data) == self.user_id:
-            self.member = True
-            return True
-        if self.member and event == "participant:left" and left_user(data) == self.user_id:
-            self.member = False
-            return True
+        if (event == "participant:joined" and joined_user(data) == self.user_id) or (
+            event == "participant:left" and left_user(data) == self.user_id
+        ):
+            shown, self.member = _own(self.member, event)
+            return shown
         return self.member
+
+
+def _own(member: bool, event: str) -> tuple[bool, bool]:
+    """The rule for one of the user's own ``participant:joined``/``left`` events:
+    whether it is shown, and whether they are a member after it. Any other event is
+    shown exactly while they are a member."""
+    if event == "participant:joined":
+        return True, True
+    if event == "participant:left" and member:
+        return True, False
+    return member, member
 
 
 def visible(policy: Visibility, events: Iterable[Envelope]) -> list[Envelope]:
     """The events of a page (in seq order) that ``policy`` admits."""
     return [e for e in events if policy.admit(e.event, e.payload)]
+
+
+def visible_count(member: bool, after: int, head: int, changes: list[tuple[int, str]]) -> int:
+    """How many of ``after < seq <= head`` a read shows, without reading the events:
+    counted from the user's own joined/left events in that range (``changes``, as
+    ``(seq, event)`` in seq order) and whether they were a member at ``after``."""
+    count, prev = 0, after
+    for seq, event in changes:
+        if member:
+            count += seq - prev - 1  # the events in between, someone else's
+        shown, member = _own(member, event)
+        count += shown
+        prev = seq
+    if member:
+        count += head - prev
+    return count
+
+
+def member_at_end(member: bool, changes: list[tuple[int, str]]) -> bool:
+    """Whether the user is a member after ``changes`` (their own joined/left events in
+    seq order), having been one (``member``) before them."""
+    for _, event in changes:
+        _, member = _own(member, event)
+    return member

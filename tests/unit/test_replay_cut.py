@@ -1,12 +1,13 @@
 """Where a subscribe's inline replay stops (``protocol.replay_cut``), and the membership a
-truncated subscribe's live events are judged by (``protocol.member_at_end``)."""
+truncated subscribe's live events are judged by (``service.visibility.member_at_end``)."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from roomcast.gateway.protocol import ReplayCut, member_at_end, replay_cut, visible_count
+from roomcast.gateway.protocol import ReplayCut, replay_cut
+from roomcast.service.visibility import Visibility, member_at_end, visible_count
 
 
 def test_within_the_cap_nothing_is_cut():
@@ -53,3 +54,33 @@ def test_the_inline_count_covers_only_the_inline_part():
     inline = [c for c in changes if c[0] <= 6]
     assert visible_count(True, 0, 6, inline) == 3
     assert member_at_end(True, changes) is True
+
+
+_KINDS = st.sampled_from(["room:updated", "participant:joined", "participant:left"])
+
+
+@given(
+    kinds=st.lists(_KINDS, max_size=40),
+    member=st.booleans(),
+    after=st.integers(0, 40),
+    head=st.integers(0, 40),
+)
+def test_the_count_is_what_the_policy_admits_event_by_event(kinds, member, after, head):
+    """``visible_count`` and ``member_at_end`` apply the read policy without the events:
+    over any log they agree with ``Visibility.admit`` run over the events themselves."""
+    log = [(seq, kind) for seq, kind in enumerate(kinds, start=1)]
+    after, head = min(after, len(log)), min(max(head, after), len(log))
+    window = [(seq, kind) for seq, kind in log if after < seq <= head]
+    policy = Visibility("u", member=member)
+    admitted = sum(policy.admit(kind, _payload(kind)) for _, kind in window)
+    changes = [(seq, kind) for seq, kind in window if kind != "room:updated"]
+    assert visible_count(member, after, head, changes) == admitted
+    assert member_at_end(member, changes) is policy.member
+
+
+def _payload(kind: str) -> dict[str, object]:
+    if kind == "participant:joined":
+        return {"participant": {"userId": "u"}}
+    if kind == "participant:left":
+        return {"userId": "u"}
+    return {}
