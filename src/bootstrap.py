@@ -28,7 +28,7 @@ from roomcast.gateway.redis_presence import RedisPresence
 from roomcast.gateway.server import Gateway, GatewayServices
 from roomcast.gateway.stats import connection_stats
 from roomcast.http.app import Services, create_app
-from roomcast.http.app_events import AppLimits
+from roomcast.http.app_events import PER_APP, PER_ROOM, AppLimits
 from roomcast.http.sse import StreamLimits
 from roomcast.jwks import JwksKeys
 from roomcast.metrics import Metrics, NodeSample
@@ -50,7 +50,9 @@ from roomcast.service.draws import RoomSeeds
 from roomcast.service.notifications import NotificationService
 from roomcast.service.quiz import QuizService, deadline_sweeper
 from roomcast.service.quiz_secrets import QuizSecrets
+from roomcast.service.ratelimit import Limiter
 from roomcast.service.reactions import Reactions, Reactor
+from roomcast.service.redis_ratelimit import RedisBreaker, RedisRateLimiter, limits_client
 from roomcast.service.rooms import RoomService
 from roomcast.service.sources import Sources
 from roomcast.tokens import TokenVerifier
@@ -357,8 +359,41 @@ async def beating(presence: RedisPresence) -> AsyncIterator[None]:
         await presence.close()
 
 
+class SharedLimits(msgspec.Struct, frozen=True):
+    """The limits that hold for the whole cluster, and the Redis client they share."""
+
+    app: AppLimits
+    rest: Limiter | None
+    """The REST limit per user; None: counted in this process (or off)."""
+    redis: Any = None
+
+
+def shared_limits(settings: Settings) -> SharedLimits:
+    """The app-event and REST limits: in Redis with ``REDIS_URL``, else per process.
+    The 100 client events a minute stay per connection (``gateway/limits.py``)."""
+    if not settings.redis_url:
+        return SharedLimits(app=AppLimits(), rest=None)
+    redis = limits_client(settings.redis_url)
+    breaker = RedisBreaker()  # one Redis: one verdict on whether it answers
+
+    def limiter(limit: int, period: float, name: str, scope: str) -> RedisRateLimiter:
+        return RedisRateLimiter(redis, limit, period, name=name, scope=scope, breaker=breaker)
+
+    return SharedLimits(
+        app=AppLimits(
+            per_room=limiter(PER_ROOM[0], PER_ROOM[1], "app-room", PER_ROOM[2]),
+            per_app=limiter(PER_APP[0], PER_APP[1], "app", PER_APP[2]),
+        ),
+        rest=limiter(settings.rest_rate_limit, 60, "rest-user", "requests")
+        if settings.rest_rate_limit > 0
+        else None,
+        redis=redis,
+    )
+
+
 def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) -> Any:
     """The ASGI app. ``ready`` is called once its services are open (tests await it)."""
+    limits = shared_limits(settings)
     presence = (
         RedisPresence(settings.redis_url, node_id(settings), ttl=settings.presence_ttl_seconds)
         if settings.redis_url
@@ -394,6 +429,8 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
             stack.push_async_callback(gateway.close)  # last: after the relay has stopped
             if presence is not None:
                 await stack.enter_async_context(beating(presence))
+            if limits.redis is not None:
+                stack.push_async_callback(limits.redis.aclose)
             pool = await connect(dsn, max_size=settings.db_pool_size)
             stack.push_async_callback(pool.close)
             await migrate(pool)
@@ -445,7 +482,7 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
                 seeds=RoomSeeds(pool),
                 quiz=quiz,
                 notifications=notifications,
-                app_limits=AppLimits(),
+                app_limits=limits.app,
                 status=lambda: node_status(relay, gateway, settings),
                 stats=lambda: admin_stats(gateway, settings),
                 metrics=Metrics(lambda: node_sample(relay, gateway, store)),
@@ -466,6 +503,7 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
         cors_origins=settings.cors_origins,
         cors_origin_regex=origins.regex,
         requests_per_minute=settings.rest_rate_limit,
+        rest_limiter=limits.rest,
         fetch_unknown_keys=settings.jwks_url is not None,
     )
     return socketio.ASGIApp(gateway.sio, other_asgi_app=app, socketio_path="socket.io")
