@@ -24,6 +24,7 @@ import structlog
 
 from roomcast.config import Environment, Settings, issuer_enabled, resolve_jwt_secret
 from roomcast.domain.errors import ServiceUnavailable
+from roomcast.gateway.cluster_stats import ClusterStats
 from roomcast.gateway.redis_presence import RedisPresence
 from roomcast.gateway.server import Gateway, GatewayServices
 from roomcast.gateway.stats import connection_stats
@@ -391,6 +392,18 @@ def shared_limits(settings: Settings) -> SharedLimits:
     )
 
 
+@contextlib.asynccontextmanager
+async def publishing_stats(cluster: ClusterStats) -> AsyncIterator[None]:
+    """This node's connection counts in Redis (gateway/cluster_stats.py) while it serves."""
+    task = asyncio.create_task(cluster.run(), name="stats-publisher")
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await cluster.close()
+
+
 def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) -> Any:
     """The ASGI app. ``ready`` is called once its services are open (tests await it)."""
     limits = shared_limits(settings)
@@ -422,6 +435,13 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
         recent_bytes=settings.replay_cache_bytes,
     )
 
+    cluster = ClusterStats(
+        settings.redis_url,
+        node_id(settings),
+        lambda: connection_stats(gateway.registry, gateway.sio.manager.rooms),
+        ttl=settings.stats_ttl_seconds,
+    )
+
     @contextlib.asynccontextmanager
     async def services() -> AsyncIterator[Services]:
         async with contextlib.AsyncExitStack() as stack:
@@ -429,6 +449,7 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
             stack.push_async_callback(gateway.close)  # last: after the relay has stopped
             if presence is not None:
                 await stack.enter_async_context(beating(presence))
+            await stack.enter_async_context(publishing_stats(cluster))
             if limits.redis is not None:
                 stack.push_async_callback(limits.redis.aclose)
             pool = await connect(dsn, max_size=settings.db_pool_size)
@@ -485,6 +506,7 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
                 app_limits=limits.app,
                 status=lambda: node_status(relay, gateway, settings),
                 stats=lambda: admin_stats(gateway, settings),
+                cluster_stats=cluster.view,
                 metrics=Metrics(lambda: node_sample(relay, gateway, store)),
                 revocations=revocations,
                 feed=gateway.feed,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -77,6 +77,8 @@ class Services:
     """This node's realtime side (relay, sockets) for /health; JSON-ready."""
     stats: Callable[[], Mapping[str, object]] = dict
     """This node's id, connections and subscribers per room (admin stats); JSON-ready."""
+    cluster_stats: Callable[[], Awaitable[Mapping[str, object]]] | None = None
+    """Every node's counts (admin stats' ``cluster``); None: not part of the answer."""
     metrics: Metrics | None = None
     """This node's Prometheus metrics; None: /metrics is 404."""
     revocations: Revocations | None = None
@@ -181,6 +183,11 @@ def create_app(
     async def node_stats(request: Request[Any, Any, Any]) -> Callable[[], Mapping[str, object]]:
         return _services(request).stats
 
+    async def cluster_stats(
+        request: Request[Any, Any, Any],
+    ) -> Callable[[], Awaitable[Mapping[str, object]]] | None:
+        return _services(request).cluster_stats
+
     async def revoker(request: Request[Any, Any, Any]) -> Revocations:
         found = _services(request).revocations
         if found is None:
@@ -284,6 +291,7 @@ def create_app(
             "caller": Provide(caller),
             "admin": Provide(admin),
             "node_stats": Provide(node_stats),
+            "cluster_stats": Provide(cluster_stats),
             "node_metrics": Provide(node_metrics),
             "revoker": Provide(revoker),
             "directory": Provide(directory),
