@@ -278,8 +278,14 @@ def node_id(settings: Settings) -> str:
     return settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
 
 
-def node_status(relay: Relay | None, gateway: Gateway, settings: Settings) -> dict[str, object]:
-    """This node's realtime side for /health: is its relay the publisher, how far behind."""
+def node_status(
+    relay: Relay | None,
+    gateway: Gateway,
+    settings: Settings,
+    limits: RedisBreaker | None = None,
+) -> dict[str, object]:
+    """This node's realtime side for /health: is its relay the publisher, how far behind;
+    with ``limits``, whether the cluster-wide limits reach Redis."""
     relay_status: dict[str, object] = {"enabled": relay is not None}
     if relay is not None:
         relay_status.update(
@@ -294,6 +300,9 @@ def node_status(relay: Relay | None, gateway: Gateway, settings: Settings) -> di
     redis: dict[str, object] = {"configured": settings.redis_url is not None}
     if (link := gateway.redis_status()) is not None:
         redis.update(link)
+    if limits is not None:
+        # While False, each node counts the shared limits on its own (no request fails).
+        redis["limits"] = {"ok": limits.ok, "failures": limits.failures}
     return {
         "id": node_id(settings),
         "relay": relay_status,
@@ -367,6 +376,8 @@ class SharedLimits(msgspec.Struct, frozen=True):
     rest: Limiter | None
     """The REST limit per user; None: counted in this process (or off)."""
     redis: Any = None
+    breaker: RedisBreaker | None = None
+    """Whether the limits reach Redis now (for /health); None without Redis."""
 
 
 def shared_limits(settings: Settings) -> SharedLimits:
@@ -389,6 +400,7 @@ def shared_limits(settings: Settings) -> SharedLimits:
         if settings.rest_rate_limit > 0
         else None,
         redis=redis,
+        breaker=breaker,
     )
 
 
@@ -504,7 +516,7 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
                 quiz=quiz,
                 notifications=notifications,
                 app_limits=limits.app,
-                status=lambda: node_status(relay, gateway, settings),
+                status=lambda: node_status(relay, gateway, settings, limits.breaker),
                 stats=lambda: admin_stats(gateway, settings),
                 cluster_stats=cluster.view,
                 metrics=Metrics(lambda: node_sample(relay, gateway, store)),

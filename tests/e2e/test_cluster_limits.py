@@ -57,6 +57,8 @@ async def test_a_users_rest_limit_holds_across_both_nodes(nodes, clients):
     other = nodes[0].auth(user_id())
     for http in clients:
         assert (await http.get("/api/rooms", headers=other)).status_code == 200
+        health = (await http.get("/health")).json()
+        assert health["node"]["redis"]["limits"] == {"ok": True, "failures": 0}
 
 
 async def test_a_rooms_app_event_limit_holds_across_both_nodes(nodes, clients):
