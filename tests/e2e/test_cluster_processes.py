@@ -193,15 +193,20 @@ async def test_two_gateways_and_a_relay_deliver_to_clients_on_both(cluster):
             await clients[1].close()
             await b.kill()
             killed = time.monotonic()
+            still_listed: list[float] = []
 
-            async def b_gone() -> float | None:
+            async def b_gone() -> bool | None:
+                asked = time.monotonic() - killed
                 data = (await http_a.get("/api/admin/stats", headers=admin)).json()["data"]
-                ids = {n["nodeId"] for n in data["cluster"]["nodes"]}
-                return time.monotonic() - killed if b.node_id not in ids else None
+                if b.node_id in {n["nodeId"] for n in data["cluster"]["nodes"]}:
+                    still_listed.append(asked)
+                    return None
+                return True
 
-            gone_after = await until(b_gone)
-            # Bounded by the configured TTL (plus one poll and a scheduling margin).
-            assert gone_after <= STATS_TTL + 1.0, gone_after
+            await until(b_gone)
+            # B's last entry expires at most STATS_TTL after the kill: no question asked
+            # later may still list it, however slow the answers are on a busy machine.
+            assert all(asked <= STATS_TTL + 0.05 for asked in still_listed), still_listed
             after = (await http_a.get("/api/admin/stats", headers=admin)).json()["data"]
             assert after["cluster"]["subscribers"].get(room_id) == 1
         finally:
