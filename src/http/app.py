@@ -228,6 +228,8 @@ def create_app(
             seeds=services.seeds,
         )
 
+    # App-wide: Litestar keeps only the closest layer's before_request, so a
+    # controller or route that set its own would skip the rate limit.
     async def before_request(request: Request[Any, Any, Any]) -> None:
         value = header(request.scope, b"authorization")
         scheme, _, token = (value or "").partition(" ")
