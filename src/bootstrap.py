@@ -15,6 +15,7 @@ import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -369,7 +370,8 @@ async def beating(presence: RedisPresence) -> AsyncIterator[None]:
         await presence.close()
 
 
-class SharedLimits(msgspec.Struct, frozen=True):
+@dataclass(frozen=True, slots=True)
+class SharedLimits:
     """The limits that hold for the whole cluster, and the Redis client they share."""
 
     app: AppLimits
