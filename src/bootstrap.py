@@ -15,6 +15,7 @@ import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -24,11 +25,12 @@ import structlog
 
 from roomcast.config import Environment, Settings, issuer_enabled, resolve_jwt_secret
 from roomcast.domain.errors import ServiceUnavailable
+from roomcast.gateway.cluster_stats import ClusterStats
 from roomcast.gateway.redis_presence import RedisPresence
 from roomcast.gateway.server import Gateway, GatewayServices
 from roomcast.gateway.stats import connection_stats
 from roomcast.http.app import Services, create_app
-from roomcast.http.app_events import AppLimits
+from roomcast.http.app_events import PER_APP, PER_ROOM, AppLimits
 from roomcast.http.sse import StreamLimits
 from roomcast.jwks import JwksKeys
 from roomcast.metrics import Metrics, NodeSample
@@ -50,7 +52,9 @@ from roomcast.service.draws import RoomSeeds
 from roomcast.service.notifications import NotificationService
 from roomcast.service.quiz import QuizService, deadline_sweeper
 from roomcast.service.quiz_secrets import QuizSecrets
+from roomcast.service.ratelimit import Limiter
 from roomcast.service.reactions import Reactions, Reactor
+from roomcast.service.redis_ratelimit import RedisBreaker, RedisRateLimiter, limits_client
 from roomcast.service.rooms import RoomService
 from roomcast.service.sources import Sources
 from roomcast.tokens import TokenVerifier
@@ -275,8 +279,14 @@ def node_id(settings: Settings) -> str:
     return settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
 
 
-def node_status(relay: Relay | None, gateway: Gateway, settings: Settings) -> dict[str, object]:
-    """This node's realtime side for /health: is its relay the publisher, how far behind."""
+def node_status(
+    relay: Relay | None,
+    gateway: Gateway,
+    settings: Settings,
+    limits: RedisBreaker | None = None,
+) -> dict[str, object]:
+    """This node's realtime side for /health: is its relay the publisher, how far behind;
+    with ``limits``, whether the cluster-wide limits reach Redis."""
     relay_status: dict[str, object] = {"enabled": relay is not None}
     if relay is not None:
         relay_status.update(
@@ -291,6 +301,9 @@ def node_status(relay: Relay | None, gateway: Gateway, settings: Settings) -> di
     redis: dict[str, object] = {"configured": settings.redis_url is not None}
     if (link := gateway.redis_status()) is not None:
         redis.update(link)
+    if limits is not None:
+        # While False, each node counts the shared limits on its own (no request fails).
+        redis["limits"] = {"ok": limits.ok, "failures": limits.failures}
     return {
         "id": node_id(settings),
         "relay": relay_status,
@@ -357,8 +370,57 @@ async def beating(presence: RedisPresence) -> AsyncIterator[None]:
         await presence.close()
 
 
+@dataclass(frozen=True, slots=True)
+class SharedLimits:
+    """The limits that hold for the whole cluster, and the Redis client they share."""
+
+    app: AppLimits
+    rest: Limiter | None
+    """The REST limit per user; None: counted in this process (or off)."""
+    redis: Any = None
+    breaker: RedisBreaker | None = None
+    """Whether the limits reach Redis now (for /health); None without Redis."""
+
+
+def shared_limits(settings: Settings) -> SharedLimits:
+    """The app-event and REST limits: in Redis with ``REDIS_URL``, else per process.
+    The 100 client events a minute stay per connection (``gateway/limits.py``)."""
+    if not settings.redis_url:
+        return SharedLimits(app=AppLimits(), rest=None)
+    redis = limits_client(settings.redis_url)
+    breaker = RedisBreaker()  # one Redis: one verdict on whether it answers
+
+    def limiter(limit: int, period: float, name: str, scope: str) -> RedisRateLimiter:
+        return RedisRateLimiter(redis, limit, period, name=name, scope=scope, breaker=breaker)
+
+    return SharedLimits(
+        app=AppLimits(
+            per_room=limiter(PER_ROOM[0], PER_ROOM[1], "app-room", PER_ROOM[2]),
+            per_app=limiter(PER_APP[0], PER_APP[1], "app", PER_APP[2]),
+        ),
+        rest=limiter(settings.rest_rate_limit, 60, "rest-user", "requests")
+        if settings.rest_rate_limit > 0
+        else None,
+        redis=redis,
+        breaker=breaker,
+    )
+
+
+@contextlib.asynccontextmanager
+async def publishing_stats(cluster: ClusterStats) -> AsyncIterator[None]:
+    """This node's connection counts in Redis (gateway/cluster_stats.py) while it serves."""
+    task = asyncio.create_task(cluster.run(), name="stats-publisher")
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await cluster.close()
+
+
 def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) -> Any:
     """The ASGI app. ``ready`` is called once its services are open (tests await it)."""
+    limits = shared_limits(settings)
     presence = (
         RedisPresence(settings.redis_url, node_id(settings), ttl=settings.presence_ttl_seconds)
         if settings.redis_url
@@ -390,6 +452,13 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
         recent_bytes=settings.replay_cache_bytes,
     )
 
+    cluster = ClusterStats(
+        settings.redis_url,
+        node_id(settings),
+        lambda: connection_stats(gateway.registry, gateway.sio.manager.rooms),
+        ttl=settings.stats_ttl_seconds,
+    )
+
     @contextlib.asynccontextmanager
     async def services() -> AsyncIterator[Services]:
         async with contextlib.AsyncExitStack() as stack:
@@ -397,6 +466,9 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
             stack.push_async_callback(gateway.close)  # last: after the relay has stopped
             if presence is not None:
                 await stack.enter_async_context(beating(presence))
+            await stack.enter_async_context(publishing_stats(cluster))
+            if limits.redis is not None:
+                stack.push_async_callback(limits.redis.aclose)
             pool = await connect(dsn, max_size=settings.db_pool_size)
             stack.push_async_callback(pool.close)
             await migrate(pool)
@@ -448,9 +520,10 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
                 seeds=RoomSeeds(pool),
                 quiz=quiz,
                 notifications=notifications,
-                app_limits=AppLimits(),
-                status=lambda: node_status(relay, gateway, settings),
+                app_limits=limits.app,
+                status=lambda: node_status(relay, gateway, settings, limits.breaker),
                 stats=lambda: admin_stats(gateway, settings),
+                cluster_stats=cluster.view,
                 metrics=Metrics(lambda: node_sample(relay, gateway, store)),
                 revocations=revocations,
                 feed=gateway.feed,
@@ -469,6 +542,7 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
         cors_origins=settings.cors_origins,
         cors_origin_regex=origins.regex,
         requests_per_minute=settings.rest_rate_limit,
+        rest_limiter=limits.rest,
         fetch_unknown_keys=settings.jwks_url is not None,
     )
     return socketio.ASGIApp(gateway.sio, other_asgi_app=app, socketio_path="socket.io")

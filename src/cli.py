@@ -1,4 +1,4 @@
-"""The ``roomcast`` command: serve, migrate, relay, token, deadletter, audit.
+"""The ``roomcast`` command: serve, gateway, migrate, relay, token, deadletter, audit.
 
 Every failure a user can cause (bad configuration, unreachable database, bad
 arguments) ends in one readable line on stderr and a non-zero exit, never a
@@ -12,6 +12,8 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from typing import Any
+
+import msgspec
 
 from roomcast import __version__, gctune
 from roomcast.audit import cli as audit_cli
@@ -32,6 +34,18 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the API (REST) on uvicorn")
     serve.add_argument("--host", help="interface to bind (ROOMCAST_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (ROOMCAST_PORT, default 8000)")
+
+    gateway = sub.add_parser(
+        "gateway",
+        help="run the API and the Socket.IO gateway without a relay; needs REDIS_URL, "
+        "through which `roomcast relay` processes publish to it",
+        description="`roomcast serve` without its relay (as with ROOMCAST_RELAY=false): the "
+        "node of a cluster that serves clients, behind a load balancer, while separate "
+        "`roomcast relay` processes publish the outbox to every gateway through Redis "
+        "(docs/deployment.md).",
+    )
+    gateway.add_argument("--host", help="interface to bind (ROOMCAST_HOST, default 127.0.0.1)")
+    gateway.add_argument("--port", type=int, help="port (ROOMCAST_PORT, default 8000)")
 
     migrate = sub.add_parser(
         "migrate",
@@ -118,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         match args.command:
             case "serve":
                 return _serve(settings)
+            case "gateway":
+                return _gateway(settings)
             case "migrate":
                 return asyncio.run(_migrate(settings, dry_run=args.check))
             case "relay":
@@ -170,6 +186,17 @@ def _serve(settings: Settings) -> int:
     app = build_app(settings, ready=gctune.freeze_startup)
     uvicorn.run(app, host=settings.host, port=settings.port, **uvicorn_options(settings))
     return 0
+
+
+def _gateway(settings: Settings) -> int:
+    if not settings.redis_url:
+        print(
+            "roomcast: `roomcast gateway` needs REDIS_URL to hear the relays; "
+            "a single node runs `roomcast serve` (API, gateway and relay)",
+            file=sys.stderr,
+        )
+        return 2
+    return _serve(msgspec.structs.replace(settings, relay=False))
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:

@@ -15,9 +15,15 @@ delivered, and
   is down: ``SERVICE_UNAVAILABLE``; a rate limit; a timeout) is retried with
   capped exponential backoff and jitter, honouring ``retryAfter``, until it
   succeeds or the socket drops (the next connect starts again). One that cannot
-  (``PERMISSION_DENIED``, ``ROOM_NOT_FOUND``, …) is given up. Each step is
-  reported to ``on_status`` handlers as a ``SubscriptionStatus``
-  (``retrying`` / ``subscribed`` / ``failed``), not only logged;
+  (``PERMISSION_DENIED``, ``ROOM_NOT_FOUND``, …) is given up, and the room is
+  no longer followed. Each step is reported to ``on_status`` handlers as a
+  ``SubscriptionStatus`` (``retrying`` / ``subscribed`` / ``failed``), not only
+  logged;
+* when the server says the socket is out of a room (``room:unsubscribed`` with
+  a ``reason``: the user was removed, the room deleted, or a gap refill was
+  refused for that), stops following it (no refill, no re-subscribe) and
+  reports ``SubscriptionStatus(state="unsubscribed", code=reason)``; the notice
+  itself reaches ``room:unsubscribed`` and ``"*"`` handlers too;
 * follows the user's own notification stream the same way, once asked to
   (``follow_notifications``): once each, in seq order, what was missed while
   disconnected fetched with ``notification:replay``;
@@ -87,13 +93,15 @@ class SubscriptionStatus:
 
     ``state``: ``retrying`` (refused or timed out; tried again in ``retry_in``
     seconds), ``subscribed`` (caught up from ``last_seq``; ``attempt`` > 1 after
-    retries) or ``failed`` (refused for good, e.g. ``PERMISSION_DENIED``: no
-    more events for this room until the application subscribes again).
+    retries), ``failed`` (refused for good, e.g. ``PERMISSION_DENIED``: no
+    more events for this room until the application subscribes again) or
+    ``unsubscribed`` (the server put the socket out of the room: ``code`` is its
+    ``reason``, e.g. ``not_a_member``; the room is no longer followed).
     ``room_id`` is ``"user:"`` for the notification stream.
     """
 
     room_id: str
-    state: Literal["retrying", "subscribed", "failed"]
+    state: Literal["retrying", "subscribed", "failed", "unsubscribed"]
     attempt: int
     last_seq: int | None
     code: str | None = None
@@ -366,6 +374,7 @@ class RoomcastClient:
             feed.subscribed = False
             if code not in _RETRYABLE:
                 log.warning("resubscribe_failed", room_id=feed.room_id, code=code, error=message)
+                self._feeds.pop(feed.room_id, None)  # refused for good: not tried again
                 await self._report(
                     SubscriptionStatus(
                         feed.room_id, "failed", attempt, feed.last_seq, code, message
@@ -415,6 +424,8 @@ class RoomcastClient:
         if not isinstance(payload, dict):
             return
         feed_key, seq = _feed_key(event, payload), payload.get("seq")
+        if event == "room:unsubscribed" and isinstance(payload.get("reason"), str):
+            await self._put_out(payload)
         if feed_key is None or feed_key not in self._feeds or not isinstance(seq, int):
             if event == "room:subscribed" and feed_key in self._feeds:
                 self._replay_cut(self._feeds[feed_key], payload)
@@ -433,6 +444,20 @@ class RoomcastClient:
         if isinstance(cut, dict) and cut.get("truncated") is True and isinstance(head, int):
             feed.target = max(feed.target, head)
             self._schedule(feed)
+
+    async def _put_out(self, notice: dict[str, Any]) -> None:
+        """The server took this socket out of a room: stop following it, say so."""
+        feed = self._feeds.pop(str(notice.get("roomId")), None)
+        if feed is None:
+            return
+        feed.subscribed = False  # what is queued is delivered; no refill, no retry
+        if feed.retry is not None:
+            feed.retry.cancel()
+        reason = str(notice["reason"])
+        log.info("room_unsubscribed", room_id=feed.room_id, reason=reason)
+        await self._report(
+            SubscriptionStatus(feed.room_id, "unsubscribed", 0, feed.last_seq, reason)
+        )
 
     def _accept(self, event: str, payload: dict[str, Any]) -> _Feed | None:
         """Queue one event for in-order delivery; the feed to drain, or None."""

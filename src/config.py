@@ -81,6 +81,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     presence_ttl_seconds: float = 15.0
     """With Redis: a node that stops refreshing its presence heartbeat (it crashed)
     drops out of every room's online list after this long."""
+    stats_ttl_seconds: float = 10.0
+    """With Redis: each node publishes its connection counts every third of this; a
+    node that stops (it crashed) drops out of the admin stats after this long."""
     """Tries of a reaction (e.g. a winner's notification) before it is dead-lettered."""
     """How often each gateway node compares what it delivered with the log's heads
     (gateway/roomwatch.py): a lost broadcast is repaired within two of these."""
@@ -183,6 +186,7 @@ ENVIRONMENT: Mapping[str, str] = {
     "ROOMCAST_POSITION_CHECK": "position_check_seconds",
     "ROOMCAST_REACTION_ATTEMPTS": "reaction_attempts",
     "ROOMCAST_PRESENCE_TTL": "presence_ttl_seconds",
+    "ROOMCAST_STATS_TTL": "stats_ttl_seconds",
     "ROOMCAST_IDEMPOTENCY_TTL": "idempotency_ttl_seconds",
     "ROOMCAST_CORS_ORIGINS": "cors_origins",
     "ROOMCAST_PING_INTERVAL": "ping_interval_seconds",
@@ -324,6 +328,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         ("ROOMCAST_TYPING_TIMEOUT", settings.typing_timeout_seconds),
         ("ROOMCAST_POSITION_CHECK", settings.position_check_seconds),
         ("ROOMCAST_PRESENCE_TTL", settings.presence_ttl_seconds),
+        ("ROOMCAST_STATS_TTL", settings.stats_ttl_seconds),
         ("ROOMCAST_SSE_HEARTBEAT", settings.sse_heartbeat_seconds),
         ("ROOMCAST_SSE_WRITE_TIMEOUT", settings.sse_write_timeout_seconds),
         ("ROOMCAST_SHUTDOWN_GRACE", settings.shutdown_grace_seconds),

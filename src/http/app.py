@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +15,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from roomcast import __version__
-from roomcast.domain.errors import NotFound
+from roomcast.domain.errors import AuthenticationFailed, NotFound
 from roomcast.domain.state import UserRef
 from roomcast.http.admin_rooms import admin_rooms
 from roomcast.http.app_events import AppLimits
@@ -51,12 +51,15 @@ from roomcast.service.draws import RoomSeeds
 from roomcast.service.feed import LiveFeed
 from roomcast.service.notifications import NotificationService
 from roomcast.service.quiz import QuizService
-from roomcast.service.ratelimit import RateLimiter
+from roomcast.service.ratelimit import Limiter, RateLimiter
 from roomcast.service.rooms import RoomService
 from roomcast.service.sources import Sources
 from roomcast.tokens import Claims, TokenVerifier
 
 __all__ = ["Services", "create_app"]
+
+_COUNTED = "roomcast.counted_claims"
+"""Scope key of the claims ``before_request`` verified and counted for this request."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,8 @@ class Services:
     """This node's realtime side (relay, sockets) for /health; JSON-ready."""
     stats: Callable[[], Mapping[str, object]] = dict
     """This node's id, connections and subscribers per room (admin stats); JSON-ready."""
+    cluster_stats: Callable[[], Awaitable[Mapping[str, object]]] | None = None
+    """Every node's counts (admin stats' ``cluster``); None: not part of the answer."""
     metrics: Metrics | None = None
     """This node's Prometheus metrics; None: /metrics is 404."""
     revocations: Revocations | None = None
@@ -100,20 +105,25 @@ def create_app(
     cors_origins: Sequence[str] = (),
     cors_origin_regex: str | None = None,
     requests_per_minute: int = 600,
+    rest_limiter: Limiter | None = None,
     fetch_unknown_keys: bool = False,
 ) -> RequestContext:
     """The Litestar app inside ``RequestContext``, so that every request (a 404 or 405
     as well) has a request id and an access line.
 
     ``requests_per_minute``: the REST rate limit per user (token subject); 0: none.
+    ``rest_limiter``: where that limit is counted (Redis, for the whole cluster);
+    None: in this process.
     ``cors_origin_regex``: origins allowed besides ``cors_origins`` (a full match).
     ``fetch_unknown_keys``: before each handler, let the verifier fetch the JWKS for a
     bearer token whose ``kid`` it has not seen (the handlers verify synchronously).
     """
-    # One limiter per app: every authenticated request counts, keyed by its user.
-    limiter = (
-        RateLimiter(requests_per_minute, 60, scope="requests") if requests_per_minute > 0 else None
-    )
+    # One limiter per app: every request with a valid bearer token counts, keyed by
+    # its user. It is awaited (the count may be in Redis) before the handler runs,
+    # because handlers authenticate synchronously.
+    limiter: Limiter | None = None
+    if requests_per_minute > 0:
+        limiter = rest_limiter or RateLimiter(requests_per_minute, 60, scope="requests")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -146,12 +156,8 @@ def create_app(
         return _services(request).app_limits
 
     def authenticated(request: Request[Any, Any, Any], services: Services) -> Claims:
-        return counted(claims_from(request, services.verifier))
-
-    def counted(verified: Claims) -> Claims:
-        if limiter is not None:
-            limiter.hit(verified.user.id)
-        return verified
+        counted: Claims | None = request.scope.get(_COUNTED)  # type: ignore[assignment]
+        return counted if counted is not None else claims_from(request, services.verifier)
 
     def stream_services(request: Request[Any, Any, Any]) -> StreamServices:
         services = _services(request)
@@ -163,7 +169,7 @@ def create_app(
             rooms=services.rooms,
             feed=services.feed,
             limits=services.stream_limits,
-            authenticate=lambda token: counted(verifier.verify(token)),
+            authenticate=verifier.verify,
         )
 
     async def claims(request: Request[Any, Any, Any]) -> Claims:
@@ -177,6 +183,11 @@ def create_app(
 
     async def node_stats(request: Request[Any, Any, Any]) -> Callable[[], Mapping[str, object]]:
         return _services(request).stats
+
+    async def cluster_stats(
+        request: Request[Any, Any, Any],
+    ) -> Callable[[], Awaitable[Mapping[str, object]]] | None:
+        return _services(request).cluster_stats
 
     async def revoker(request: Request[Any, Any, Any]) -> Revocations:
         found = _services(request).revocations
@@ -218,11 +229,41 @@ def create_app(
             seeds=services.seeds,
         )
 
-    async def known_key(request: Request[Any, Any, Any]) -> None:
+    # App-wide: Litestar keeps only the closest layer's before_request, so a
+    # controller or route that set its own would skip the rate limit.
+    async def before_request(request: Request[Any, Any, Any]) -> None:
         value = header(request.scope, b"authorization")
         scheme, _, token = (value or "").partition(" ")
         if scheme.lower() == "bearer" and token.strip():
-            await _services(request).verifier.prepare(token.strip())
+            verifier = _services(request).verifier
+            if fetch_unknown_keys:
+                await verifier.prepare(token.strip())
+            if limiter is not None:
+                await count(request, verifier)
+        elif limiter is not None and b"access_token=" in request.scope["query_string"]:
+            await count_stream(request)
+
+    async def count(request: Request[Any, Any, Any], verifier: TokenVerifier) -> None:
+        try:
+            verified = claims_from(request, verifier)
+        except AuthenticationFailed:
+            return  # not counted: a route that needs a token refuses it itself
+        assert limiter is not None
+        await limiter.admit(verified.user.id)
+        # Verified once: the handler's authentication takes these claims.
+        request.scope[_COUNTED] = verified  # type: ignore[literal-required]
+
+    async def count_stream(request: Request[Any, Any, Any]) -> None:
+        # EventSource cannot send a header: an SSE stream's token is in the query.
+        token = request.query_params.get("access_token")
+        if not token:
+            return
+        try:
+            verified = _services(request).verifier.verify(token.strip())
+        except AuthenticationFailed:
+            return
+        assert limiter is not None
+        await limiter.admit(verified.user.id)
 
     litestar = Litestar(
         route_handlers=[
@@ -253,6 +294,7 @@ def create_app(
             "caller": Provide(caller),
             "admin": Provide(admin),
             "node_stats": Provide(node_stats),
+            "cluster_stats": Provide(cluster_stats),
             "node_metrics": Provide(node_metrics),
             "revoker": Provide(revoker),
             "directory": Provide(directory),
@@ -264,7 +306,7 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
         state=State({"command_context": command_context, "stream_services": stream_services}),
-        before_request=known_key if fetch_unknown_keys else None,
+        before_request=before_request if fetch_unknown_keys or limiter is not None else None,
         request_max_body_size=max_body_bytes,
         request_class=BodyRequest,
         cors_config=(

@@ -17,21 +17,25 @@ from msgspec import Meta
 from roomcast.domain import commands
 from roomcast.http.commands import CommandContext, take
 from roomcast.http.responses import SuccessResponse
-from roomcast.service.ratelimit import RateLimiter
+from roomcast.service.ratelimit import Limiter, RateLimiter
 
-__all__ = ["AppEventBody", "AppLimits", "Limits", "publish"]
+__all__ = ["PER_APP", "PER_ROOM", "AppEventBody", "AppLimits", "Limits", "publish"]
+
+
+PER_ROOM = (10, 1.0, "app events per room")
+PER_APP = (600, 60.0, "app events per app")
 
 
 @dataclass(frozen=True, slots=True)
 class AppLimits:
     """Seed 003: at most 10 app events per second per room, 600 per minute per app.
-    Per node: with N nodes behind a balancer a room can see up to N times that."""
+    In this process by default; with Redis (bootstrap) for the whole cluster."""
 
-    per_room: RateLimiter = field(
-        default_factory=lambda: RateLimiter(10, 1.0, scope="app events per room")
+    per_room: Limiter = field(
+        default_factory=lambda: RateLimiter(PER_ROOM[0], PER_ROOM[1], scope=PER_ROOM[2])
     )
-    per_app: RateLimiter = field(
-        default_factory=lambda: RateLimiter(600, 60.0, scope="app events per app")
+    per_app: Limiter = field(
+        default_factory=lambda: RateLimiter(PER_APP[0], PER_APP[1], scope=PER_APP[2])
     )
 
 
@@ -53,8 +57,8 @@ async def publish(
 ) -> SuccessResponse:
     """The route lives on ``RoomController`` (one route per path: it also serves GET)."""
     app = ctx.require_app()
-    limits.per_room.hit(room_id)
-    limits.per_app.hit(app.app_id)
+    await limits.per_room.admit(room_id)
+    await limits.per_app.admit(app.app_id)
     command = commands.PublishAppEvent(
         actor=ctx.caller, at=ctx.now(), app=app, name=data.event, data=data.data
     )

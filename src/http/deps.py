@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
 from litestar import Request
@@ -28,6 +28,7 @@ __all__ = [
     "Caller",
     "Claimed",
     "Clock",
+    "ClusterStats",
     "Directory",
     "Issuer",
     "Node",
@@ -70,6 +71,8 @@ NodeMetrics = NamedDependency[Metrics]
 """This node's Prometheus metrics (``render()``)."""
 NodeStats = NamedDependency[Callable[[], Mapping[str, object]]]
 """This node's id, connections, rooms and subscribers per room (admin stats)."""
+ClusterStats = NamedDependency[Callable[[], Awaitable[Mapping[str, object]]] | None]
+"""Every live node's counts (admin stats' ``cluster``); None when the app has none."""
 Revoker = NamedDependency[Revocations]
 """Revoked tokens: ``revoke(jti, …)`` here, and every node learns it."""
 Directory = NamedDependency[RoomDirectory]

@@ -4,7 +4,8 @@
 the network, and it carries no user or room ids (no per-room labels), only
 counts. Keep it off the public internet at the load balancer
 (docs/operations.md). Per-room figures are in ``/api/admin/stats``, behind the
-``admin`` role.
+``admin`` role: the answering node's, and under ``cluster`` every live node's
+(``gateway/cluster_stats.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from litestar import Response, get
 
 from roomcast.domain.errors import ErrorCode
-from roomcast.http.deps import Admin, NodeMetrics, NodeStats
+from roomcast.http.deps import Admin, ClusterStats, NodeMetrics, NodeStats
 from roomcast.http.openapi import ADMIN, AUTHENTICATED, NONE, answers
 from roomcast.http.responses import SuccessResponse, ok
 from roomcast.metrics import CONTENT_TYPE
@@ -40,8 +41,13 @@ async def metrics(node_metrics: NodeMetrics) -> Response[bytes]:
 @get(
     "/api/admin/stats",
     tags=["operations"],
-    summary="This node's connections, rooms and subscribers per room (admin role)",
+    summary="Connections, rooms and subscribers per room: this node's and every node's (admin)",
     opt=answers(AUTHENTICATED | {ErrorCode.PERMISSION_DENIED}, data=dict[str, Any], security=ADMIN),
 )
-async def admin_stats(admin: Admin, node_stats: NodeStats) -> SuccessResponse:
-    return ok(node_stats())
+async def admin_stats(
+    admin: Admin, node_stats: NodeStats, cluster_stats: ClusterStats
+) -> SuccessResponse:
+    data = dict(node_stats())
+    if cluster_stats is not None:
+        data["cluster"] = await cluster_stats()
+    return ok(data)

@@ -10,7 +10,10 @@ says for any one-second window, which is what an app author reading the
 protocol expects. The log of a key holds at most ``limit`` timestamps.
 
 The clock is passed in (``time.monotonic`` by default) so tests can pin it.
-Limits are per process: with several nodes, each enforces its own share.
+``RateLimiter`` keeps its log in this process. Limits that hold for the whole
+cluster (an app's events per room, a user's REST requests) are ``Limiter``s:
+``RateLimiter`` in memory without Redis, ``RedisRateLimiter``
+(``service/redis_ratelimit.py``) with it; both refuse alike.
 """
 
 from __future__ import annotations
@@ -19,10 +22,36 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 from roomcast.domain.errors import RateLimitExceeded
 
-__all__ = ["RateLimiter"]
+__all__ = ["Limiter", "RateLimiter", "exceeded"]
+
+
+class Limiter(Protocol):
+    """A keyed limit awaited where the count may live outside this process."""
+
+    limit: int
+    period: float
+    scope: str
+
+    async def admit(self, key: str) -> None:
+        """Count one hit for ``key``, or raise ``RateLimitExceeded`` without counting it."""
+        ...
+
+
+def exceeded(limit: int, period: float, scope: str, retry_after: float) -> RateLimitExceeded:
+    """The one refusal of every limit, wherever its count is kept."""
+    return RateLimitExceeded(
+        f"at most {limit} {scope} per {_period(period)}",
+        {
+            "limit": limit,
+            "periodSeconds": period,
+            "scope": scope,
+            "retryAfter": max(1, math.ceil(retry_after)),
+        },
+    )
 
 
 class RateLimiter:
@@ -55,17 +84,12 @@ class RateLimiter:
         while hits and hits[0] <= now - self.period:
             hits.popleft()
         if len(hits) >= self.limit:
-            retry_after = hits[0] + self.period - now
-            raise RateLimitExceeded(
-                f"at most {self.limit} {self.scope} per {_period(self.period)}",
-                {
-                    "limit": self.limit,
-                    "periodSeconds": self.period,
-                    "scope": self.scope,
-                    "retryAfter": max(1, math.ceil(retry_after)),
-                },
-            )
+            raise exceeded(self.limit, self.period, self.scope, hits[0] + self.period - now)
         hits.append(now)
+
+    async def admit(self, key: str) -> None:
+        """``hit`` as a ``Limiter``: the count is this process's."""
+        self.hit(key)
 
     def forget(self, key: str) -> None:
         """Drop a key's history (its connection closed, say)."""

@@ -87,11 +87,14 @@ async def rename_many(
 ) -> None:
     headers = server.auth(org)
     queue = iter(range(count))
+    # Names no earlier call used: a rename to the room's current name appends nothing,
+    # and concurrent renames commit in any order.
+    batch = uuid.uuid4().hex[:8]
 
     async def worker() -> None:
         for i in queue:
             response = await http.patch(
-                f"/api/rooms/{room_id}", json={"name": f"name {i}"}, headers=headers
+                f"/api/rooms/{room_id}", json={"name": f"name {batch}-{i}"}, headers=headers
             )
             assert response.status_code == 200, response.text
 

@@ -84,7 +84,7 @@ def test_sdk_against_a_real_server(node, own_database_url, tmp_path):
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n--- server log ---\n{server_log}"
     if not _only():
         assert "ℹ fail 0" in done.stdout, done.stdout
-        assert "ℹ pass 6" in done.stdout, done.stdout
+        assert "ℹ pass 7" in done.stdout, done.stdout
 
 
 REPLAY_CAP = 40

@@ -16,6 +16,10 @@
  *   held until it is filled;
  * - with `storage`, positions survive a page reload;
  * - `token:expired` reconnects with a fresh token from the `token` function;
+ * - `room:unsubscribed` with a `reason` (removed from the room, the room deleted,
+ *   a refill refused for that) stops following the room: no refill, no
+ *   resubscribe; the application hears the notice through its handlers, and a
+ *   refused resubscribe (`PERMISSION_DENIED`, `ROOM_NOT_FOUND`) stops it too;
  * - failures reject with `RoomcastError {code, message, details}`.
  *
  * @module
@@ -475,6 +479,7 @@ export class RoomcastClient {
       feed.backoff = Math.min(feed.backoff * 2, 10_000);
     } else if (feed.confirmed) {
       // A resubscribe was refused (e.g. removed from the room): nobody awaits it.
+      if (code === "PERMISSION_DENIED" || code === "ROOM_NOT_FOUND") this.#stopFollowing(feed);
       this.#emit("error", err instanceof RoomcastError ? err : new RoomcastError(code, String(err)));
     }
   }
@@ -586,6 +591,9 @@ export class RoomcastClient {
           this.#drain(feed);
         }
       }
+      if (event === "room:unsubscribed" && feed !== undefined && typeof payload.reason === "string") {
+        this.#stopFollowing(feed); // out of the room: refilling or retrying would be refused
+      }
       this.#dispatch(event, payload); // a notice: presence, typing, room:subscribed, error…
       return;
     }
@@ -607,6 +615,13 @@ export class RoomcastClient {
       new RoomcastError(RETRYABLE.has(code) ? code : code === "PERMISSION_DENIED" ? code : "SERVICE_UNAVAILABLE",
         typeof payload.message === "string" ? payload.message : "the replay did not finish", details),
     );
+  }
+
+  #stopFollowing(feed: Feed): void {
+    if (feed.retry) clearTimeout(feed.retry);
+    feed.retry = null;
+    if (this.#feeds.get(feed.key) === feed) this.#feeds.delete(feed.key);
+    this.#updateStatus();
   }
 
   /** Queue one event for in-order delivery; the feed to drain, or null. */

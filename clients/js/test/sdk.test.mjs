@@ -206,3 +206,28 @@ test("refusals reject with RoomcastError {code, message, details}", async () => 
     client.close();
   }
 });
+
+test("a removed participant is told room:unsubscribed and stops following the room", async () => {
+  const org = user();
+  const member = user();
+  const roomId = await createRoom(token(org));
+  const joined = await rest(token(member), "POST", `/api/rooms/${roomId}/participants`, undefined, { key: randomUUID() });
+  const client = new RoomcastClient(URL_, { token: token(member) });
+  const received = record(client);
+  const notices = [];
+  client.on("room:unsubscribed", (payload) => notices.push(payload));
+  try {
+    await client.subscribe(roomId);
+    const followed = client.lastSeq(roomId);
+    assert.equal(typeof followed, "number");
+    await rest(token(org), "DELETE", `/api/rooms/${roomId}/participants/${joined.participant.id}`, undefined, { key: randomUUID() });
+    await until(client, () => notices.length === 1, 20_000, "room:unsubscribed");
+    assert.deepEqual(notices, [{ roomId, reason: "not_a_member" }]);
+    assert.deepEqual(received.map((p) => p.type), ["participant:left"]);
+    // Not followed any more: no position, nothing to refill or resubscribe.
+    assert.equal(client.lastSeq(roomId), null);
+    assert.equal(client.status, "live");
+  } finally {
+    client.close();
+  }
+});

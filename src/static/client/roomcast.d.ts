@@ -16,6 +16,10 @@
  *   held until it is filled;
  * - with `storage`, positions survive a page reload;
  * - `token:expired` reconnects with a fresh token from the `token` function;
+ * - `room:unsubscribed` with a `reason` (removed from the room, the room deleted,
+ *   a refill refused for that) stops following the room: no refill, no
+ *   resubscribe; the application hears the notice through its handlers, and a
+ *   refused resubscribe (`PERMISSION_DENIED`, `ROOM_NOT_FOUND`) stops it too;
  * - failures reject with `RoomcastError {code, message, details}`.
  *
  * @module

@@ -1,4 +1,5 @@
-// The operator page: this node's connections, rooms and subscribers, and per room its
+// The operator page: every live node's connections (the cluster table), this node's
+// connections, rooms and subscribers, and per room its
 // head seq, chain head, outbox depth and relay lag, polled from the existing
 // endpoints (/health, /metrics, /api/admin/stats, /api/admin/rooms).
 const $ = (id) => document.getElementById(id);
@@ -60,6 +61,21 @@ async function refresh() {
       ["Subscriptions", Object.values(stats.subscribers ?? {}).reduce((a, b) => a + b, 0)],
       ["Redis", health.node?.redis?.configured ? "configured" : "not configured"],
     ]);
+    const cluster = stats.cluster ?? { complete: true, nodes: [], subscribers: {} };
+    facts("cluster-facts", [
+      ["Nodes", cluster.nodes.length],
+      ["Connections (all nodes)", cluster.connections ?? "?"],
+      ["Users (summed per node)", cluster.users ?? "?"],
+      ["Rooms with subscribers (all nodes)", cluster.rooms ?? "?"],
+      ["Complete", cluster.complete ? "yes" : "no: Redis did not answer, this node only"],
+    ]);
+    const nodes = $("nodes-table");
+    nodes.replaceChildren();
+    for (const n of cluster.nodes) {
+      const tr = el("tr", undefined, { "data-instance": n.instance });
+      tr.append(el("th", n.nodeId, { scope: "row", title: n.instance }), el("td", n.connections), el("td", n.users), el("td", n.rooms), el("td", n.ageSeconds));
+      nodes.append(tr);
+    }
     const relay = health.node?.relay ?? {};
     facts("relay-facts", [
       ["Relay", relay.enabled ? (relay.active ? "publishing" : "standby") : "disabled"],
