@@ -1,6 +1,7 @@
 """SQL text, one constant per statement, with the reasons inside. Positional $n parameters."""
 
 from roomcast.domain.apps import RESERVED_NAMESPACES
+from roomcast.outbox.partitions import partition_sql
 
 # Appending to a stream that does not exist yet (expected version 0). The
 # stream row is the first write; ON CONFLICT DO NOTHING turns a concurrent
@@ -227,6 +228,20 @@ RELAY_BATCH_SKIPPING = f"""
            extract(epoch FROM clock_timestamp() - o.enqueued_at) AS lag_seconds
     FROM b CROSS JOIN outbox o JOIN events e ON e.global_id = o.global_id
     WHERE o.global_id <> ALL($2::bigint[])
+    ORDER BY o.global_id
+    LIMIT $1
+"""
+
+# The same, for a relay that holds only some partitions (outbox/partitions.py):
+# the rows of its partitions (`$3` of `$4`), past the ones it holds aside (`$2`).
+# A relay holding every partition uses the two above, without the hash per row.
+RELAY_BATCH_PARTITIONS = f"""
+    WITH b AS MATERIALIZED (SELECT nextval('relay_batch_seq') AS batch)
+    SELECT o.global_id, o.stream_id, e.type, {_WIRE_PAYLOAD}, e.seq, b.batch,
+           extract(epoch FROM clock_timestamp() - o.enqueued_at) AS lag_seconds
+    FROM b CROSS JOIN outbox o JOIN events e ON e.global_id = o.global_id
+    WHERE o.global_id <> ALL($2::bigint[])
+      AND {partition_sql("o.stream_id", "$4::bigint")} = ANY($3::bigint[])
     ORDER BY o.global_id
     LIMIT $1
 """
