@@ -253,9 +253,12 @@ HEADS = "SELECT stream_id, version FROM streams WHERE stream_id = ANY($1::text[]
 # recorded, in one statement (connection state recovery: outbox/recovery_log.py):
 # `$3`/`$4` hold every slot of the batch in order, '' for a row whose publish
 # failed (it is recorded again in the batch that publishes it).
+# `acked`: a number taken now, after the batch was published (recovery_log.py
+# says why several relays need it).
 RELAY_DONE = """
     WITH done AS (DELETE FROM outbox WHERE global_id = ANY($1::bigint[]))
-    INSERT INTO relay_batches (batch, stream_ids, seqs) VALUES ($2, $3::text[], $4::bigint[])
+    INSERT INTO relay_batches (batch, stream_ids, seqs, acked)
+    VALUES ($2, $3::text[], $4::bigint[], nextval('relay_batch_seq'))
 """
 
 # A batch number for rows published again outside a fresh RELAY_BATCH.
@@ -267,7 +270,8 @@ NEXT_BATCH = "SELECT nextval('relay_batch_seq')"
 RELAY_DONE_REACTING = """
     WITH done AS (DELETE FROM outbox WHERE global_id = ANY($1::bigint[])),
     recorded AS (
-        INSERT INTO relay_batches (batch, stream_ids, seqs) VALUES ($2, $3::text[], $4::bigint[])
+        INSERT INTO relay_batches (batch, stream_ids, seqs, acked)
+        VALUES ($2, $3::text[], $4::bigint[], nextval('relay_batch_seq'))
     )
     INSERT INTO reaction_queue (global_id, stream_id)
     SELECT * FROM unnest($5::bigint[], $6::text[])

@@ -139,7 +139,6 @@ class TestHealth:
         assert body["outbox"]["depth"] >= 0
         assert body["outbox"]["oldestSeconds"] >= 0
 
-
     async def test_health_and_metrics_show_the_partitions_this_nodes_relay_holds(self, http):
         """The session's node is its database's only relay: it holds every partition
         (docs/decisions/0022-relay-partitions.md). Another module's relay on the same

@@ -14,7 +14,9 @@ import pytest
 
 from roomcast.domain import room
 from roomcast.ids import uuid7
+from roomcast.outbox import sql
 from roomcast.outbox.partitions import PARTITION_OF
+from roomcast.outbox.recovery_log import RecoveryLog
 from roomcast.outbox.relay import PublishFailed, Relay
 from roomcast.outbox.store import append_statement, prepare
 from roomcast.service.rooms import RoomService
@@ -343,6 +345,38 @@ class TestPartitions:
         assert first.by_room[room_id] == [1, 2]
         assert second.by_room[room_id][-1] == 3
         assert 1 not in second.by_room[room_id]
+
+
+class TestRecoveryAcrossRelays:
+    async def test_a_batch_numbered_before_the_offset_but_acknowledged_after_it_counts_as_missed(
+        self, pool
+    ):
+        """Relay A numbers its batch (room X), relay B numbers a later one (room Y) and
+        acknowledges it; a client gets Y's event, with B's offset, and goes away; then A
+        sends and acknowledges X's. Recovery from B's offset must replay X's event; a
+        batch acknowledged before B's was numbered was sent before it, and is not."""
+        x, y, z = unique("room"), unique("room"), unique("room")
+
+        async def number() -> int:
+            return int(await pool.fetchval(sql.NEXT_BATCH))
+
+        async def record(batch: int, room: str, seq: int) -> None:
+            await pool.execute(
+                "INSERT INTO relay_batches (batch, stream_ids, seqs, acked)"
+                " VALUES ($1, ARRAY[$2], ARRAY[$3::bigint], nextval('relay_batch_seq'))",
+                batch, room, seq,
+            )  # fmt: skip
+
+        earlier = await number()
+        await record(earlier, z, 4)  # acknowledged before B's batch is numbered
+        a_batch = await number()
+        b_batch = await number()
+        await record(b_batch, y, 3)
+        await record(a_batch, x, 7)  # A's, acknowledged last
+        positions = await RecoveryLog(pool).resolve((b_batch, 1), [x, y, z])
+        assert positions[x].next_unsent == 7
+        assert positions[y].next_unsent is None  # the client has B's only event
+        assert positions[z].next_unsent is None
 
 
 @pytest.mark.usefixtures("quiet_outbox")
