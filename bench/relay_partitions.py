@@ -14,8 +14,9 @@ Per repeat and per relay count (1, then 2, alternating which goes first):
 3. the clock runs from that commit until the outbox is empty.
 
 Figures: events/s for each count, and the ratio 2 relays / 1 relay per repeat
-(the baseline is the single relay of the same repeat). Also the cost of the
-partition filter itself: the time of one 500-row batch statement for a relay
+(the baseline is the single relay of the same repeat); the relays' own CPU per
+event, as the same ratio (what splitting costs, whatever else the machine runs).
+Also the cost of the partition filter itself: the time of one 500-row batch statement for a relay
 holding half the partitions (``RELAY_BATCH_PARTITIONS``) over a relay holding
 all (``RELAY_BATCH``), on the same backlog, no relay running.
 """
@@ -56,6 +57,11 @@ class Relay:
                 record = json.loads(line)
                 self.partitions = frozenset(record.get("held", record.get("partitions", ())))
                 self.changed.set()
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the process so far (Linux /proc)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     async def stop(self) -> None:
         if self.proc.returncode is None:
@@ -132,21 +138,28 @@ async def drained(conn: asyncpg.Connection, within: float = 600) -> None:
             await asyncio.sleep(0.01)  # a table: nothing to await; the bench's resolution
 
 
-async def throughput(dsn: str, redis_url: str, count: int, rooms: int, rows: int) -> float:
+async def throughput(
+    dsn: str, redis_url: str, count: int, rooms: int, rows: int
+) -> tuple[float, float]:
+    """Events/s from the commit to an empty outbox, and events per relay CPU second."""
     relays = await start_relays(count, dsn, redis_url)
     conn = await asyncpg.connect(dsn)
     try:
         began = time.monotonic()
         await fill(conn, rooms, rows)
         filled = time.monotonic()
+        cpu_before = sum(r.cpu_seconds() for r in relays)
         await drained(conn)
         took = time.monotonic() - filled
+        cpu = sum(r.cpu_seconds() for r in relays) - cpu_before
         print(
-            f"  {count} relay(s): {rows} rows in {took:.2f}s = {rows / took:.0f} events/s "
-            f"(fill {filled - began:.2f}s; partitions {[len(r.partitions) for r in relays]})",
+            f"  {count} relay(s): {rows} rows in {took:.2f}s = {rows / took:.0f} events/s, "
+            f"relay CPU {cpu:.2f}s ({rows / cpu:.0f} events per CPU s; fill "
+            f"{filled - began:.2f}s; partitions {[len(r.partitions) for r in relays]}; "
+            f"load {os.getloadavg()[0]:.1f})",
             flush=True,
         )
-        return rows / took
+        return rows / took, rows / cpu
     finally:
         await conn.close()
         for relay in relays:
@@ -196,17 +209,23 @@ async def main() -> int:
     await pool.close()
     with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp)) as redis:
         print(f"relay throughput, {args.rows} rows over {args.rooms} rooms, P={P}:")
-        ratios, one, two = [], [], []
+        ratios, one, two, per_cpu = [], [], [], []
         for repeat in range(args.repeats):
             order = (1, 2) if repeat % 2 == 0 else (2, 1)
             got = {n: await throughput(dsn, redis.url, n, args.rooms, args.rows) for n in order}
-            one.append(got[1])
-            two.append(got[2])
-            ratios.append(got[2] / got[1])
+            one.append(got[1][0])
+            two.append(got[2][0])
+            ratios.append(got[2][0] / got[1][0])
+            per_cpu.append(got[2][1] / got[1][1])
         print(f"  1 relay: median {statistics.median(one):.0f} events/s {[round(x) for x in one]}")
         print(f"  2 relays: median {statistics.median(two):.0f} events/s {[round(x) for x in two]}")
         spread = [round(r, 2) for r in ratios]
         print(f"  ratio 2/1: median {statistics.median(ratios):.2f} {spread}")
+        cpu_spread = [round(r, 2) for r in per_cpu]
+        print(
+            f"  events per relay CPU second, 2/1: median {statistics.median(per_cpu):.2f} "
+            f"{cpu_spread}"
+        )
         cost = await filter_cost(dsn, args.rooms, 5_000, 30)
         print(f"  partition filter: half/all batch time = {cost:.2f}")
     return 0

@@ -56,7 +56,15 @@ import structlog
 from roomcast.outbox import sql
 from roomcast.outbox.partitions import Leases
 
-__all__ = ["PUBLISHED_AT", "RELAY_LOCK", "Publish", "PublishFailed", "Relay", "RelayStats"]
+__all__ = [
+    "PUBLISHED_AT",
+    "QUEUE_PLAN_SETTINGS",
+    "RELAY_LOCK",
+    "Publish",
+    "PublishFailed",
+    "Relay",
+    "RelayStats",
+]
 
 log = structlog.get_logger("roomcast.relay")
 
@@ -72,6 +80,19 @@ _DEAD_PEER_SETTINGS = {
     "tcp_keepalives_interval": "1",
     "tcp_keepalives_count": "2",
     "tcp_user_timeout": "3000",
+}
+
+QUEUE_PLAN_SETTINGS = {
+    # Every statement of this session reads a few hundred outbox rows in primary
+    # key order and looks each event up by its key. The outbox churns faster
+    # than its statistics follow, and a filter on the partition hash has none:
+    # left to its estimates the planner sorted the whole backlog for a batch,
+    # or merge-joined it with all of `events` (ADR 0022 has the measurements).
+    # These only penalise the other plans, so nothing here can fail for them.
+    "enable_seqscan": "off",
+    "enable_sort": "off",
+    "enable_mergejoin": "off",
+    "enable_hashjoin": "off",
 }
 
 _VACUUM_MIN_INTERVAL = 1.0
@@ -216,6 +237,7 @@ class Relay:
                 "lock_timeout": "5000",
                 "application_name": self._name[:63],
                 **_DEAD_PEER_SETTINGS,
+                **QUEUE_PLAN_SETTINGS,
             },
         )
         try:

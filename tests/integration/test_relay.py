@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections import defaultdict
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
@@ -17,7 +18,7 @@ from roomcast.ids import uuid7
 from roomcast.outbox import sql
 from roomcast.outbox.partitions import PARTITION_OF
 from roomcast.outbox.recovery_log import RecoveryLog
-from roomcast.outbox.relay import PublishFailed, Relay
+from roomcast.outbox.relay import QUEUE_PLAN_SETTINGS, PublishFailed, Relay
 from roomcast.outbox.store import append_statement, prepare
 from roomcast.service.rooms import RoomService
 
@@ -345,6 +346,30 @@ class TestPartitions:
         assert first.by_room[room_id] == [1, 2]
         assert second.by_room[room_id][-1] == 3
         assert 1 not in second.by_room[room_id]
+
+
+async def test_the_relays_session_reads_a_batch_in_key_order_without_sorting_the_backlog(
+    own_database_url,
+):
+    """The relay's planner settings (relay.QUEUE_PLAN_SETTINGS): a partitioned batch walks
+    the outbox's primary key and looks each event up, whatever the planner estimates."""
+    conn = await asyncpg.connect(own_database_url, server_settings=QUEUE_PLAN_SETTINGS)
+    try:
+        plans = [
+            await conn.fetchval(f"EXPLAIN (FORMAT JSON) {statement}", *args)
+            for statement, args in (
+                (sql.RELAY_BATCH_PARTITIONS, (500, [], [0, 2], 4)),
+                (sql.RELAY_BATCH, (500,)),
+            )
+        ]
+    finally:
+        await conn.close()
+    for plan in plans:
+        nodes = json.dumps(json.loads(plan))
+        assert '"Index Name": "outbox_pkey"' in nodes
+        assert '"Node Type": "Sort"' not in nodes
+        assert '"Node Type": "Merge Join"' not in nodes
+        assert '"Node Type": "Seq Scan"' not in nodes
 
 
 class TestRecoveryAcrossRelays:
