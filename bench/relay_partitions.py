@@ -16,9 +16,10 @@ Per repeat and per relay count (1, then 2, alternating which goes first):
 Figures: events/s for each count, and the ratio 2 relays / 1 relay per repeat
 (the baseline is the single relay of the same repeat); the relays' own CPU per
 event, as the same ratio (what splitting costs, whatever else the machine runs).
-Also the cost of the partition filter itself: the time of one 500-row batch statement for a relay
-holding half the partitions (``RELAY_BATCH_PARTITIONS``) over a relay holding
-all (``RELAY_BATCH``), on the same backlog, no relay running.
+Also the batch statement itself on backlogs of 500, 5,000 and 50,000 rows
+(PostgreSQL's own execution time): holding every partition (``RELAY_BATCH``),
+half or one of them (``RELAY_BATCH_PARTITIONS``), with the relay session's
+planner settings and without.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import asyncpg
 
 from roomcast.outbox import sql
 from roomcast.outbox.database import connect, migrate
+from roomcast.outbox.relay import QUEUE_PLAN_SETTINGS
 
 ROOT = Path(__file__).resolve().parent.parent
 P = 16
@@ -166,29 +168,38 @@ async def throughput(
             await relay.stop()
 
 
-async def filter_cost(dsn: str, rooms: int, rows: int, runs: int) -> float:
-    """Seconds of a partitioned batch over an unpartitioned one, same backlog."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute("DELETE FROM outbox")
-        await fill(conn, rooms, rows)
-        await conn.execute("VACUUM ANALYZE outbox")
-        half = list(range(0, P, 2))
-        timings: dict[str, list[float]] = {"all": [], "half": []}
-        for _ in range(runs):
-            for name in ("all", "half"):
-                began = time.perf_counter()
-                if name == "all":
-                    await conn.fetch(sql.RELAY_BATCH, 500)
-                else:
-                    await conn.fetch(sql.RELAY_BATCH_PARTITIONS, 500, [], half, P)
-                timings[name].append(time.perf_counter() - began)
-        a, h = statistics.median(timings["all"]), statistics.median(timings["half"])
-        print(f"  batch of 500: all partitions {a * 1000:.2f} ms, half {h * 1000:.2f} ms")
-        await conn.execute("DELETE FROM outbox")
-        return h / a
-    finally:
-        await conn.close()
+async def filter_cost(dsn: str, rooms: int, backlog: int, runs: int) -> dict[str, float]:
+    """Server-side milliseconds of one batch statement on a ``backlog``, no relay
+    running: holding every partition (``RELAY_BATCH``), half, or one; on a session
+    with the relay's planner settings, and on a plain one."""
+    out: dict[str, float] = {}
+    for plain in (False, True):
+        settings = {} if plain else QUEUE_PLAN_SETTINGS
+        conn = await asyncpg.connect(dsn, server_settings=settings)
+        try:
+            await conn.execute("DELETE FROM outbox")
+            await fill(conn, rooms, backlog)
+            await conn.execute("VACUUM ANALYZE outbox")
+            for name, statement, params in (
+                ("all", sql.RELAY_BATCH, (500,)),
+                ("half", sql.RELAY_BATCH_PARTITIONS, (500, [], list(range(0, P, 2)), P)),
+                ("one", sql.RELAY_BATCH_PARTITIONS, (500, [], [3], P)),
+            ):
+                times = []
+                for _ in range(runs):
+                    plan = await conn.fetchval(
+                        f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", *params
+                    )
+                    times.append(json.loads(plan)[0]["Execution Time"])
+                out[f"{name}{' (plain session)' if plain else ''}"] = statistics.median(times)
+            await conn.execute("DELETE FROM outbox")
+        finally:
+            await conn.close()
+    print(
+        f"  batch statement, backlog {backlog}: "
+        + ", ".join(f"{k} {v:.2f} ms" for k, v in out.items())
+    )
+    return out
 
 
 async def main() -> int:
@@ -226,8 +237,8 @@ async def main() -> int:
             f"  events per relay CPU second, 2/1: median {statistics.median(per_cpu):.2f} "
             f"{cpu_spread}"
         )
-        cost = await filter_cost(dsn, args.rooms, 5_000, 30)
-        print(f"  partition filter: half/all batch time = {cost:.2f}")
+        for backlog in (500, 5_000, 50_000):
+            await filter_cost(dsn, args.rooms, backlog, 9)
     return 0
 
 
