@@ -263,6 +263,11 @@ class TestPartitions:
                 assert a | b == set(range(self.P))
                 assert not a & b
                 assert relay_a.stats.live_relays == relay_b.stats.live_relays == 2
+                # One reactor at a time: beside the holder of partition 0.
+                assert relay_a.runs_reactions() != relay_b.runs_reactions()
+                assert relay_a.runs_reactions() == (0 in a)
+                assert not relay_a.holds_all()
+                assert not relay_b.holds_all()
                 for i in range(3):
                     for room_id in rooms:
                         await service.execute(room_id, rename(alice, f"n{i}"))
