@@ -95,6 +95,10 @@ QUEUE_PLAN_SETTINGS = {
     "enable_hashjoin": "off",
 }
 
+_MIN_IDLE_LIMIT = 3.0
+"""Seconds: the least a relay's session may sit idle before the server ends it."""
+_IDLE_FACTOR = 3
+
 _VACUUM_MIN_INTERVAL = 1.0
 """Seconds between two vacuums of the outbox, however fast rows are deleted."""
 
@@ -185,6 +189,13 @@ class Relay:
         self._rebalance_interval = rebalance_interval
         self._rebalance_at = 0.0
         self._name = name
+        # Every wait of a working relay is bounded by these; a session idle for
+        # several times the longest is a relay whose loop stopped (SIGSTOP, a
+        # blocked loop): the server ends it, and its partitions are free.
+        self._idle_limit = max(
+            _MIN_IDLE_LIMIT, _IDLE_FACTOR * max(poll_interval, rebalance_interval)
+        )
+        self._touch_every = self._idle_limit / _IDLE_FACTOR
         self.stats = RelayStats(partition_count=partitions)
         self.became_active = asyncio.Event()
         """Set while this relay holds at least one partition."""
@@ -236,6 +247,7 @@ class Relay:
                 # DELETE fail after this, and we publish again, rather than wait forever.
                 "lock_timeout": "5000",
                 "application_name": self._name[:63],
+                "idle_session_timeout": str(int(self._idle_limit * 1000)),
                 **_DEAD_PEER_SETTINGS,
                 **QUEUE_PLAN_SETTINGS,
             },
@@ -349,7 +361,7 @@ class Relay:
             retried = [self._unacked[g] for g in sorted(self._unacked)]
             # They reached this node's sockets already: stop at the first refusal.
             batch = await conn.fetchval(sql.NEXT_BATCH)
-            done, slots = await self._publish_rows(retried, batch, stop_at_failure=True)
+            done, slots = await self._publish_rows(conn, retried, batch, stop_at_failure=True)
             for row in done:
                 del self._unacked[row["global_id"]]
             await self._acknowledge(conn, done, batch, slots)
@@ -370,7 +382,7 @@ class Relay:
             rows = await conn.fetch(sql.RELAY_BATCH, self._batch_size)
         if not rows:
             return 0
-        done, slots = await self._publish_rows(rows, rows[0]["batch"])
+        done, slots = await self._publish_rows(conn, rows, rows[0]["batch"])
         if len(done) < len(rows):
             kept = {row["global_id"] for row in done}
             for row in rows:
@@ -413,7 +425,12 @@ class Relay:
         self.stats.published += len(done)
 
     async def _publish_rows(
-        self, rows: list[asyncpg.Record], batch: int, *, stop_at_failure: bool = False
+        self,
+        conn: asyncpg.Connection,
+        rows: list[asyncpg.Record],
+        batch: int,
+        *,
+        stop_at_failure: bool = False,
     ) -> tuple[list[asyncpg.Record], tuple[list[str], list[int]]]:
         """Publish ``rows`` in order as batch ``batch``; those that reached every
         node, and the batch's slots for ``sql.RELAY_DONE`` (stream ids and seqs in
@@ -423,8 +440,13 @@ class Relay:
         streams: list[str] = []
         seqs: list[int] = []
         failed = 0
+        touched = time.monotonic()
         try:
             for index, row in enumerate(rows, start=1):
+                if time.monotonic() - touched >= self._touch_every:
+                    # A long batch is not a stalled relay: show the server we live.
+                    await conn.execute(sql.PING)
+                    touched = time.monotonic()
                 # Its offset for connection state recovery (docs/decisions/0009).
                 PUBLISHED_AT.set(f"{batch}.{index}")
                 try:

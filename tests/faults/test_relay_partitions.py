@@ -10,12 +10,15 @@ following docs/protocol.md) record what they deliver.
 * Three relays under load, the one holding most partitions SIGKILLed: the
   survivors hold every partition again within 5 s, and every follower ends with
   every seq of its room, once, in order.
+* A relay frozen (SIGSTOP) under load: the server ends its quiet session, the
+  other relay takes its partitions within 5 s, nothing is lost.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -191,4 +194,47 @@ async def test_a_relay_sigkilled_under_load_its_partitions_move_within_5s_nothin
     assert orphaned <= frozenset().union(*(r.partitions for r in survivors))
     assert report.clean, report.problems
     assert report.lost == report.reordered == 0
+    assert set(writers.answers) == {200}, writers.answers
+
+
+async def test_a_relay_frozen_by_sigstop_loses_its_partitions_within_5s_nothing_lost(
+    relayless, relays, own_database_url, redis_url
+):
+    """A relay whose loop stops (SIGSTOP: its socket stays open, the kernel still
+    answers for it) goes quiet on its session; the server ends the session after its
+    idle limit and the other relay takes the partitions. Thawed, it reconnects and
+    gets its share back; followers miss nothing meanwhile."""
+    server, org, history = relayless, user_id(), History()
+    followers = Followers(server, org, history)
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+        rooms = [await create_room(http, server, org) for _ in range(8)]
+        relays += await start_relays(2, own_database_url, redis_url)
+        await until_spread(relays)
+        await followers.start(rooms, 3)
+        try:
+            writers, stop = Writers(http, server, org, rooms, 80.0), asyncio.Event()
+            writing = asyncio.create_task(writers.run(stop))
+            await asyncio.sleep(scaled(1))  # under load before the freeze
+            frozen, other = relays
+            assert frozen.process is not None
+            frozen.process.send_signal(signal.SIGSTOP)
+            frozen_at = time.monotonic()
+            try:
+                await until_spread([other], within=30)
+                takeover = time.monotonic() - frozen_at
+            finally:
+                frozen.process.send_signal(signal.SIGCONT)
+            await until_spread(relays, within=60)  # back, with its share
+            await asyncio.sleep(scaled(1))  # the load goes on
+            stop.set()
+            await writing
+            report = await heads_and_report(own_database_url, history, rooms)
+        finally:
+            await followers.close()
+    print(
+        f"relay frozen by SIGSTOP: its partitions taken in {takeover:.2f}s; "
+        f"commands {writers.answers}: {report.row()}"
+    )
+    assert takeover < TAKEOVER_BOUND
+    assert report.clean, report.problems
     assert set(writers.answers) == {200}, writers.answers
