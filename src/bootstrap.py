@@ -196,10 +196,13 @@ async def running_relay(
         poll_interval=settings.relay_poll_seconds,
         react_to=Reactions.EVENTS if reactor is not None else frozenset(),
         on_reacting=reactor.wake if reactor is not None else None,
+        partitions=settings.relay_partitions,
+        rebalance_interval=settings.relay_rebalance_seconds,
+        name=f"roomcast-relay {node_id(settings)}",
     )
     tasks = [asyncio.create_task(relay.run(), name="relay")]
     if reactor is not None:
-        reactor.active = relay.is_active  # one reactor at a time: the publishing relay's
+        reactor.active = relay.runs_reactions  # one reactor at a time (partition 0's relay)
         tasks.append(asyncio.create_task(reactor.run(), name="reactor"))
     try:
         yield relay
@@ -237,7 +240,7 @@ async def reacting_relay(dsn: str, publish: Publish, settings: Settings) -> Asyn
         )
         reacting = reactor(pool, notifications, settings)
         async with running_relay(dsn, publish, settings, reactor=reacting) as relay:
-            signal.wake_locally(relay.wake, active=relay.is_active)
+            signal.wake_locally(relay.wake, active=relay.holds_all)
             yield relay
         await signal.close()
     finally:
@@ -290,7 +293,12 @@ def node_status(
     relay_status: dict[str, object] = {"enabled": relay is not None}
     if relay is not None:
         relay_status.update(
-            active=relay.stats.active,  # False on a standby node: another relay publishes
+            active=relay.stats.active,  # False on a standby node: other relays publish
+            # Which rooms it publishes: the partitions (of partitionCount) it holds now.
+            partitions=list(relay.stats.partitions),
+            partitionCount=relay.stats.partition_count,
+            liveRelays=relay.stats.live_relays,
+            mismatchedRelays=relay.stats.mismatched_relays,
             published=relay.stats.published,
             lagSeconds=round(relay.stats.last_lag_seconds, 3),
             # Rows kept in the outbox because Redis did not take them (published again).
@@ -349,6 +357,9 @@ async def node_sample(relay: Relay | None, gateway: Gateway, store: EventStore) 
         relay_published=relay.stats.published if relay else 0,
         relay_lag_seconds=relay.stats.last_lag_seconds if relay else 0.0,
         relay_unacked=relay.stats.unacked if relay else 0,
+        relay_partitions=relay.stats.partitions if relay else (),
+        relay_partition_count=relay.stats.partition_count if relay else 0,
+        relay_live=relay.stats.live_relays if relay else 0,
         redis_up=None if link is None else bool(link["ok"]),
         socket_connections=stats.connections,
         socket_users=stats.users,
@@ -490,7 +501,7 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
                         reactor=reactor(pool, notifications, settings),
                     )
                 )
-                signal.wake_locally(relay.wake, active=relay.is_active)
+                signal.wake_locally(relay.wake, active=relay.holds_all)
             rooms = RoomService(store, on_commit=signal)
             revocations = await stack.enter_async_context(kept_revocations(pool, dsn, settings))
             # New connections and requests are refused by the verifier; open sockets

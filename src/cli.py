@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "relay",
         help="publish the outbox to the gateways through Redis (REDIS_URL); "
-        "one relay publishes at a time, others stand by",
+        "several share the rooms' partitions and take over a dead one's",
     )
 
     token = sub.add_parser(

@@ -76,6 +76,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Socket.IO connection state recovery from the log (docs/decisions/0009):
     pids, offsets on delivered events, sessions in PostgreSQL."""
     relay_poll_seconds: float = 0.25
+    relay_partitions: int = 16
+    """Rooms are split into this many partitions, each published by one relay at a
+    time (docs/decisions/0022-relay-partitions.md); the same on every relay of a
+    database. 1: one relay publishes everything, the others stand by."""
+    relay_rebalance_seconds: float = 1.0
+    """How often each relay looks at the others and gives back or takes partitions:
+    a dead relay's partitions are taken within about this long of its session ending."""
     position_check_seconds: float = 0.5
     reaction_attempts: int = 5
     presence_ttl_seconds: float = 15.0
@@ -183,6 +190,8 @@ ENVIRONMENT: Mapping[str, str] = {
     "ROOMCAST_RELAY": "relay",
     "ROOMCAST_RECOVERY": "recovery",
     "ROOMCAST_RELAY_POLL": "relay_poll_seconds",
+    "ROOMCAST_RELAY_PARTITIONS": "relay_partitions",
+    "ROOMCAST_RELAY_REBALANCE": "relay_rebalance_seconds",
     "ROOMCAST_POSITION_CHECK": "position_check_seconds",
     "ROOMCAST_REACTION_ATTEMPTS": "reaction_attempts",
     "ROOMCAST_PRESENCE_TTL": "presence_ttl_seconds",
@@ -295,6 +304,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         "ROOMCAST_MAX_REQUEST_HEAD_BYTES": settings.max_request_head_bytes,
         "ROOMCAST_MAX_SOCKET_ATTACHMENTS": settings.max_socket_attachments,
         "ROOMCAST_REACTION_ATTEMPTS": settings.reaction_attempts,
+        "ROOMCAST_RELAY_PARTITIONS": settings.relay_partitions,
         "ROOMCAST_ACCESS_TOKEN_TTL": settings.access_token_ttl_seconds,
         "ROOMCAST_REFRESH_TOKEN_TTL": settings.refresh_token_ttl_seconds,
         "ROOMCAST_MAX_SOCKET_BUFFER_BYTES": settings.max_socket_buffer_bytes,
@@ -304,6 +314,11 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     for variable, number in positive.items():
         if number < 1:
             raise ConfigError(f"{variable} must be positive")
+    if settings.relay_partitions > 1024:
+        # One lock, and one /metrics series, per partition.
+        raise ConfigError("ROOMCAST_RELAY_PARTITIONS must be at most 1024")
+    if settings.relay_rebalance_seconds <= 0:
+        raise ConfigError("ROOMCAST_RELAY_REBALANCE must be positive")
     if settings.revocation_refresh_seconds <= 0:
         raise ConfigError("ROOMCAST_REVOCATION_REFRESH must be positive")
     for variable, seconds in (

@@ -115,6 +115,11 @@ class NodeSample(msgspec.Struct, frozen=True, kw_only=True):
     """None without Redis."""
     reactions_queued: int | None = None
     dead_letters: int | None = None
+    relay_partitions: tuple[int, ...] = ()
+    """The partitions this node's relay publishes now."""
+    relay_partition_count: int = 0
+    relay_live: int = 0
+    """Live relays of the database at this relay's last look."""
 
 
 Sample = Callable[[], Awaitable[NodeSample]]
@@ -193,6 +198,15 @@ def _families(s: NodeSample) -> list[Metric]:
             s.relay_unacked,
         )
     )
+    if s.relay_enabled:
+        families.append(_partitions(s))
+        families.append(
+            gauge(
+                "roomcast_relay_live_relays",
+                "Relays of this database sharing the partitions, at this relay's last look.",
+                s.relay_live,
+            )
+        )
     if s.redis_up is not None:
         families.append(
             gauge(
@@ -232,3 +246,16 @@ def _families(s: NodeSample) -> list[Metric]:
             )
         )
     return families
+
+
+def _partitions(s: NodeSample) -> GaugeMetricFamily:
+    """One series per partition: 1 where this node's relay publishes it now."""
+    family = GaugeMetricFamily(
+        "roomcast_relay_partition_held",
+        "1 if this node's relay holds the partition (publishes its rooms) now.",
+        labels=["partition"],
+    )
+    held = set(s.relay_partitions)
+    for k in range(s.relay_partition_count):
+        family.add_metric([str(k)], 1 if k in held else 0)
+    return family

@@ -79,6 +79,9 @@ async function refresh() {
     const relay = health.node?.relay ?? {};
     facts("relay-facts", [
       ["Relay", relay.enabled ? (relay.active ? "publishing" : "standby") : "disabled"],
+      // Each relay publishes the rooms of the partitions it holds (ADR 0022).
+      ["Partitions held", relay.partitions ? `${relay.partitions.length} of ${relay.partitionCount}: ${relay.partitions.join(" ") || "none"}` : "—"],
+      ["Live relays", relay.liveRelays ?? "?"],
       ["Published by this node", relay.published ?? 0],
       ["Last batch lag (s)", relay.lagSeconds ?? 0],
       ["Outbox depth (database)", health.outbox?.depth ?? "?"],

@@ -11,7 +11,10 @@ docs/decisions/0009-connection-state-recovery.md. In short:
   (``outbox.relay.PUBLISHED_AT``). The relay records each batch it publishes
   (``relay_batches``, with its DELETE), every node delivers in that order, and
   a dropped transport loses only a suffix; so a client whose last offset is
-  (k, i) has every event of its rooms published up to (k, i). One string,
+  (k, i) has every event of its rooms published up to (k, i). With several
+  relays (each publishing some rooms, docs/decisions/0022-relay-partitions.md)
+  batches numbered before k can still be sent after it: those acknowledged
+  after k was numbered count as after the offset too (``recovery_log``). One string,
   shared by every socket of a broadcast, says where a socket stands in all of
   its rooms.
 * **Replayed events carry ``"<base>|<roomId>:<seq>"``**: the socket's live

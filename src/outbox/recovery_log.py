@@ -50,12 +50,19 @@ _SAVE = """
 # the oldest batch still kept. One statement, one snapshot: the relay deletes
 # a batch's outbox rows and records the batch in one transaction, so an event
 # is in exactly one of the two places.
+# "Published after" is the batches numbered after the position's, and, because
+# several relays publish side by side (docs/decisions/0022-relay-partitions.md),
+# also those numbered before it but acknowledged after it was numbered: another
+# relay may still have been sending them when the client got its offset. A
+# batch acknowledged earlier was sent before the offset's batch was even read.
+# (With one relay every earlier batch is acknowledged before the next is read.)
 _RESOLVE = """
     WITH pub AS (
         SELECT t.stream_id, min(t.seq) AS seq
         FROM relay_batches b
         CROSS JOIN LATERAL unnest(b.stream_ids, b.seqs) WITH ORDINALITY AS t(stream_id, seq, idx)
-        WHERE $1::bigint IS NOT NULL AND b.batch >= $1 AND (b.batch > $1 OR t.idx > $2)
+        WHERE $1::bigint IS NOT NULL
+          AND (b.batch > $1 OR (b.batch = $1 AND t.idx > $2) OR (b.batch < $1 AND b.acked > $1))
           AND t.stream_id = ANY($3::text[])
         GROUP BY t.stream_id
     ), pend AS (

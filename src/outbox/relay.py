@@ -13,8 +13,17 @@ Design (docs/decisions/0004-relay-cursor.md):
   in ``global_id`` order, once the publisher's backoff allows a try (at most
   1 s apart). Past ``max_unacked`` rows kept aside the relay stops reading new
   ones until Redis takes them.
-* **One publisher.** A session-level advisory lock on a dedicated connection; a
-  standby blocks on it and takes over the moment the holder's session ends.
+* **One publisher per partition** (docs/decisions/0022-relay-partitions.md).
+  Rooms are split into ``partitions`` by a stable hash of the stream id; each
+  is an advisory lock on the relay's one session (``partitions.Leases``), so a
+  relay whose session ends loses them all at once. Every
+  ``rebalance_interval`` each relay looks at the live relays and keeps
+  ``ceil(P / live)`` partitions: it gives back extras (a relay joined) and
+  takes free ones (a relay died: its partitions move within that interval of
+  its session ending). A room is only read by the holder of its partition, so
+  its rows go out in seq order across a takeover (the new holder reads what the
+  old one did not delete: duplicates, never a hole). With ``partitions=1`` this
+  is the single publisher of ADR 0004, with standbys.
 * **Reactions are not run here.** A published event that something reacts to
   (``react_to``) moves from the outbox to the reaction queue in the statement
   that deletes its row (``sql.RELAY_DONE_REACTING``); the reactor
@@ -45,12 +54,50 @@ import msgspec
 import structlog
 
 from roomcast.outbox import sql
+from roomcast.outbox.partitions import Leases
 
-__all__ = ["PUBLISHED_AT", "RELAY_LOCK", "Publish", "PublishFailed", "Relay", "RelayStats"]
+__all__ = [
+    "PUBLISHED_AT",
+    "QUEUE_PLAN_SETTINGS",
+    "RELAY_LOCK",
+    "Publish",
+    "PublishFailed",
+    "Relay",
+    "RelayStats",
+]
 
 log = structlog.get_logger("roomcast.relay")
 
 RELAY_LOCK = 0x726F6F6D72656C79  # "roomrely"
+"""Held exclusively by a relay of before partitions (ADR 0004), shared by the
+partitioned ones: the two kinds never publish side by side during an upgrade."""
+
+_DEAD_PEER_SETTINGS = {
+    # The server ends the session of a relay that vanished without closing its
+    # socket (host down, cable cut) after a few seconds, not the kernel's hours:
+    # its partitions are free again within the takeover bound.
+    "tcp_keepalives_idle": "1",
+    "tcp_keepalives_interval": "1",
+    "tcp_keepalives_count": "2",
+    "tcp_user_timeout": "3000",
+}
+
+QUEUE_PLAN_SETTINGS = {
+    # Every statement of this session reads a few hundred outbox rows in primary
+    # key order and looks each event up by its key. The outbox churns faster
+    # than its statistics follow, and a filter on the partition hash has none:
+    # left to its estimates the planner sorted the whole backlog for a batch,
+    # or merge-joined it with all of `events` (ADR 0022 has the measurements).
+    # These only penalise the other plans, so nothing here can fail for them.
+    "enable_seqscan": "off",
+    "enable_sort": "off",
+    "enable_mergejoin": "off",
+    "enable_hashjoin": "off",
+}
+
+_MIN_IDLE_LIMIT = 3.0
+"""Seconds: the least a relay's session may sit idle before the server ends it."""
+_IDLE_FACTOR = 3
 
 _VACUUM_MIN_INTERVAL = 1.0
 """Seconds between two vacuums of the outbox, however fast rows are deleted."""
@@ -95,10 +142,18 @@ class RelayStats:
     """Rows kept in the outbox now because their publish failed."""
     last_lag_seconds: float = 0.0
     last_batch_at: float = field(default_factory=time.monotonic)
+    partitions: tuple[int, ...] = ()
+    """The partitions this relay publishes now (``active`` when any)."""
+    partition_count: int = 1
+    live_relays: int = 0
+    """Relays with this partition count at the last look (0 before the first)."""
+    mismatched_relays: int = 0
+    """Live relays configured with another partition count (none then takes any more)."""
 
 
 class Relay:
-    """Publishes the outbox. ``run()`` until cancelled; safe to run on several nodes."""
+    """Publishes the outbox rows of the partitions it holds. ``run()`` until
+    cancelled; run several (processes, nodes) to share the work."""
 
     def __init__(
         self,
@@ -111,6 +166,9 @@ class Relay:
         max_unacked: int = 5000,
         react_to: Collection[str] = frozenset(),
         on_reacting: Callable[[], None] | None = None,
+        partitions: int = 16,
+        rebalance_interval: float = 1.0,
+        name: str = "roomcast-relay",
     ) -> None:
         self._dsn = dsn
         self._publish = publish
@@ -127,16 +185,36 @@ class Relay:
         """Rows whose publish failed, by global_id: still in the outbox, tried again."""
         self._retry_at = 0.0
         self._retry_in = 0.0
-        self.stats = RelayStats()
+        self._leases = Leases(partitions)
+        self._rebalance_interval = rebalance_interval
+        self._rebalance_at = 0.0
+        self._name = name
+        # Every wait of a working relay is bounded by these; a session idle for
+        # several times the longest is a relay whose loop stopped (SIGSTOP, a
+        # blocked loop): the server ends it, and its partitions are free.
+        self._idle_limit = max(
+            _MIN_IDLE_LIMIT, _IDLE_FACTOR * max(poll_interval, rebalance_interval)
+        )
+        self._touch_every = self._idle_limit / _IDLE_FACTOR
+        self.stats = RelayStats(partition_count=partitions)
         self.became_active = asyncio.Event()
+        """Set while this relay holds at least one partition."""
 
     async def wait_forever(self) -> None:
         """For a process whose only job is relaying: park until cancelled."""
         await asyncio.Event().wait()
 
     def is_active(self) -> bool:
-        """Whether this relay is the publisher now (it holds the lock)."""
+        """Whether this relay publishes now (it holds at least one partition)."""
         return self.stats.active
+
+    def holds_all(self) -> bool:
+        """Whether this relay publishes every room (no other relay has work)."""
+        return self.stats.active and self._leases.holds_all()
+
+    def runs_reactions(self) -> bool:
+        """One reactor at a time: the one beside the relay that holds partition 0."""
+        return self.stats.active and 0 in self._leases.held
 
     def wake(self) -> None:
         """Something was committed: look now rather than at the next poll."""
@@ -168,23 +246,26 @@ class Relay:
                 # Another session holding outbox row locks (it should not) makes our
                 # DELETE fail after this, and we publish again, rather than wait forever.
                 "lock_timeout": "5000",
-                "application_name": "roomcast-relay",
+                "application_name": self._name[:63],
+                "idle_session_timeout": str(int(self._idle_limit * 1000)),
+                **_DEAD_PEER_SETTINGS,
+                **QUEUE_PLAN_SETTINGS,
             },
         )
         try:
-            # lock_timeout must not apply to the publisher lock: a standby waits.
+            # lock_timeout must not apply here: this waits for an old-style relay.
             await conn.execute("SET lock_timeout = 0")
-            await conn.execute("SELECT pg_advisory_lock($1)", RELAY_LOCK)
+            await conn.execute("SELECT pg_advisory_lock_shared($1)", RELAY_LOCK)
             await conn.execute("SET lock_timeout = 5000")
-            self.stats.active = True
-            self.became_active.set()
-            log.info("relay_active")
+            await self._leases.join(conn)
+            self._rebalance_at = 0.0
             await conn.add_listener(sql.NOTIFY_CHANNEL, self._on_notify)
             await self._drain_forever(conn)
         finally:
-            self.stats.active = False
-            self.became_active.clear()
-            # Whoever holds the lock next reads them from the outbox again.
+            # The session's locks end with it: whoever takes the partitions next
+            # reads the rows kept aside from the outbox again.
+            self._leases.forget()
+            self._held_changed()
             self._unacked.clear()
             self.stats.unacked = 0
             with contextlib.suppress(Exception):
@@ -193,10 +274,55 @@ class Relay:
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
 
+    def _held_changed(self) -> None:
+        held = tuple(sorted(self._leases.held))
+        self.stats.partitions = held
+        self.stats.active = bool(held)
+        if held and not self.became_active.is_set():
+            self.became_active.set()
+            log.info("relay_active", partitions=list(held), of=self._leases.count)
+        elif not held and self.became_active.is_set():
+            self.became_active.clear()
+            log.info("relay_standby")
+
+    async def rebalance(self, conn: asyncpg.Connection) -> None:
+        """Look at the live relays; give back or take partitions (between batches)."""
+        self._rebalance_at = time.monotonic() + self._rebalance_interval
+        change = await self._leases.rebalance(conn)
+        if change.released:
+            # Rows kept aside may belong to a partition given away: its next holder
+            # publishes them; ours are read again, in order, by the next batch.
+            self._unacked.clear()
+            self.stats.unacked = 0
+        if change.mismatched and not self.stats.mismatched_relays:
+            log.error(
+                "relay_partitions_mismatch",
+                partitions=self._leases.count,
+                other_relays=change.mismatched,
+                hint="every relay of a database needs the same ROOMCAST_RELAY_PARTITIONS",
+            )
+        self.stats.live_relays = change.live
+        self.stats.mismatched_relays = change.mismatched
+        self._held_changed()
+        if change.taken or change.released:
+            log.info(
+                "relay_partitions",
+                held=list(self.stats.partitions),
+                taken=list(change.taken),
+                released=list(change.released),
+                live_relays=change.live,
+            )
+
     async def _drain_forever(self, conn: asyncpg.Connection) -> None:
         while True:
             if conn.is_closed():
                 raise asyncpg.InterfaceError("relay lock connection closed")
+            if time.monotonic() >= self._rebalance_at:
+                await self.rebalance(conn)
+            if not self._leases.held:
+                # Nothing of ours to publish: the next look may find something.
+                await asyncio.sleep(max(self._rebalance_at - time.monotonic(), 0.0))
+                continue
             published = await self.drain_once(conn)
             self._deleted_since_vacuum += published
             if (
@@ -208,7 +334,7 @@ class Relay:
                 # Caught up: sleep until woken or the poll interval passes (or, with
                 # rows whose publish failed, until they are due again).
                 self._wake.clear()
-                timeout = self._poll_interval
+                timeout = max(min(self._poll_interval, self._rebalance_at - time.monotonic()), 0.0)
                 if self._unacked:
                     timeout = min(timeout, max(self._retry_at - time.monotonic(), 0.0))
                 with contextlib.suppress(TimeoutError):
@@ -235,20 +361,28 @@ class Relay:
             retried = [self._unacked[g] for g in sorted(self._unacked)]
             # They reached this node's sockets already: stop at the first refusal.
             batch = await conn.fetchval(sql.NEXT_BATCH)
-            done, slots = await self._publish_rows(retried, batch, stop_at_failure=True)
+            done, slots = await self._publish_rows(conn, retried, batch, stop_at_failure=True)
             for row in done:
                 del self._unacked[row["global_id"]]
             await self._acknowledge(conn, done, batch, slots)
             self._after_failures()
         if len(self._unacked) >= self._max_unacked:
             return 0  # back-pressure: nothing new until Redis takes what waits
-        if self._unacked:
+        if not self._leases.holds_all():
+            rows = await conn.fetch(
+                sql.RELAY_BATCH_PARTITIONS,
+                self._batch_size,
+                list(self._unacked),
+                sorted(self._leases.held),
+                self._leases.count,
+            )
+        elif self._unacked:
             rows = await conn.fetch(sql.RELAY_BATCH_SKIPPING, self._batch_size, list(self._unacked))
         else:
             rows = await conn.fetch(sql.RELAY_BATCH, self._batch_size)
         if not rows:
             return 0
-        done, slots = await self._publish_rows(rows, rows[0]["batch"])
+        done, slots = await self._publish_rows(conn, rows, rows[0]["batch"])
         if len(done) < len(rows):
             kept = {row["global_id"] for row in done}
             for row in rows:
@@ -291,7 +425,12 @@ class Relay:
         self.stats.published += len(done)
 
     async def _publish_rows(
-        self, rows: list[asyncpg.Record], batch: int, *, stop_at_failure: bool = False
+        self,
+        conn: asyncpg.Connection,
+        rows: list[asyncpg.Record],
+        batch: int,
+        *,
+        stop_at_failure: bool = False,
     ) -> tuple[list[asyncpg.Record], tuple[list[str], list[int]]]:
         """Publish ``rows`` in order as batch ``batch``; those that reached every
         node, and the batch's slots for ``sql.RELAY_DONE`` (stream ids and seqs in
@@ -301,8 +440,13 @@ class Relay:
         streams: list[str] = []
         seqs: list[int] = []
         failed = 0
+        touched = time.monotonic()
         try:
             for index, row in enumerate(rows, start=1):
+                if time.monotonic() - touched >= self._touch_every:
+                    # A long batch is not a stalled relay: show the server we live.
+                    await conn.execute(sql.PING)
+                    touched = time.monotonic()
                 # Its offset for connection state recovery (docs/decisions/0009).
                 PUBLISHED_AT.set(f"{batch}.{index}")
                 try:

@@ -1,6 +1,7 @@
 """SQL text, one constant per statement, with the reasons inside. Positional $n parameters."""
 
 from roomcast.domain.apps import RESERVED_NAMESPACES
+from roomcast.outbox.partitions import partition_sql
 
 # Appending to a stream that does not exist yet (expected version 0). The
 # stream row is the first write; ON CONFLICT DO NOTHING turns a concurrent
@@ -251,6 +252,20 @@ RELAY_BATCH_SKIPPING = f"""
     LIMIT $1
 """
 
+# The same, for a relay that holds only some partitions (outbox/partitions.py):
+# the rows of its partitions (`$3` of `$4`), past the ones it holds aside (`$2`).
+# A relay holding every partition uses the two above, without the hash per row.
+RELAY_BATCH_PARTITIONS = f"""
+    WITH b AS MATERIALIZED (SELECT nextval('relay_batch_seq') AS batch)
+    SELECT o.global_id, o.stream_id, e.type, {_WIRE_PAYLOAD}, e.seq, b.batch,
+           extract(epoch FROM clock_timestamp() - o.enqueued_at) AS lag_seconds
+    FROM b CROSS JOIN outbox o JOIN events e ON e.global_id = o.global_id
+    WHERE o.global_id <> ALL($2::bigint[])
+      AND {partition_sql("o.stream_id", "$4::bigint")} = ANY($3::bigint[])
+    ORDER BY o.global_id
+    LIMIT $1
+"""
+
 # The heads of several streams at once (the gateway's position check).
 HEADS = "SELECT stream_id, version FROM streams WHERE stream_id = ANY($1::text[])"
 
@@ -258,9 +273,12 @@ HEADS = "SELECT stream_id, version FROM streams WHERE stream_id = ANY($1::text[]
 # recorded, in one statement (connection state recovery: outbox/recovery_log.py):
 # `$3`/`$4` hold every slot of the batch in order, '' for a row whose publish
 # failed (it is recorded again in the batch that publishes it).
+# `acked`: a number taken now, after the batch was published (recovery_log.py
+# says why several relays need it).
 RELAY_DONE = """
     WITH done AS (DELETE FROM outbox WHERE global_id = ANY($1::bigint[]))
-    INSERT INTO relay_batches (batch, stream_ids, seqs) VALUES ($2, $3::text[], $4::bigint[])
+    INSERT INTO relay_batches (batch, stream_ids, seqs, acked)
+    VALUES ($2, $3::text[], $4::bigint[], nextval('relay_batch_seq'))
 """
 
 # A batch number for rows published again outside a fresh RELAY_BATCH.
@@ -272,7 +290,8 @@ NEXT_BATCH = "SELECT nextval('relay_batch_seq')"
 RELAY_DONE_REACTING = """
     WITH done AS (DELETE FROM outbox WHERE global_id = ANY($1::bigint[])),
     recorded AS (
-        INSERT INTO relay_batches (batch, stream_ids, seqs) VALUES ($2, $3::text[], $4::bigint[])
+        INSERT INTO relay_batches (batch, stream_ids, seqs, acked)
+        VALUES ($2, $3::text[], $4::bigint[], nextval('relay_batch_seq'))
     )
     INSERT INTO reaction_queue (global_id, stream_id)
     SELECT * FROM unnest($5::bigint[], $6::text[])

@@ -82,9 +82,9 @@ class ReactorStats:
 class Reactor:
     """Runs the reaction queue; ``run()`` until cancelled.
 
-    ``active``: whether to work now (the node's relay holds the publisher lock,
-    so one reactor runs at a time; a brief overlap at a takeover is harmless,
-    reactions being idempotent).
+    ``active``: whether to work now (the node's relay holds partition 0 of the
+    rooms, docs/decisions/0022-relay-partitions.md, so one reactor runs at a
+    time; a brief overlap at a takeover is harmless, reactions being idempotent).
     """
 
     def __init__(
@@ -107,7 +107,7 @@ class Reactor:
         self._batch_size = batch_size
         self._first_delay = first_delay
         self.active = active
-        """Whether to work now; ``bootstrap`` points it at the relay's ``is_active``."""
+        """Whether to work now; ``bootstrap`` points it at the relay's ``runs_reactions``."""
         self._wake = asyncio.Event()
         self.stats = ReactorStats()
 

@@ -139,6 +139,26 @@ class TestHealth:
         assert body["outbox"]["depth"] >= 0
         assert body["outbox"]["oldestSeconds"] >= 0
 
+    async def test_health_and_metrics_show_the_partitions_this_nodes_relay_holds(self, http):
+        """The session's node is its database's only relay: it holds every partition
+        (docs/decisions/0022-relay-partitions.md). Another module's relay on the same
+        database may have held some until just now: look until they land here."""
+        async with asyncio.timeout(30):
+            while True:
+                relay = (await http.get("/health")).json()["node"]["relay"]
+                if relay["partitions"] == list(range(relay["partitionCount"])):
+                    break
+        assert relay["partitionCount"] == 16  # ROOMCAST_RELAY_PARTITIONS' default
+        assert relay["active"] is True
+        assert relay["liveRelays"] == 1
+        assert relay["mismatchedRelays"] == 0
+        samples = await scrape(http)
+        name = "roomcast_relay_partition_held"
+        held = [value(samples, name, partition=str(k)) for k in range(16)]
+        assert held == [1.0] * 16
+        assert ("roomcast_relay_partition_held", (("partition", "16"),)) not in samples
+        assert value(samples, "roomcast_relay_live_relays") == 1
+
 
 class TestAdminStats:
     async def test_an_admin_sees_connections_rooms_and_subscribers_per_room(self, server, http):
@@ -212,6 +232,7 @@ class TestWithoutARelay:
         assert value(after, "roomcast_outbox_depth") == value(before, "roomcast_outbox_depth") + 2
         assert value(after, "roomcast_outbox_oldest_seconds") > 0
         assert value(after, "roomcast_relay_enabled") == 0
+        assert not [k for k in after if k[0] == "roomcast_relay_partition_held"]
         health = (await quiet_http.get("/health")).json()
         assert health["outbox"]["depth"] == value(after, "roomcast_outbox_depth")
         assert health["node"]["id"] == "quiet-node"

@@ -7,6 +7,7 @@ The server runs with its own relay switched off; `roomcast relay` processes
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -21,6 +22,8 @@ from roomcast.config import Settings
 
 from ..conftest import JWT_SECRET, RunningServer, run_server
 from .support import Recorder, create_room, rename_many, user_id
+
+SINGLE = {"ROOMCAST_RELAY_PARTITIONS": "1"}
 
 
 @pytest.fixture(scope="module")
@@ -39,18 +42,25 @@ def redis_server(
 
 
 class RelayProcess:
-    """``roomcast relay`` in a subprocess; knows when it became the active publisher."""
+    """``roomcast relay`` in a subprocess; knows from its log when it became active,
+    which partitions it holds, and (at ``debug``) how many rows it published."""
 
-    def __init__(self, own_database_url: str, redis_url: str) -> None:
+    def __init__(self, own_database_url: str, redis_url: str, **env: str) -> None:
         self.env = {
             **os.environ,
             "DATABASE_URL": own_database_url,
             "REDIS_URL": redis_url,
             "ROOMCAST_LOG_FORMAT": "json",
             "ROOMCAST_RELAY_POLL": "0.05",
+            **env,
         }
         self.process: asyncio.subprocess.Process | None = None
         self.active = asyncio.Event()
+        self.partitions: frozenset[int] = frozenset()
+        self.published = 0
+        """Rows its batches published (counted from ``relay_batch_published``, debug)."""
+        self.changed = asyncio.Event()
+        """Set at every change of ``partitions`` (the waiter clears it)."""
         self._reader: asyncio.Task[None] | None = None
 
     async def start(self) -> RelayProcess:
@@ -67,6 +77,12 @@ class RelayProcess:
         async for line in self.process.stderr:
             if b'"relay_active"' in line:
                 self.active.set()
+            if b'"relay_batch_published"' in line:
+                self.published += json.loads(line)["rows"]
+            elif b'"relay_partitions"' in line or b'"relay_active"' in line:
+                record = json.loads(line)
+                self.partitions = frozenset(record.get("held", record.get("partitions", ())))
+                self.changed.set()
 
     async def kill(self) -> None:
         assert self.process is not None
@@ -85,8 +101,10 @@ async def relays(own_database_url: str, redis_url: str) -> AsyncIterator[list[Re
         await relay.kill()
 
 
-async def start_relay(relays: list[RelayProcess], own_database_url: str, redis_url: str):
-    relay = await RelayProcess(own_database_url, redis_url).start()
+async def start_relay(
+    relays: list[RelayProcess], own_database_url: str, redis_url: str, **env: str
+) -> RelayProcess:
+    relay = await RelayProcess(own_database_url, redis_url, **env).start()
     relays.append(relay)
     return relay
 
@@ -146,10 +164,12 @@ async def test_two_relays_one_publishes_and_the_other_takes_over(
         room_id = await create_room(http, redis_server, org)
         [(client, recorder)] = await subscribed_clients(redis_server, org, room_id, 1)  # batch
         try:
-            first = await start_relay(relays, own_database_url, redis_url)
+            # One partition: the single publisher of ADR 0004, the other stands by
+            # (partitions shared between relays: test_relay_partitions.py).
+            first = await start_relay(relays, own_database_url, redis_url, **SINGLE)
             async with asyncio.timeout(30):
                 await first.active.wait()
-            second = await start_relay(relays, own_database_url, redis_url)
+            second = await start_relay(relays, own_database_url, redis_url, **SINGLE)
             await rename_many(http, redis_server, org, room_id, 10, 1)
             await recorder.wait_for_seq(11)
             assert not second.active.is_set()  # it waits on the publisher lock

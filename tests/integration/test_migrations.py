@@ -54,7 +54,9 @@ MIGRATIONS = Path(roomcast.outbox.__file__).resolve().parent / "migrations"
 BASELINE = (MIGRATIONS / "0001_baseline.sql").read_text("utf-8")
 # sha256 of `git show c422c3e:schema.sql`, the schema before migrations.
 BASELINE_SHA256 = "df01932a136c236d62f05d3187702528aaa56acf0069170a528fddb919fc1699"
-LATEST = 2
+LATEST = 3
+UPGRADE = ("0002_snapshot_state_version", "0003_relay_batches_acked")
+"""What a baseline database is migrated with, in order."""
 ORG = user("org")
 
 
@@ -129,6 +131,7 @@ def test_the_baseline_migration_is_the_schema_of_c422c3e():
     assert [m.label for m in migrations()] == [
         "0001_baseline",
         "0002_snapshot_state_version",
+        "0003_relay_batches_acked",
     ]
     assert [(m.version, m.name, m.checksum) for m in migrations()] == _shipped_history()
 
@@ -196,9 +199,7 @@ async def test_migrate_upgrades_a_baseline_database_and_a_second_run_changes_not
     truth = await _baseline_room(baseline, room_id, renames=7)
     async with _pool(baseline) as pool:
         first = await migrate(pool)
-        assert first == Migrated(
-            previous=1, current=LATEST, applied=("0002_snapshot_state_version",), created=False
-        )
+        assert first == Migrated(previous=1, current=LATEST, applied=UPGRADE, created=False)
         history = await _history(pool)
         assert history == _shipped_history()
         stamped = await pool.fetch("SELECT * FROM roomcast_migrations ORDER BY version")
@@ -235,7 +236,7 @@ async def test_migrate_upgrades_a_baseline_database_and_a_second_run_changes_not
 
 async def test_a_baseline_database_upgraded_is_the_database_schema_sql_creates(baseline, empty):
     async with _pool(baseline) as old, _pool(empty) as new:
-        assert (await migrate(old)).applied == ("0002_snapshot_state_version",)
+        assert (await migrate(old)).applied == UPGRADE
         assert (await migrate(new)).created
         assert await _history(new) == await _history(old) == _shipped_history()
         upgraded, created = await _catalog(old), await _catalog(new)
@@ -283,23 +284,25 @@ async def test_a_new_database_is_created_at_the_latest_version(empty):
 async def test_two_starters_at_once_migrate_once(baseline):
     async with _pool(baseline) as a, _pool(baseline) as b:
         results = await asyncio.gather(migrate(a), migrate(b))
-        assert sorted(r.applied for r in results) == [(), ("0002_snapshot_state_version",)]
+        assert sorted(r.applied for r in results) == [(), UPGRADE]
         assert await _history(a) == _shipped_history()
 
 
 async def test_later_migrations_apply_in_order_and_a_failing_one_changes_nothing(empty):
-    ok = Migration(3, "add_notes", "CREATE TABLE notes (id int PRIMARY KEY);", "c3")
-    bad = Migration(4, "broken", "ALTER TABLE no_such_table ADD COLUMN x int;", "c4")
+    ok = Migration(LATEST + 1, "add_notes", "CREATE TABLE notes (id int PRIMARY KEY);", "c3")
+    bad = Migration(LATEST + 2, "broken", "ALTER TABLE no_such_table ADD COLUMN x int;", "c4")
     async with _pool(empty) as pool:
         await migrate(pool)
         with pytest.raises(asyncpg.UndefinedTableError):
             await migrate(pool, shipped=(*migrations(), ok, bad))
         # One transaction: the good migration before the failing one is not kept either.
         assert await pool.fetchval("SELECT to_regclass('notes')") is None
-        assert [v for v, _, _ in await _history(pool)] == [1, 2]
+        assert [v for v, _, _ in await _history(pool)] == list(range(1, LATEST + 1))
 
         done = await migrate(pool, shipped=(*migrations(), ok))
-        assert done == Migrated(previous=2, current=3, applied=("0003_add_notes",), created=False)
+        assert done == Migrated(
+            previous=LATEST, current=LATEST + 1, applied=(ok.label,), created=False
+        )
         assert await pool.fetchval("SELECT to_regclass('notes')::text") == "notes"
 
 
@@ -307,7 +310,7 @@ async def test_a_starter_waits_out_another_ones_migration_then_runs_under_its_li
     """The lock is waited for without the session's timeouts (a migration may take
     longer than them); the migrations themselves run under them again."""
     seen = Migration(
-        3,
+        LATEST + 1,
         "limits_seen",
         "CREATE TABLE limits_seen AS SELECT current_setting('lock_timeout') AS lock_timeout,"
         " current_setting('statement_timeout') AS statement_timeout;",
@@ -333,7 +336,7 @@ async def test_a_starter_waits_out_another_ones_migration_then_runs_under_its_li
             assert not task.done()
             assert await pool.fetchval(waiting) == 1
             await holder.execute("SELECT pg_advisory_unlock($1)", SCHEMA_LOCK)
-            assert (await task).applied == ("0003_limits_seen",)
+            assert (await task).applied == (seen.label,)
         finally:
             await holder.close()
             await waiter.close()
@@ -345,29 +348,31 @@ async def test_a_starter_waits_out_another_ones_migration_then_runs_under_its_li
 
 
 async def test_check_tells_the_version_and_changes_nothing(baseline, empty):
-    future = Migration(3, "from_the_future", "SELECT 1;", "c3")
+    future = Migration(LATEST + 1, "from_the_future", "SELECT 1;", "c3")
     async with _pool(baseline) as old, _pool(empty) as new:
         assert (await check(old), await check(new)) == (1, 0)
         assert await old.fetchval("SELECT to_regclass('roomcast_migrations')") is None
         assert await new.fetchval("SELECT to_regclass('streams')") is None
         await migrate(old)
-        assert await check(old) == 2
+        assert await check(old) == LATEST
         await migrate(old, shipped=(*migrations(), future))
         with pytest.raises(DatabaseNewerThanCode):
             await check(old)
-        assert await check(old, shipped=(*migrations(), future)) == 3
+        assert await check(old, shipped=(*migrations(), future)) == LATEST + 1
 
 
 async def test_a_database_newer_than_the_code_is_refused_and_left_as_it_is(empty):
-    future = Migration(3, "from_the_future", "CREATE TABLE future (id int);", "c3")
+    future = Migration(LATEST + 1, "from_the_future", "CREATE TABLE future (id int);", "c3")
     async with _pool(empty) as pool:
         await migrate(pool, shipped=(*migrations(), future))
         before = await _history(pool)
         with pytest.raises(DatabaseNewerThanCode) as refused:
             await migrate(pool)
-        assert "schema version 3 (0003_from_the_future)" in str(refused.value)
-        assert "newer than this roomcast's 2" in str(refused.value)
-        assert (refused.value.database, refused.value.code) == (3, 2)
+        assert f"schema version {LATEST + 1} ({LATEST + 1:04d}_from_the_future)" in str(
+            refused.value
+        )
+        assert f"newer than this roomcast's {LATEST}" in str(refused.value)
+        assert (refused.value.database, refused.value.code) == (LATEST + 1, LATEST)
         assert await _history(pool) == before
 
 
@@ -377,7 +382,7 @@ async def test_a_changed_migration_is_refused(empty):
     async with _pool(empty) as pool:
         await migrate(pool)
         with pytest.raises(MigrationChanged) as refused:
-            await migrate(pool, shipped=(original[0], edited))
+            await migrate(pool, shipped=(original[0], edited, *original[2:]))
         assert refused.value.version == 2
         assert "0002_snapshot_state_version" in str(refused.value)
         assert "must never change" in str(refused.value)
@@ -388,7 +393,7 @@ async def test_a_history_with_a_gap_is_refused(empty):
     async with _pool(empty) as pool:
         await migrate(pool)
         await pool.execute("DELETE FROM roomcast_migrations WHERE version = 1")
-        with pytest.raises(MigrationsOutOfOrder, match=r"recorded migrations are \[2\]"):
+        with pytest.raises(MigrationsOutOfOrder, match=r"recorded migrations are \[2, 3\]"):
             await migrate(pool)
         with pytest.raises(MigrationsOutOfOrder, match=r"shipped migrations are \[1, 3\]"):
             await migrate(
@@ -416,7 +421,7 @@ async def test_roomcast_migrate_upgrades_then_is_a_no_op_then_refuses(baseline):
     looked = await asyncio.to_thread(_cli, baseline, "migrate", "--check")
     assert (looked.returncode, looked.stdout.strip()) == (
         0,
-        "roomcast: schema version 1 of 2: migrate applies 0002_snapshot_state_version",
+        "roomcast: schema version 1 of 3: migrate applies " + ", ".join(UPGRADE),
     ), looked.stderr
     async with _pool(baseline) as pool:
         assert await pool.fetchval("SELECT to_regclass('roomcast_migrations')") is None
@@ -424,15 +429,15 @@ async def test_roomcast_migrate_upgrades_then_is_a_no_op_then_refuses(baseline):
     first = await asyncio.to_thread(_cli, baseline, "migrate")
     assert (first.returncode, first.stdout.strip()) == (
         0,
-        "roomcast: migrated the schema from version 1 to 2 (0002_snapshot_state_version)",
+        "roomcast: migrated the schema from version 1 to 3 (" + ", ".join(UPGRADE) + ")",
     ), first.stderr
     second = await asyncio.to_thread(_cli, baseline, "migrate")
     assert (second.returncode, second.stdout.strip()) == (
         0,
-        "roomcast: schema is up to date (version 2)",
+        "roomcast: schema is up to date (version 3)",
     ), second.stderr
     looked = await asyncio.to_thread(_cli, baseline, "migrate", "--check")
-    assert looked.stdout.strip() == "roomcast: schema version 2 of 2: up to date"
+    assert looked.stdout.strip() == "roomcast: schema version 3 of 3: up to date"
 
     async with _pool(baseline) as pool:
         await pool.execute(
@@ -452,17 +457,19 @@ async def test_roomcast_migrate_upgrades_then_is_a_no_op_then_refuses(baseline):
         )
         await pool.execute(
             "INSERT INTO roomcast_migrations (version, name, checksum) "
-            "VALUES (3, 'from_the_future', 'c3')"
+            "VALUES ($1, 'from_the_future', 'c3')",
+            LATEST + 1,
         )
     looked = await asyncio.to_thread(_cli, baseline, "migrate", "--check")
     assert looked.returncode == 1
-    assert "newer than this roomcast's 2" in looked.stderr
+    assert f"newer than this roomcast's {LATEST}" in looked.stderr
     newer = await asyncio.to_thread(_cli, baseline, "migrate")
     assert newer.returncode == 1
     assert newer.stderr.strip() == (
-        "roomcast: cannot migrate the database: the database is at schema version 3 "
-        "(0003_from_the_future), newer than this roomcast's 2: run a roomcast that has that "
-        "migration, or restore a backup taken before it; nothing was changed"
+        f"roomcast: cannot migrate the database: the database is at schema version {LATEST + 1} "
+        f"({LATEST + 1:04d}_from_the_future), newer than this roomcast's {LATEST}: run a "
+        "roomcast that has that migration, or restore a backup taken before it; nothing was "
+        "changed"
     )
 
 
@@ -470,14 +477,15 @@ async def test_roomcast_migrate_creates_a_new_database(empty):
     looked = await asyncio.to_thread(_cli, empty, "migrate", "--check")
     assert (looked.returncode, looked.stdout.strip()) == (
         0,
-        "roomcast: schema version 0 of 2: a new database: migrate creates it at version 2",
+        f"roomcast: schema version 0 of {LATEST}: a new database: "
+        f"migrate creates it at version {LATEST}",
     ), looked.stderr
     async with _pool(empty) as pool:
         assert await pool.fetchval("SELECT to_regclass('streams')") is None
     done = await asyncio.to_thread(_cli, empty, "migrate")
     assert (done.returncode, done.stdout.strip()) == (
         0,
-        "roomcast: created the schema at version 2",
+        f"roomcast: created the schema at version {LATEST}",
     ), done.stderr
 
 
@@ -505,7 +513,7 @@ async def test_serve_upgrades_a_baseline_database_at_start_up(baseline, tmp_path
 
 
 async def test_serve_refuses_to_start_on_a_newer_database(empty, tmp_path):
-    future = Migration(3, "from_the_future", "SELECT 1;", "c3")
+    future = Migration(LATEST + 1, "from_the_future", "SELECT 1;", "c3")
     async with _pool(empty) as pool:
         await migrate(pool, shipped=(*migrations(), future))
     serve = ServeProcess(empty, tmp_path / "serve")
@@ -515,12 +523,13 @@ async def test_serve_refuses_to_start_on_a_newer_database(empty, tmp_path):
     assert serve.process.wait(timeout=30) == 1
     output = serve.log.read_text()
     assert output.strip() == (
-        "roomcast: cannot migrate the database: the database is at schema version 3 "
-        "(0003_from_the_future), newer than this roomcast's 2: run a roomcast that has that "
-        "migration, or restore a backup taken before it; nothing was changed"
+        f"roomcast: cannot migrate the database: the database is at schema version {LATEST + 1} "
+        f"({LATEST + 1:04d}_from_the_future), newer than this roomcast's {LATEST}: run a "
+        "roomcast that has that migration, or restore a backup taken before it; nothing was "
+        "changed"
     )
     async with _pool(empty) as pool:
-        assert [v for v, _, _ in await _history(pool)] == [1, 2, 3]
+        assert [v for v, _, _ in await _history(pool)] == list(range(1, LATEST + 2))
 
 
 # ---------------------------------------------------------------- versioned snapshots

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -13,7 +15,10 @@ import pytest
 
 from roomcast.domain import room
 from roomcast.ids import uuid7
-from roomcast.outbox.relay import PublishFailed, Relay
+from roomcast.outbox import sql
+from roomcast.outbox.partitions import PARTITION_OF
+from roomcast.outbox.recovery_log import RecoveryLog
+from roomcast.outbox.relay import QUEUE_PLAN_SETTINGS, PublishFailed, Relay
 from roomcast.outbox.store import append_statement, prepare
 from roomcast.service.rooms import RoomService
 
@@ -51,6 +56,17 @@ async def relaying(dsn: str, published: Published) -> AsyncIterator[Relay]:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def running(*coroutines: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    tasks = [asyncio.create_task(c) for c in coroutines]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def new_room(service: RoomService) -> str:
@@ -173,8 +189,9 @@ class TestSinglePublisher:
         service = RoomService(store)
         room_id = await new_room(service)
         first, second = Published(), Published()
-        relay_a = Relay(own_database_url, first, poll_interval=0.05)
-        relay_b = Relay(own_database_url, second, poll_interval=0.05)
+        # One partition: the single publisher of ADR 0004, the other stands by.
+        relay_a = Relay(own_database_url, first, poll_interval=0.05, partitions=1)
+        relay_b = Relay(own_database_url, second, poll_interval=0.05, partitions=1)
         task_a = asyncio.create_task(relay_a.run())
         async with asyncio.timeout(30):
             await relay_a.became_active.wait()
@@ -198,6 +215,198 @@ class TestSinglePublisher:
             await asyncio.gather(task_b, return_exceptions=True)
         assert first.by_room[room_id] == [1, 2, 3, 4, 5, 6]
         assert second.by_room[room_id] == [7]
+
+
+async def rooms_per_partition(service: RoomService, pool: asyncpg.Pool, count: int) -> list[str]:
+    """One new room in each of ``count`` partitions (room ``k`` hashes to partition ``k``)."""
+    found: dict[int, str] = {}
+    while len(found) < count:
+        room_id = unique("room")
+        found.setdefault(await pool.fetchval(PARTITION_OF, room_id, count), room_id)
+    rooms = [found[k] for k in range(count)]
+    for room_id in rooms:
+        await service.execute(room_id, create_room(room_id, alice))
+    return rooms
+
+
+async def until(condition, within: float = 30) -> None:
+    """Until ``condition()`` holds: a relay's holdings change between its batches, and
+    it offers nothing to await for that but its stats."""
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+
+@pytest.mark.usefixtures("quiet_outbox")
+class TestPartitions:
+    P = 4
+
+    def relay(self, dsn: str, published: Published, partitions: int = P) -> Relay:
+        return Relay(
+            dsn, published, poll_interval=0.05, partitions=partitions, rebalance_interval=0.1
+        )
+
+    async def test_two_relays_split_the_partitions_and_each_publishes_only_its_rooms(
+        self, own_database_url, pool, store
+    ):
+        service = RoomService(store)
+        rooms = await rooms_per_partition(service, pool, self.P)
+        first, second = Published(), Published()
+        relay_a, relay_b = self.relay(own_database_url, first), self.relay(own_database_url, second)
+        async with running(relay_a.run()):
+            await until(lambda: len(relay_a.stats.partitions) == self.P)  # alone: all of them
+            async with running(relay_b.run()):
+                await until(
+                    lambda: len(relay_a.stats.partitions) == len(relay_b.stats.partitions) == 2
+                )
+                a, b = set(relay_a.stats.partitions), set(relay_b.stats.partitions)
+                assert a | b == set(range(self.P))
+                assert not a & b
+                assert relay_a.stats.live_relays == relay_b.stats.live_relays == 2
+                # One reactor at a time: beside the holder of partition 0.
+                assert relay_a.runs_reactions() != relay_b.runs_reactions()
+                assert relay_a.runs_reactions() == (0 in a)
+                assert not relay_a.holds_all()
+                assert not relay_b.holds_all()
+                for i in range(3):
+                    for room_id in rooms:
+                        await service.execute(room_id, rename(alice, f"n{i}"))
+                for k, room_id in enumerate(rooms):
+                    owner = first if k in a else second
+                    await owner.wait(room_id, 4)
+        for k, room_id in enumerate(rooms):
+            mine, other = (first, second) if k in a else (second, first)
+            assert mine.by_room[room_id][-3:] == [2, 3, 4]
+            assert 2 not in other.by_room[room_id]  # never published by both
+
+    async def test_a_relay_that_goes_away_leaves_its_partitions_to_the_other_in_order(
+        self, own_database_url, pool, store
+    ):
+        service = RoomService(store)
+        first, second = Published(), Published()
+        relay_a, relay_b = self.relay(own_database_url, first), self.relay(own_database_url, second)
+        task_a = asyncio.create_task(relay_a.run())
+        try:
+            async with running(relay_b.run()):
+                await until(
+                    lambda: len(relay_a.stats.partitions) == len(relay_b.stats.partitions) == 2
+                )
+                rooms = await rooms_per_partition(service, pool, self.P)
+                gone = set(relay_a.stats.partitions)
+                writing = asyncio.create_task(self.rename_all(service, rooms, 20))
+                await first.wait(rooms[min(gone)], 3)  # A is publishing its rooms
+                task_a.cancel()  # its session, and its locks, end
+                await asyncio.gather(task_a, return_exceptions=True)
+                await until(lambda: len(relay_b.stats.partitions) == self.P)
+                await writing
+                for room_id in rooms:
+                    await second.wait(room_id, 21)
+        finally:
+            task_a.cancel()
+            await asyncio.gather(task_a, return_exceptions=True)
+        for k, room_id in enumerate(rooms):
+            if k not in gone:
+                assert second.by_room[room_id] == list(range(1, 22))
+                continue
+            # A published a head of the room, B the rest: together every seq, in order
+            # (B may repeat what A published but had not yet deleted).
+            head, tail = first.by_room[room_id], second.by_room[room_id]
+            assert head == list(range(1, len(head) + 1))
+            assert tail == list(range(tail[0], 22))
+            assert tail[0] <= len(head) + 1
+
+    async def rename_all(self, service: RoomService, rooms: list[str], times: int) -> None:
+        for i in range(times):
+            for room_id in rooms:
+                await service.execute(room_id, rename(alice, f"n{i}"))
+
+    async def test_relays_with_different_partition_counts_never_share_a_room(
+        self, own_database_url, pool, store
+    ):
+        """A relay started with another P takes nothing while the first lives (a room
+        would hash to two partitions); it takes over once the first has gone."""
+        service = RoomService(store)
+        [room_id] = await rooms_per_partition(service, pool, 1)
+        first, second = Published(), Published()
+        relay_a = self.relay(own_database_url, first)
+        relay_b = self.relay(own_database_url, second, partitions=2 * self.P)
+        task_a = asyncio.create_task(relay_a.run())
+        try:
+            await until(lambda: len(relay_a.stats.partitions) == self.P)
+            async with running(relay_b.run()):
+                await until(lambda: relay_b.stats.mismatched_relays == 1)
+                await until(lambda: relay_a.stats.mismatched_relays == 1)
+                await service.execute(room_id, rename(alice, "while both live"))
+                await first.wait(room_id, 2)
+                assert relay_b.stats.partitions == ()
+                assert len(relay_a.stats.partitions) == self.P  # it keeps what it held
+                task_a.cancel()
+                await asyncio.gather(task_a, return_exceptions=True)
+                await until(lambda: len(relay_b.stats.partitions) == 2 * self.P)
+                await service.execute(room_id, rename(alice, "after"))
+                await second.wait(room_id, 3)
+        finally:
+            task_a.cancel()
+            await asyncio.gather(task_a, return_exceptions=True)
+        assert first.by_room[room_id] == [1, 2]
+        assert second.by_room[room_id][-1] == 3
+        assert 1 not in second.by_room[room_id]
+
+
+async def test_the_relays_session_reads_a_batch_in_key_order_without_sorting_the_backlog(
+    own_database_url,
+):
+    """The relay's planner settings (relay.QUEUE_PLAN_SETTINGS): a partitioned batch walks
+    the outbox's primary key and looks each event up, whatever the planner estimates."""
+    conn = await asyncpg.connect(own_database_url, server_settings=QUEUE_PLAN_SETTINGS)
+    try:
+        plans = [
+            await conn.fetchval(f"EXPLAIN (FORMAT JSON) {statement}", *args)
+            for statement, args in (
+                (sql.RELAY_BATCH_PARTITIONS, (500, [], [0, 2], 4)),
+                (sql.RELAY_BATCH, (500,)),
+            )
+        ]
+    finally:
+        await conn.close()
+    for plan in plans:
+        nodes = json.dumps(json.loads(plan))
+        assert '"Index Name": "outbox_pkey"' in nodes
+        assert '"Node Type": "Sort"' not in nodes
+        assert '"Node Type": "Merge Join"' not in nodes
+        assert '"Node Type": "Seq Scan"' not in nodes
+
+
+class TestRecoveryAcrossRelays:
+    async def test_a_batch_numbered_before_the_offset_but_acknowledged_after_it_counts_as_missed(
+        self, pool
+    ):
+        """Relay A numbers its batch (room X), relay B numbers a later one (room Y) and
+        acknowledges it; a client gets Y's event, with B's offset, and goes away; then A
+        sends and acknowledges X's. Recovery from B's offset must replay X's event; a
+        batch acknowledged before B's was numbered was sent before it, and is not."""
+        x, y, z = unique("room"), unique("room"), unique("room")
+
+        async def number() -> int:
+            return int(await pool.fetchval(sql.NEXT_BATCH))
+
+        async def record(batch: int, room: str, seq: int) -> None:
+            await pool.execute(
+                "INSERT INTO relay_batches (batch, stream_ids, seqs, acked)"
+                " VALUES ($1, ARRAY[$2], ARRAY[$3::bigint], nextval('relay_batch_seq'))",
+                batch, room, seq,
+            )  # fmt: skip
+
+        earlier = await number()
+        await record(earlier, z, 4)  # acknowledged before B's batch is numbered
+        a_batch = await number()
+        b_batch = await number()
+        await record(b_batch, y, 3)
+        await record(a_batch, x, 7)  # A's, acknowledged last
+        positions = await RecoveryLog(pool).resolve((b_batch, 1), [x, y, z])
+        assert positions[x].next_unsent == 7
+        assert positions[y].next_unsent is None  # the client has B's only event
+        assert positions[z].next_unsent is None
 
 
 @pytest.mark.usefixtures("quiet_outbox")

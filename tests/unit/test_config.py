@@ -77,3 +77,16 @@ def test_the_replay_memory_can_be_sized_or_switched_off_but_not_negative():
     for variable in ("ROOMCAST_REPLAY_CACHE_EVENTS", "ROOMCAST_REPLAY_CACHE_TOTAL"):
         with pytest.raises(ConfigError, match=variable):
             load_settings({variable: "-1"})
+
+
+def test_relay_partitions_and_rebalance_are_read_and_bounded():
+    settings = load_settings({"ROOMCAST_RELAY_PARTITIONS": "4", "ROOMCAST_RELAY_REBALANCE": "0.5"})
+    assert (settings.relay_partitions, settings.relay_rebalance_seconds) == (4, 0.5)
+    assert load_settings({}).relay_partitions == 16
+    for variable, value in (
+        ("ROOMCAST_RELAY_PARTITIONS", "0"),
+        ("ROOMCAST_RELAY_PARTITIONS", "1025"),
+        ("ROOMCAST_RELAY_REBALANCE", "0"),
+    ):
+        with pytest.raises(ConfigError, match=variable):
+            load_settings({variable: value})
