@@ -21,7 +21,6 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -30,7 +29,7 @@ import pytest
 
 from roomcast.config import Settings
 
-from ..conftest import JWT_SECRET, RunningServer, run_server
+from ..conftest import JWT_SECRET, RunningServer
 from ..e2e.support import create_room, user_id
 from ..e2e.test_relay_processes import RelayProcess
 from .history import History
@@ -61,34 +60,6 @@ async def _check(dsn: str, history: History):
         return await history.check(conn)
     finally:
         await conn.close()
-
-
-@pytest.fixture(scope="module")
-def relayless(
-    own_database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningServer]:
-    settings = Settings(
-        database_url=own_database_url,
-        redis_url=redis_url,
-        jwt_secret=JWT_SECRET,
-        data_dir=Path(tmp_path_factory.mktemp("kills-node")),
-        relay=False,
-        rest_rate_limit=0,
-        socket_events_per_minute=10_000,
-        # Every follower is the organizer: one user's 60 sockets, above the default
-        # per-user limit that issue 15's tests cover on their own.
-        max_connections_per_user=1_000,
-    )
-    with run_server(settings) as running:
-        yield running
-
-
-@pytest.fixture
-async def relays() -> AsyncIterator[list[RelayProcess]]:
-    started: list[RelayProcess] = []
-    yield started
-    for relay in started:
-        await relay.kill()
 
 
 async def test_relay_sigkilled_every_200ms_and_transports_cut_lose_nothing(

@@ -20,17 +20,13 @@ import asyncio
 import math
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
 
-from roomcast.config import Settings
 from roomcast.outbox.partitions import PARTITION_OF
 
-from ..conftest import JWT_SECRET, RunningServer, run_server
 from ..e2e.support import create_room, user_id
 from ..e2e.test_relay_processes import RelayProcess
 from .history import History, Report
@@ -44,32 +40,6 @@ TAKEOVER_BOUND = 5.0
 # python-socketio's client (engine.io) can drop its aiohttp session unclosed when
 # it is closed while reconnecting: a leak in the test's clients, not the server.
 pytestmark = pytest.mark.filterwarnings("ignore:Unclosed client session:ResourceWarning")
-
-
-@pytest.fixture(scope="module")
-def relayless(
-    own_database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningServer]:
-    settings = Settings(
-        database_url=own_database_url,
-        redis_url=redis_url,
-        jwt_secret=JWT_SECRET,
-        data_dir=Path(tmp_path_factory.mktemp("partitions-node")),
-        relay=False,
-        rest_rate_limit=0,
-        socket_events_per_minute=10_000,
-        max_connections_per_user=1_000,  # every follower is the organizer
-    )
-    with run_server(settings) as running:
-        yield running
-
-
-@pytest.fixture
-async def relays() -> AsyncIterator[list[RelayProcess]]:
-    started: list[RelayProcess] = []
-    yield started
-    for relay in started:
-        await relay.kill()
 
 
 async def start_relays(count: int, dsn: str, redis_url: str) -> list[RelayProcess]:
