@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -11,7 +11,8 @@ import socketio
 
 from roomcast.client import RoomcastClient
 
-from ..conftest import RunningServer
+from ..conftest import RunningServer, unavailable
+from ..redis_server import EmbeddedRedis, EmbeddedRedisError
 from .support import Recorder, Wire
 
 
@@ -64,3 +65,18 @@ async def raw_sockets() -> AsyncIterator[Any]:
     yield make
     for client in opened:
         await client.disconnect()
+
+
+@pytest.fixture(scope="module")
+def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    """A redis-server for one module alone: the module may kill it, and no other
+    module's nodes show in what it holds (stats, presence)."""
+    server = EmbeddedRedis(tmp_path_factory.mktemp("own-redis"))
+    try:
+        server.start()
+    except EmbeddedRedisError as exc:
+        unavailable(f"cannot start an embedded Redis: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -17,7 +17,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,28 +27,14 @@ import pytest
 from roomcast.client import RoomcastClient
 from roomcast.tokens import mint
 
-from ..conftest import JWT_SECRET, unavailable
-from ..redis_server import EmbeddedRedis, EmbeddedRedisError
+from ..conftest import JWT_SECRET
+from ..redis_server import EmbeddedRedis
 from ..serve_process import free_port
 from .support import Recorder, bearer, create_room, user_id
 from .test_relay_processes import RelayProcess
 
 STATS_TTL = 1.5
 """Seconds after which a silent gateway drops out of the others' admin stats."""
-
-
-@pytest.fixture(scope="module")
-def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
-    """A redis-server for this module alone: no other test's nodes in its stats."""
-    server = EmbeddedRedis(tmp_path_factory.mktemp("cluster-redis"))
-    try:
-        server.start()
-    except EmbeddedRedisError as exc:
-        unavailable(f"cannot start an embedded Redis: {exc}")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class GatewayProcess:

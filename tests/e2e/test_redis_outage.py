@@ -18,26 +18,12 @@ import httpx
 import pytest
 import socketio
 
-from ..conftest import RunningServer, redis_nodes, unavailable
-from ..redis_server import EmbeddedRedis, EmbeddedRedisError
+from ..conftest import RunningServer, redis_nodes
+from ..redis_server import EmbeddedRedis
 from .support import Wire, create_room, join, rename_many, subscribe, user_id
 from .test_relay_processes import RelayProcess
 
 CHECK_SECONDS = 0.5
-
-
-@pytest.fixture(scope="module")
-def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
-    """A redis-server for this module alone: it is killed, never the shared one."""
-    server = EmbeddedRedis(tmp_path_factory.mktemp("own-redis"))
-    try:
-        server.start()
-    except EmbeddedRedisError as exc:
-        unavailable(f"cannot start an embedded Redis: {exc}")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
