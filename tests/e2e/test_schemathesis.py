@@ -125,7 +125,16 @@ def test_every_check_holds_for_the_coverage_phase(server, operations):
             try:
                 call_and_check(server, case)
             except Exception as exc:
-                failures.append(f"{operation.label}: {str(exc)[:1500]}")
+                failures.append(f"{operation.label}: {_explained(exc)}")
                 break  # one report per operation
     assert calls > len(operations)
     assert failures == [], "\n\n".join(failures)
+
+
+def _explained(exc: BaseException) -> str:
+    """The failure with what it groups (hypothesis reports a flaky one as a group whose
+    members say what failed the first time)."""
+    text = str(exc)[:1500]
+    for inner in getattr(exc, "exceptions", ()):
+        text += f"\n  - {type(inner).__name__}: {str(inner)[:1500]}"
+    return text
