@@ -24,6 +24,7 @@ from bench.context import Bench, log
 from bench.procs import Workers
 from bench.scenarios.common import arm, connect_clients, wait
 from bench.scenarios.ncluster import Cluster, cluster, drained
+from bench.scenarios.nside import refilled
 from bench.stats import Scenario, Target
 
 WITHIN = 15.0
@@ -56,6 +57,7 @@ async def _running(b: Bench, c: Cluster, room: str, head: int, events: int) -> d
 
 async def _paused(b: Bench, c: Cluster, room: str, head: int, events: int) -> dict[str, Any]:
     await arm(b, head + events)
+    refills = await refilled(c.nodes)
     c.redis.pause()
     try:
         started = await _commit(c, room, events)
@@ -67,8 +69,12 @@ async def _paused(b: Bench, c: Cluster, room: str, head: int, events: int) -> di
     await drained(c.pool)
     await _commit(c, room, 1)  # the marker: behind every republished copy in Redis's order
     after = await wait(b, WITHIN)
-    return {"ms": _took(result, started), "head": head + events + 1, "delivery": result} | {
-        "after_resume": after
+    return {
+        "ms": _took(result, started),
+        "head": head + events + 1,
+        "delivery": result,
+        "after_resume": after,
+        "refilled": await refilled(c.nodes) - refills,
     }
 
 
@@ -134,6 +140,7 @@ async def run(b: Bench) -> Scenario:
                         {
                             "repeat": r,
                             "paused_ms": paused["ms"],
+                            "refilled": paused["refilled"],
                             "running_ms": running["ms"],
                             "paused": _slim(paused["delivery"]),
                             "after_resume": _slim(paused["after_resume"]),
@@ -142,7 +149,8 @@ async def run(b: Bench) -> Scenario:
                     )
                     log(
                         f"N3 #{r + 1}.{k + 1}: paused {paused['ms']:.0f} ms, "
-                        f"running {running['ms']:.0f} ms, faults {faults.ours[-1]:.0f}"
+                        f"running {running['ms']:.0f} ms, faults {faults.ours[-1]:.0f}, "
+                        f"{paused['refilled']} events refilled"
                     )
         finally:
             await b.workers.forget()

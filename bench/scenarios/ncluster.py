@@ -146,9 +146,12 @@ class Cluster:
 
 
 @contextlib.asynccontextmanager
-async def cluster(b: Bench, prefix: str) -> AsyncIterator[Cluster]:
+async def cluster(
+    b: Bench, prefix: str, settings: dict[str, str] | None = None
+) -> AsyncIterator[Cluster]:
     """Redis, the relay and two gateways on a fresh database; all stopped on the way out
-    (Redis resumed first if a scenario left it paused)."""
+    (Redis resumed first if a scenario left it paused). ``settings``: more ``ROOMCAST_*``
+    variables for both gateways."""
     database = f"bench_{prefix}_{uuid.uuid4().hex[:8]}"
     dsn = await b._create_database(database)  # dropped with the run's other databases
     pool = await connect(dsn, max_size=b.plan.pool_size)
@@ -163,7 +166,8 @@ async def cluster(b: Bench, prefix: str) -> AsyncIterator[Cluster]:
         for i in range(2):
             node = await b.start_app(
                 f"{prefix}-node{i}",
-                {"DATABASE_URL": dsn, "REDIS_URL": redis.url, "ROOMCAST_NODE_ID": f"node{i}"},
+                {"DATABASE_URL": dsn, "REDIS_URL": redis.url, "ROOMCAST_NODE_ID": f"node{i}"}
+                | (settings or {}),
                 command=[sys.executable, "-m", "roomcast", "gateway"],
             )
             started.append(node.proc)

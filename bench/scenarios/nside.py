@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from bench.context import Bench, Streams
-from bench.httpc import HttpError
+from bench.httpc import Http, HttpError
 from bench.procs import Server, Workers
 from bench.scenarios.common import arm, connect_clients, finished_at, wait
 from bench.scenarios.ncluster import Cluster, CpuMeter, backends, database_of, drained, meter
@@ -27,6 +28,7 @@ __all__ = [
     "cores_text",
     "fanout_round",
     "one_node",
+    "refilled",
     "server_cpu",
     "two_nodes",
 ]
@@ -65,6 +67,18 @@ def two_nodes(c: Cluster) -> Side:
     return Side("two nodes", c.nodes, c.streams, c.pool, c.database, c.pids())
 
 
+async def refilled(servers: list[Server]) -> int:
+    """Events the servers' position checks have delivered from the log so far (their
+    /health ``node.positions.refilledEvents``): what did not come through Redis."""
+    total = 0
+    for server in servers:
+        async with Http(server.port) as http:
+            _, body = await http.request("GET", "/health")
+        positions = msgspec.json.decode(body)["node"]["positions"]
+        total += int(positions["refilledEvents"])
+    return total
+
+
 def cores_text(cpu: dict[str, Any]) -> str:
     """A round's cores per process, for the log line."""
     shown = {k: v for k, v in cpu.items() if k != "wall_s" and v}
@@ -77,10 +91,20 @@ def server_cpu(cpu: dict[str, Any]) -> float:
 
 
 async def fanout_round(
-    b: Bench, side: Side, clients: int, events: int, *, batch: bool = False
+    b: Bench,
+    side: Side,
+    clients: int,
+    events: int,
+    *,
+    batch: bool = False,
+    from_commit: bool = False,
 ) -> dict[str, Any]:
     """P3's round with the clients split evenly over ``side``'s servers: ``events``
-    committed in one append, the relay woken by NOTIFY; until every client has the last."""
+    committed in one append, the relay woken by NOTIFY; until every client has the last.
+
+    The clock starts before the append (as P3's), or with ``from_commit`` once it has
+    committed (where a large append's own time would hide the relay's). ``refilled``:
+    the events sockets got from the position checks rather than from the relay."""
     async with b.http(side.servers[0]) as http:
         room = await b.create_room(http)
     head = 0
@@ -90,15 +114,21 @@ async def fanout_round(
     head = max(head, loaded.version)
     pendings = side.streams.prepare_updates(loaded, events, chunk=events)
     await arm(b, head + events)
+    refills = await refilled(side.servers)
     cpu = await side.meter(b)
-    cpu.start()
+    if not from_commit:
+        cpu.start()
     started = time.time()
     await side.streams.append_all(pendings)
+    if from_commit:
+        cpu.start()
+        started = time.time()
     await side.streams.notify()
     result = await wait(b, 30 + clients * events / 2000)
     result["seconds"] = finished_at(result) - started
     result["cpu"] = cpu.stop()
     result["expected"] = clients * events
+    result["refilled"] = await refilled(side.servers) - refills
     await b.workers.forget()
     await drained(side.pool)
     return result
