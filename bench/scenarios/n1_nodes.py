@@ -11,6 +11,10 @@ same total clients and commands, in the same repeat, in alternating order.
   (nodes, relay, Redis and PostgreSQL's backends of the database).
 * **Commands**: P1's renames at concurrency c (a room per connection), the
   connections split evenly over the two nodes: commands/s, and CPU per command.
+  A third layout takes turns with those two: every connection on one node of
+  the cluster while the other only listens. Against the one node it prices the
+  relay and Redis without the split; the listening node's CPU per event is
+  what every node pays for each event of the cluster, sockets in the room or not.
 
 Every round records, from /proc, the cores each process used and what the whole
 machine used (``details``): on two cores, the answer to why two nodes do not
@@ -19,6 +23,7 @@ scale.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from bench.context import Bench, log
@@ -34,6 +39,8 @@ from bench.scenarios.nside import (
 )
 from bench.stats import Scenario
 
+SPLIT, SERVING = "two nodes", "two nodes, one serving"
+
 
 async def run(b: Bench) -> Scenario:
     plan = b.plan
@@ -46,7 +53,8 @@ async def run(b: Bench) -> Scenario:
         sides = (one_node(b), two_nodes(c))
         for clients, events in plan.n1_fanout:
             await _fanout(b, s, sides, clients, events)
-        await _commands(b, s, sides, plan.n1_concurrency, plan.n1_commands)
+        serving = dataclasses.replace(sides[1], name=SERVING, servers=[c.nodes[0]])
+        await _commands(b, s, (*sides, serving), plan.n1_concurrency, plan.n1_commands)
     return s
 
 
@@ -107,7 +115,7 @@ _KEPT = (
 
 
 async def _commands(
-    b: Bench, s: Scenario, sides: tuple[Side, Side], concurrency: int, total: int
+    b: Bench, s: Scenario, sides: tuple[Side, ...], concurrency: int, total: int
 ) -> None:
     rate = s.figure(
         f"c{concurrency}",
@@ -122,6 +130,20 @@ async def _commands(
         "one node",
         higher_is_better=False,
     )
+    serving = s.figure(
+        f"c{concurrency}.serving",
+        f"commands/s, concurrency {concurrency}, all on one node of the cluster "
+        "(the other listens)",
+        "cmd/s",
+        "one node, the same connections",
+    )
+    listening = s.figure(
+        f"c{concurrency}.listening",
+        "CPU per event of the node that only listens (hears every event through Redis)",
+        "µs",
+        "the serving node's CPU per command",
+        higher_is_better=False,
+    )
     rounds: list[dict[str, Any]] = []
     for r in range(b.plan.repeats):
         order = sides if r % 2 == 0 else tuple(reversed(sides))
@@ -133,9 +155,14 @@ async def _commands(
                 f"N1 commands c={concurrency} #{r + 1} {side.name}: {res['rate']:.0f} cmd/s; "
                 f"cores: {cores_text(res['cpu'])}"
             )
-        two, one = got["two nodes"], got["one node"]
+        two, one, alone = got[SPLIT], got["one node"], got[SERVING]
         rate.ours.append(two["rate"])
         rate.base.append(one["rate"])
+        serving.ours.append(alone["rate"])
+        serving.base.append(one["rate"])
+        wall = alone["cpu"]["wall_s"]
+        listening.ours.append(alone["cpu"]["node1"] * wall / total * 1e6)
+        listening.base.append(alone["cpu"]["node0"] * wall / total * 1e6)
         for fig_side, values in ((two, cpu.ours), (one, cpu.base)):
             spent = server_cpu(fig_side["cpu"]) * fig_side["cpu"]["wall_s"]
             values.append(spent / total * 1e6)
