@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 from redis import asyncio as aioredis
@@ -272,4 +273,5 @@ def meter(b: Bench, servers: dict[str, list[int]], pg: list[int]) -> CpuMeter:
 
 
 def database_of(dsn: str) -> str:
-    return dsn.rsplit("/", 1)[1].split("?", 1)[0]
+    """The database a DSN names (its path; a Unix-socket DSN has the socket in its query)."""
+    return urlsplit(dsn).path.lstrip("/")
