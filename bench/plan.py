@@ -48,6 +48,16 @@ class Plan:
     """Calls per block."""
     pool_size: int = 10
     """The app's ROOMCAST_DB_POOL_SIZE (its default); the raw baseline's pool too."""
+    # N1-N3: two gateway nodes and a relay through Redis against one node.
+    n1_fanout: tuple[tuple[int, int], ...] = ((1000, 100),)
+    """N1 fan-out: (clients in all, events) pairs."""
+    n1_concurrency: int = 32
+    n1_commands: int = 4000
+    n2_events: int = 10_000
+    n3_clients: int = 200
+    n3_events: int = 10
+    n3_pauses: int = 3
+    """N3: Redis pauses per repeat (each beside a round with Redis running)."""
 
     def with_repeats(self, repeats: int | None) -> Plan:
         return self if repeats is None else replace(self, repeats=repeats)
@@ -99,4 +109,11 @@ QUICK = Plan(
     o1_commands=400,
     o1_step_blocks=6,
     o1_step_calls=1000,
+    n1_fanout=((100, 200),),
+    n1_concurrency=16,
+    n1_commands=800,
+    n2_events=2000,
+    n3_clients=40,
+    n3_events=5,
+    n3_pauses=2,
 )

@@ -11,6 +11,9 @@ from collections.abc import Awaitable, Callable
 from bench.context import Bench
 from bench.scenarios import (
     h1_nonreaders,
+    n1_nodes,
+    n2_relay,
+    n3_repair,
     o1_overrides,
     p1_commands,
     p2_latency,
@@ -40,4 +43,7 @@ SCENARIOS: dict[str, Callable[[Bench], Awaitable[Scenario]]] = {
     "H1": h1_nonreaders.run,
     "R1": r1_replay_cap.run,
     "O1": o1_overrides.run,
+    "N1": n1_nodes.run,
+    "N2": n2_relay.run,
+    "N3": n3_repair.run,
 }

@@ -19,6 +19,7 @@ strategies), not its pytest plugin, which does not load under pytest 9.
 
 from __future__ import annotations
 
+import traceback
 from typing import Any
 
 import httpx
@@ -132,9 +133,7 @@ def test_every_check_holds_for_the_coverage_phase(server, operations):
 
 
 def _explained(exc: BaseException) -> str:
-    """The failure with what it groups (hypothesis reports a flaky one as a group whose
-    members say what failed the first time)."""
-    text = str(exc)[:1500]
-    for inner in getattr(exc, "exceptions", ()):
-        text += f"\n  - {type(inner).__name__}: {str(inner)[:1500]}"
-    return text
+    """The failure with what it wraps and groups (hypothesis reports a flaky one as a
+    group whose members say what failed the first time)."""
+    text = "".join(traceback.format_exception(exc))
+    return text[-4000:]
