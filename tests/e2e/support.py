@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from typing import Any
 
@@ -13,7 +14,16 @@ from roomcast.tokens import mint
 
 from ..conftest import JWT_SECRET, RunningServer
 
-__all__ = ["Recorder", "bearer", "create_room", "join", "rename_many", "token", "user_id"]
+__all__ = [
+    "Recorder",
+    "bearer",
+    "create_room",
+    "join",
+    "loud_records",
+    "rename_many",
+    "token",
+    "user_id",
+]
 
 
 def user_id() -> str:
@@ -148,3 +158,17 @@ async def subscribe(client: socketio.AsyncClient, payload: dict[str, Any]) -> di
     assert ack["success"] is True, ack
     data: dict[str, Any] = ack["data"]
     return data
+
+
+CLIENT_LOGGERS = ("engineio.client", "socketio.client")
+"""The tests' own Socket.IO clients log here (a client of an earlier test may still be
+winding down in the same loop): not the server under test."""
+
+
+def loud_records(records: list[logging.LogRecord]) -> list[str]:
+    """The server's log records at error level or with a traceback."""
+    return [
+        r.getMessage()
+        for r in records
+        if (r.levelno >= logging.ERROR or r.exc_info) and not r.name.startswith(CLIENT_LOGGERS)
+    ]

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from .rawsocket import RawSocket
-from .support import user_id
+from .support import loud_records, user_id
 
 EVENTS = [
     "room:subscribe",
@@ -92,7 +92,7 @@ def _typed(answer: Any) -> None:
 
 def _loud(lines: list[dict[str, Any]], records: list[logging.LogRecord]) -> list[str]:
     bad = [str(line) for line in lines if line.get("log_level") in ("error", "critical")]
-    bad += [r.getMessage() for r in records if r.levelno >= logging.ERROR or r.exc_info]
+    bad += loud_records(records)
     return bad
 
 

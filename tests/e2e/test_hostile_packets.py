@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 
 import pytest
 import structlog
@@ -19,7 +18,7 @@ import structlog
 from roomcast.gateway.guard import RESERVED_EVENTS
 
 from .rawsocket import RawSocket, health_sockets
-from .support import create_room, join, rename_many, user_id
+from .support import create_room, join, loud_records, rename_many, user_id
 
 
 async def still_served(server) -> None:
@@ -33,8 +32,7 @@ async def still_served(server) -> None:
 
 
 def no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
-    loud = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
-    assert loud == [], [r.getMessage() for r in loud]
+    assert loud_records(caplog.records) == []
 
 
 class TestReservedEvents:
