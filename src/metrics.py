@@ -165,7 +165,7 @@ def _families(s: NodeSample) -> list[Metric]:
         ),
         gauge(
             "roomcast_relay_active",
-            "1 if this node's relay holds the publisher lock (0 on a standby).",
+            "1 if this node's relay publishes (holds at least one partition; 0 on a standby).",
             s.relay_active,
         ),
         CounterMetricFamily(
