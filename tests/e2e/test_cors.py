@@ -48,7 +48,19 @@ async def preflight(server: RunningServer, origin: str) -> httpx.Response:
 
 
 async def handshake(server: RunningServer, origin: str) -> bool:
-    """Whether a Socket.IO connection sending ``Origin: origin`` is accepted."""
+    """Whether a Socket.IO connection sending ``Origin: origin`` is accepted.
+
+    The Engine.IO handshake itself is asked first, as a browser's first polling GET:
+    a refused origin is answered 400 there. Only an accepted one is then connected
+    with the Socket.IO client (a refusal read through aiohttp can surface as a closed
+    connection rather than as the client's ConnectionError)."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        opened = await http.get(
+            "/socket.io/", params={"EIO": "4", "transport": "polling"}, headers={"Origin": origin}
+        )
+    if opened.status_code != 200:
+        assert opened.status_code == 400, opened.text
+        return False
     client = socketio.AsyncClient(reconnection=False)
     try:
         await client.connect(
