@@ -372,6 +372,8 @@ class RoomcastClient:
                     )
                 return
             feed.subscribed = False
+            if self._feeds.get(feed.room_id) is not feed:
+                return  # put out by the server's room:unsubscribed, which said so already
             if code not in _RETRYABLE:
                 log.warning("resubscribe_failed", room_id=feed.room_id, code=code, error=message)
                 self._feeds.pop(feed.room_id, None)  # refused for good: not tried again

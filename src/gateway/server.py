@@ -1001,9 +1001,13 @@ class Gateway:
             # Nothing to replay (a client resubscribing on `connect` after a
             # recovery): the socket stays live as it is, nothing is sent twice.
             head = await store.head(request.room_id)
-            state, _ = await self._svc().rooms.readable(
-                request.room_id, user.id, "room:subscribe", head=head
-            )
+            try:
+                state, _ = await self._svc().rooms.readable(
+                    request.room_id, user.id, "room:subscribe", head=head
+                )
+            except (PermissionDenied, RoomNotFound) as exc:
+                await self._out_of_room(sid, request.room_id, exc)
+                raise
             if request.batch != was_batch:
                 self.delivery.close_gate(room, sid, namespace=_ns.get(), batch=request.batch)
             whole = ReplayCut(truncated=False, next_after=head)
@@ -1040,6 +1044,14 @@ class Gateway:
                 inline = [c for c in changes if c[0] <= cut.next_after]
                 count = visible_count(member, after, cut.next_after, inline)
                 member_at_head = member_at_end(member, changes)
+        except (PermissionDenied, RoomNotFound) as exc:
+            # Out of the room: whatever the socket had of it is not owed any more.
+            self._abandon(room, sid, was_in=False, was_batch=False)
+            if was_in or request.last_seq is not None:  # it was following the room
+                await self._out_of_room(sid, request.room_id, exc)
+            else:
+                await self.sio.leave_room(sid, room, namespace=_ns.get())
+            raise
         except BaseException:
             self._abandon(room, sid, was_in=was_in, was_batch=was_batch)
             if not was_in:
@@ -1183,6 +1195,19 @@ class Gateway:
             room, sid, namespace=_ns.get(), batch=was_batch if was_in else False
         )
 
+    async def _out_of_room(self, sid: str, room_id: str, exc: Rejected) -> None:
+        """Refused a refill or a re-subscribe because the user is out of the room
+        (removed, or the room is gone): the socket leaves it and is told once, so a
+        client that was following it stops asking instead of retrying."""
+        room = room_name(room_id)
+        namespace = _ns.get()
+        if self.sio.in_room(sid, room, namespace):
+            await self.sio.leave_room(sid, room, namespace=namespace)
+        reason = "room_deleted" if isinstance(exc, RoomNotFound) else "not_a_member"
+        await self.sio.emit(
+            "room:unsubscribed", {"roomId": room_id, "reason": reason}, to=sid, namespace=namespace
+        )
+
     async def _subscribe_failed(self, sid: str, room_id: str, exc: BaseException) -> None:
         payload = as_error_event(exc)
         payload["details"] = {**payload["details"], "action": "room:subscribe", "roomId": room_id}
@@ -1206,15 +1231,7 @@ class Gateway:
         try:
             _, head = await self._svc().rooms.readable(request.room_id, user.id, "room:replay")
         except (PermissionDenied, RoomNotFound) as exc:
-            # Out of the room (removed, or the room is gone): said once as a notice,
-            # so a client refilling a gap stops asking instead of retrying.
-            room = room_name(request.room_id)
-            if self.sio.in_room(sid, room):
-                await self.sio.leave_room(sid, room)
-            reason = "room_deleted" if isinstance(exc, RoomNotFound) else "not_a_member"
-            await self.sio.emit(
-                "room:unsubscribed", {"roomId": request.room_id, "reason": reason}, to=sid
-            )
+            await self._out_of_room(sid, request.room_id, exc)
             raise
         store = self._svc().store
         page = await store.read(request.room_id, request.after_seq, request.limit)

@@ -62,11 +62,41 @@ async def test_a_re_subscribe_refused_for_good_is_reported_not_retried(server, h
     await client.sio.eio.ws.close()  # the transport drops; python-socketio reconnects
     async with asyncio.timeout(30):
         await told.wait()
+        # A re-subscribe under way (its refusal comes after the notice) is let finish.
+        await asyncio.gather(*list(client._tasks), return_exceptions=True)
     [status] = statuses
-    # Told once either way: by the eviction notice if it reached the socket before the
-    # transport dropped, else by the refused re-subscribe after the reconnect.
-    assert (status.room_id, status.state, status.code) in {
-        (room_id, "failed", "PERMISSION_DENIED"),
-        (room_id, "unsubscribed", "not_a_member"),
-    }
+    # Told once either way, by the notice: the eviction's if it reached the socket
+    # before the transport dropped, else the one the refused re-subscribe sends.
+    assert (status.room_id, status.state, status.code) == (room_id, "unsubscribed", "not_a_member")
     assert client.resubscribe_retries == 0
+    assert room_id not in client._feeds
+
+
+async def test_a_refused_refill_tells_the_socket_it_is_out_of_the_room(server, http, raw_sockets):
+    """A socket that follows a room (subscribed, or re-subscribing with ``lastSeq``)
+    and is refused because its user is out of the room hears ``room:unsubscribed``
+    with the reason before the refusal, and is in the room no more."""
+    org, ann = user_id(), user_id()
+    room_id = await create_room(http, server, org)
+    part = await http.post(f"/api/rooms/{room_id}/participants", headers=server.auth(ann))
+    participant = part.json()["data"]["participant"]["id"]
+    removed = await http.delete(
+        f"/api/rooms/{room_id}/participants/{participant}", headers=server.auth(org)
+    )
+    assert removed.status_code == 200
+    sock, wire = await raw_sockets(server, ann)
+    ack = await sock.call("room:subscribe", {"roomId": room_id, "lastSeq": 2}, timeout=10)
+    assert ack["error"]["code"] == "PERMISSION_DENIED"
+    assert wire.messages == [("room:unsubscribed", {"roomId": room_id, "reason": "not_a_member"})]
+
+    # A first subscribe (nothing followed) is answered by its ack alone.
+    ack = await sock.call("room:subscribe", {"roomId": room_id}, timeout=10)
+    assert ack["error"]["code"] == "PERMISSION_DENIED"
+    assert len(wire.messages) == 1
+
+    gone = await create_room(http, server, org)
+    await sock.call("room:subscribe", {"roomId": gone}, timeout=10)
+    assert (await http.delete(f"/api/rooms/{gone}", headers=server.auth(org))).status_code == 200
+    ack = await sock.call("room:subscribe", {"roomId": gone, "lastSeq": 1}, timeout=10)
+    assert ack["error"]["code"] == "ROOM_NOT_FOUND"
+    assert ("room:unsubscribed", {"roomId": gone, "reason": "room_deleted"}) in wire.messages
