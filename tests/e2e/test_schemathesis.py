@@ -102,7 +102,7 @@ def test_every_check_holds_for_generated_requests(server, operations, mode):
         except Unsatisfiable:
             continue  # nothing of this operation can be made invalid (no parameters)
         except Exception as exc:  # collected: one report for every operation
-            failures.append(f"{operation.label}: {str(exc)[:1500]}")
+            failures.append(f"{operation.label}: {_explained(exc)}")
     assert calls > len(operations) * 2
     assert failures == [], "\n\n".join(failures)
 
