@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from typing import Any
@@ -16,6 +17,12 @@ __all__ = ["RequestContext"]
 
 log = structlog.get_logger("roomcast.http")
 
+_ids = random.Random()
+"""The request ids' own generator: the module's shared one is seeded by whoever calls
+``random.seed`` in the process (hypothesis does, per example), and then every request
+would get the same id. Reseeded in a forked child, like the shared one."""
+os.register_at_fork(after_in_child=_ids.seed)
+
 
 class RequestContext:
     def __init__(self, app: ASGIApp) -> None:
@@ -26,7 +33,7 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         # Unique, not secret: a uuid4 would cost a getrandom() system call per request.
-        request_id = _incoming_id(scope) or f"{random.getrandbits(128):032x}"
+        request_id = _incoming_id(scope) or f"{_ids.getrandbits(128):032x}"
         raw_id = request_id.encode()
         started = time.perf_counter()
         status = 500

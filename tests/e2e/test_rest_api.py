@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from typing import Any
 
@@ -356,6 +357,14 @@ class TestOperations:
     async def test_every_response_carries_a_request_id(self, http):
         response = await http.get("/health", headers={"X-Request-ID": "abc123"})
         assert response.headers["x-request-id"] == "abc123"
+
+    async def test_request_ids_stay_unique_when_the_process_seeds_random(self, http):
+        # The server runs in this process: random.seed here is any library's seeding.
+        ids = set()
+        for _ in range(3):
+            random.seed(0)
+            ids.add((await http.get("/health")).headers["x-request-id"])
+        assert len(ids) == 3
 
     @pytest.mark.parametrize(
         ("method", "path", "status"),
