@@ -58,6 +58,9 @@ class Plan:
     n3_events: int = 10
     n3_pauses: int = 3
     """N3: Redis pauses per repeat (each beside a round with Redis running)."""
+    n4_concurrency: int = 32
+    n4_commands: int = 4000
+    """N4: renames per round at ``n4_concurrency`` (a quarter of them at concurrency 1)."""
 
     def with_repeats(self, repeats: int | None) -> Plan:
         return self if repeats is None else replace(self, repeats=repeats)
@@ -116,4 +119,6 @@ QUICK = Plan(
     n3_clients=40,
     n3_events=5,
     n3_pauses=2,
+    n4_concurrency=8,
+    n4_commands=400,
 )

@@ -14,6 +14,7 @@ from bench.scenarios import (
     n1_nodes,
     n2_relay,
     n3_repair,
+    n4_limits,
     o1_overrides,
     p1_commands,
     p2_latency,
@@ -46,4 +47,5 @@ SCENARIOS: dict[str, Callable[[Bench], Awaitable[Scenario]]] = {
     "N1": n1_nodes.run,
     "N2": n2_relay.run,
     "N3": n3_repair.run,
+    "N4": n4_limits.run,
 }
