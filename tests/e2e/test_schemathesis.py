@@ -63,8 +63,17 @@ def call_and_check(server: Any, case: Any) -> None:
         del case.query[OPAQUE]
     headers = {**(case.headers or {}), **server.auth(user_id())}
     response = case.call(base_url=server.url, headers=headers, timeout=30)
-    # No `checks=`: every check schemathesis has, as its CLI's `--checks all`.
-    case.validate_response(response, headers=headers)
+    try:
+        # No `checks=`: every check schemathesis has, as its CLI's `--checks all`.
+        case.validate_response(response, headers=headers)
+    except Exception as exc:
+        # What was sent and answered, so that a failure seen once can be read.
+        sent = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+        raise AssertionError(
+            f"{case.method} {case.formatted_path} query={case.query!r} headers={sent!r} "
+            f"body={case.body!r} -> {response.status_code} {dict(response.headers)!r} "
+            f"{response.text[:600]!r}"
+        ) from exc
 
 
 @pytest.fixture(scope="module")
