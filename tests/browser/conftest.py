@@ -21,7 +21,7 @@ from ..conftest import unavailable
 from ..serve_process import ServeProcess
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
-"""Screenshots of each step (gitignored but for verified-draw.png, which docs cite)."""
+"""Screenshots of each step, gitignored (docs/img/verified-draw.png is one from a run)."""
 
 
 def chromium_path() -> str:
