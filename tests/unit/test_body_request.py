@@ -11,7 +11,8 @@ from litestar import Litestar, Request, post
 from litestar.exceptions import InternalServerException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
-from roomcast.http.requests import BodyRequest
+from roomcast.domain.errors import InvalidPayload
+from roomcast.http.requests import BodyRequest, holds_nul
 
 LIMIT = 64
 
@@ -43,6 +44,8 @@ async def _outcome(request: Any) -> bytes | str:
         return bytes(await request.body())
     except RequestEntityTooLarge:
         return "413"
+    except InvalidPayload:
+        return "NUL"
 
 
 @settings(max_examples=200, deadline=None)
@@ -50,8 +53,9 @@ async def _outcome(request: Any) -> bytes | str:
 async def test_the_same_body_or_the_same_413_as_litestar(chunks: list[bytes], announce: bool):
     ours = await _outcome(_request(BodyRequest, chunks, announce))
     theirs = await _outcome(_request(Request, chunks, announce))
-    assert ours == theirs
-    if ours != "413":
+    # Ours also refuses a JSON text with an escaped NUL (its one difference).
+    assert ours == ("NUL" if isinstance(theirs, bytes) and holds_nul(theirs) else theirs)
+    if ours not in ("413", "NUL"):
         assert ours == b"".join(chunks)
 
 
