@@ -80,3 +80,20 @@ class Outlet:
             )
             return
         delivery.put(eio_sid, [delivery.event_packet(namespace, e, p) for e, p in events])
+
+    def send_frame(self, count: int, last_seq: int, body: bytes) -> None:
+        """Queue one ``room:events`` frame of ``count`` replayed events whose array
+        (``body``, its payloads already marked replayed) ends at ``last_seq``.
+
+        Batch outlets only: a frame carries no offsets (docs/decisions/0009).
+        """
+        if not count:
+            return
+        self.last_seq = max(self.last_seq, last_seq)
+        self.count += count
+        delivery = self._delivery
+        eio_sid = delivery.eio_sid_from_sid(self._sid, self._namespace)
+        if eio_sid is None:  # the socket is gone; its next subscribe replays again
+            return
+        packet = delivery.event_packet(self._namespace, BATCH_EVENT, msgspec.Raw(body))
+        delivery.put(eio_sid, [packet])
