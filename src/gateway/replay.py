@@ -40,7 +40,7 @@ class Frame(NamedTuple):
     events: int
     """How many events it holds."""
     last_seq: int
-    body: bytes
+    body: str
     """``[payload,…]``: each payload with ``"replayed":true`` first, in seq order."""
 
 
@@ -104,7 +104,7 @@ async def frames(
             # A payload is `{…}`: its members after the `{` follow the replayed head.
             body = _NEXT_REPLAYED.join([memoryview(e.payload)[1:] for e in page])
             last = first + start + len(page) - 1
-            yield Frame(len(page), last, b"[%s%s]" % (_REPLAYED_HEAD, body))
+            yield Frame(len(page), last, (b"[%s%s]" % (_REPLAYED_HEAD, body)).decode())
 
 
 async def _frame_from_store(store: EventStore, room_id: str, after: int, limit: int) -> Frame:

@@ -207,16 +207,20 @@ READ = f"""
     LIMIT $3
 """
 
-# A page of the log as one `room:events` frame's array body: the payloads of
-# `$2 < seq <= $2 + $3`, each marked `"replayed":true` (gateway/outlet.py's
-# `mark_replayed`, spliced here in the same head), joined by commas in seq
-# order, plus how many and the last seq. One row of one bytea instead of $3
-# rows: a replay's Python work per page no longer grows with its events (the
-# decoding of each row, an object per payload, marking and encoding each one
-# was most of a 10,000-event replay's CPU, bench/README.md P4). By range, not
-# LIMIT: a room's seqs are dense (gateway/replay.py relies on it too).
+# A page of the log as one `room:events` frame's array (`[…]`, as text): the
+# payloads of `$2 < seq <= $2 + $3`, each marked `"replayed":true` (gateway/
+# outlet.py's `mark_replayed`, spliced here in the same head), joined in seq
+# order, plus how many and the last seq. One row instead of $3: a replay's
+# Python work per page no longer grows with its events (decoding each row, an
+# object per payload, marking and encoding each one was most of a 10,000-event
+# replay's CPU: docs/decisions/0026). Joined as bytes (the splice's `substring`
+# is by offset) and converted to text once per page: asyncpg's str is the
+# packet's text with no re-encoding in Python. By range, not LIMIT: a room's
+# seqs are dense (gateway/replay.py relies on it too).
 READ_FRAME = f"""
-    SELECT count(*)::int, max(p.seq), string_agg(p.payload, '\\x2c'::bytea ORDER BY p.seq)
+    SELECT count(*)::int, max(p.seq),
+           '[' || convert_from(string_agg(p.payload, '\\x2c'::bytea ORDER BY p.seq), 'UTF8')
+               || ']'
     FROM (
         SELECT e.seq, {_wire_payload('"replayed":true,')}
         FROM events e
