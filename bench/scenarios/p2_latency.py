@@ -23,6 +23,12 @@ Baselines, the same clients, the same rate, the same payloads built before the
 clock starts: the bare python-socketio server and the Node.js socket.io peer.
 Their "commit" is the moment each emit starts (they answer it per event); the
 target is against the Node.js peer. All clocks are this machine's wall clock.
+
+Where the time goes: per round, ``per_event_ms`` splits it into commit → the
+event's first client and first → last client (the fan-out's spread), and
+``cpu_ms_per_event`` gives the CPU the server process and the client processes
+spent per event while it ran (bench/README.md, P2: the spread is the server's
+per-socket writes or, for the Node peer, the clients).
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import msgspec
 
 from bench.context import Bench, log
 from bench.httpc import Http, HttpError
-from bench.procs import Server
+from bench.procs import Server, cpu_seconds
 from bench.scenarios.common import arm, connect_clients, wait
 from bench.scenarios.p3_fanout import bare_capacity
 from bench.stats import Scenario, Target, percentile
@@ -129,6 +135,31 @@ def _per_event(latencies: list[float], seqs: list[int]) -> dict[str, dict[str, f
     }
 
 
+class _Cpu:
+    """CPU seconds of the server process and of the client processes from now on."""
+
+    def __init__(self, server: Server, clients: list[int]) -> None:
+        self._server, self._clients = server, clients
+        self._start = self._read()
+
+    def _read(self) -> tuple[float, float]:
+        return self._server.cpu(), sum(cpu_seconds(pid) for pid in self._clients)
+
+    def per_event(self, events: int) -> dict[str, float]:
+        """ms of CPU per event (one event = one message to each of the N clients):
+        the server's (ours: the app process, its relay included, PostgreSQL's
+        backends not) and the clients' (every worker together)."""
+        server, clients = self._read()
+        return {
+            "server": (server - self._start[0]) * 1000 / events,
+            "clients": (clients - self._start[1]) * 1000 / events,
+        }
+
+
+def _cpu(b: Bench, server: Server) -> _Cpu:
+    return _Cpu(server, [w.proc.pid for w in b.workers.all])
+
+
 def _timeout(seconds: float) -> float:
     return seconds + 60
 
@@ -155,8 +186,10 @@ async def app_round(b: Bench, clients: int, count: int, rate: float) -> dict[str
     room = await b.create_room()
     head = await connect_clients(b, b.app, clients, room)
     await arm(b, head + count, record=True)
+    cpu = _cpu(b, b.app)
     late, answered = await _paced_commands(b, room, count, rate)
     result = await wait(b, _timeout(count / rate), latencies=True)
+    result["cpu_ms_per_event"] = cpu.per_event(count)
     result["send_late"] = late
     committed = await commit_offsets(b, room, head) if b.commit_timestamps else {}
     result["commit_clock"] = "commit" if committed else "http_answer"
@@ -190,8 +223,10 @@ async def bare_round(
     server = server or b.bare
     head = await connect_clients(b, server, clients, "bench")
     await arm(b, head + count, record=True)
+    cpu = _cpu(b, server)
     emitted = await b.emit_bare(count, rate, server)
     result = await wait(b, _timeout(count / rate), latencies=True)
+    result["cpu_ms_per_event"] = cpu.per_event(count)
     result["send_late"] = max(0.0, emitted["t_end"] - emitted["t_start"] - (count - 1) / rate)
     first, offsets = emitted["first_seq"], emitted["offsets"]
     result["commit_clock"] = "emit"
@@ -298,7 +333,14 @@ async def run(b: Bench) -> Scenario:
         if "node" in got:
             peer = got["node"]["stats"]["commit"]
             line += f", Node.js {peer['p50']:.1f}/{peer['p99']:.1f}/{peer['max']:.1f} ms"
-        log(line + f"; decide → client p50 app {got['app']['stats']['decide']['p50']:.1f} ms")
+        cpu = ", ".join(
+            f"{w} {got[w]['cpu_ms_per_event']['server']:.1f}" for w in order if w in got
+        )
+        log(
+            line + f"; decide → client p50 app {got['app']['stats']['decide']['p50']:.1f} ms"
+            f"; server CPU ms/event {cpu}; clients "
+            f"{got['app']['cpu_ms_per_event']['clients']:.1f}"
+        )
     short = [x for x in s.details["rounds"] if x["stats"]["samples"] != x["stats"]["expected"]]
     if short:
         figs[

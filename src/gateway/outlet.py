@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+from engineio import packet as eio_packet
 
 from roomcast.gateway.delivery import BATCH_EVENT, LocalDelivery, payload_of, seq_of
 
@@ -80,3 +81,30 @@ class Outlet:
             )
             return
         delivery.put(eio_sid, [delivery.event_packet(namespace, e, p) for e, p in events])
+
+    def send_frame(self, count: int, last_seq: int, body: str) -> None:
+        """Queue one ``room:events`` frame of ``count`` replayed events whose array
+        (``body``, its payloads already marked replayed) ends at ``last_seq``.
+
+        Batch outlets only: a frame carries no offsets (docs/decisions/0009).
+        """
+        if not count:
+            return
+        self.last_seq = max(self.last_seq, last_seq)
+        self.count += count
+        delivery = self._delivery
+        eio_sid = delivery.eio_sid_from_sid(self._sid, self._namespace)
+        if eio_sid is None:  # the socket is gone; its next subscribe replays again
+            return
+        delivery.put(eio_sid, [_frame_packet(self._namespace, body)])
+
+
+_FRAME_START = msgspec.json.encode([BATCH_EVENT]).decode()[:-1] + ","
+"""``["room:events",``: a frame's Socket.IO event array up to its payloads."""
+
+
+def _frame_packet(namespace: str, body: str) -> eio_packet.Packet:
+    """``LocalDelivery.event_packet(namespace, BATCH_EVENT, <body>)``, written around
+    the array text as it is: a page's text is not re-encoded, or copied more than once."""
+    head = "2" if namespace == "/" else f"2{namespace},"
+    return eio_packet.Packet(eio_packet.MESSAGE, f"{head}{_FRAME_START}{body}]")

@@ -1038,6 +1038,7 @@ class Gateway:
             cut = replay_cut(after, head, self.subscribe_replay_max)
             count = 0
             member_at_head = member
+            inline = []
             if after < head:
                 REPLAYS.labels("subscribe").inc()
                 changes = await store.membership_events(request.room_id, user.id, after, head)
@@ -1071,15 +1072,20 @@ class Gateway:
             offsets=(base, request.room_id) if self.recovery else None,
         )
         try:
-            async with contextlib.aclosing(
-                replay.pages(
-                    store, request.room_id, after, cut.next_after, _REPLAY_PAGE, self.recent
-                )
-            ) as log_pages:
-                async for page in log_pages:
-                    if sid not in self.registry.users:  # the socket left: stop reading
-                        break
-                    await self._send_paced(sid, out, page, visibility, batch=request.batch)
+            if request.batch and member and not inline:
+                # Every replayed event is visible (a member throughout): each page
+                # goes out as the frame the database (or memory) joined.
+                await self._send_frames(sid, out, request.room_id, after, cut.next_after)
+            else:
+                async with contextlib.aclosing(
+                    replay.pages(
+                        store, request.room_id, after, cut.next_after, _REPLAY_PAGE, self.recent
+                    )
+                ) as log_pages:
+                    async for page in log_pages:
+                        if sid not in self.registry.users:  # the socket left: stop reading
+                            break
+                        await self._send_paced(sid, out, page, visibility, batch=request.batch)
             if cut.truncated:
                 # Live events follow the head, not the cut: the client pages the
                 # seqs in between, and what it may see of the live ones is the
@@ -1133,6 +1139,21 @@ class Gateway:
             await self._save_session(sid, user)
         await self._subscribed_notice(sid, request.room_id, head, count, cut)
         return {"roomId": request.room_id}
+
+    async def _send_frames(
+        self, sid: str, out: Outlet, room_id: str, after: int, up_to: int
+    ) -> None:
+        """Queue ``after < seq <= up_to`` as ready frames, each once the socket's output
+        has drained (SLOW_CONSUMER if it stops reading): ``_send_paced``'s pages,
+        without an object per event (docs/decisions/0026)."""
+        store = self._svc().store
+        frames = replay.frames(store, room_id, after, up_to, _REPLAY_PAGE, self.recent)
+        async with contextlib.aclosing(frames):
+            async for frame in frames:
+                if sid not in self.registry.users:  # the socket left: stop reading
+                    break
+                await self.sio.drained(sid, _ns.get())
+                out.send_frame(*frame)
 
     async def _send_paced(
         self, sid: str, out: Outlet, page: list[Envelope], visibility: Visibility, *, batch: bool

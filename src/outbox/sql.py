@@ -177,8 +177,13 @@ _PLATFORM = "ARRAY[" + ",".join(f"'{n}'" for n in sorted(RESERVED_NAMESPACES)) +
 _DATA_KEY = "'\\x2c2264617461223a7b'::bytea"  # ,"data":{
 _STORED = "convert_to(e.data::text, 'UTF8')"
 _CUT = f"position({_DATA_KEY} IN {_STORED})"
-_WIRE_PAYLOAD = f"""
-    convert_to('{{"eventId":"' || e.event_id::text || '","seq":' || e.seq::text || ',', 'UTF8')
+
+
+def _wire_payload(head: str = "") -> str:
+    """The spliced payload expression; ``head``: members written before ``eventId``."""
+    return f"""
+    convert_to('{{{head}"eventId":"' || e.event_id::text || '","seq":' || e.seq::text || ',',
+               'UTF8')
         || CASE WHEN split_part(e.type, ':', 1) = ANY({_PLATFORM})
                 THEN substring({_STORED} FROM 2)
                 ELSE substring({_STORED} FROM 2 FOR {_CUT} - 2)
@@ -190,6 +195,9 @@ _WIRE_PAYLOAD = f"""
            END AS payload
 """
 
+
+_WIRE_PAYLOAD = _wire_payload()
+
 # A page of the log in seq order; (stream_id, seq) is the primary access path.
 READ = f"""
     SELECT e.type, {_WIRE_PAYLOAD}
@@ -197,6 +205,27 @@ READ = f"""
     WHERE e.stream_id = $1 AND e.seq > $2
     ORDER BY e.seq
     LIMIT $3
+"""
+
+# A page of the log as one `room:events` frame's array (`[…]`, as text): the
+# payloads of `$2 < seq <= $2 + $3`, each marked `"replayed":true` (gateway/
+# outlet.py's `mark_replayed`, spliced here in the same head), joined in seq
+# order, plus how many and the last seq. One row instead of $3: a replay's
+# Python work per page no longer grows with its events (decoding each row, an
+# object per payload, marking and encoding each one was most of a 10,000-event
+# replay's CPU: docs/decisions/0026). Joined as bytes (the splice's `substring`
+# is by offset) and converted to text once per page: asyncpg's str is the
+# packet's text with no re-encoding in Python. By range, not LIMIT: a room's
+# seqs are dense (gateway/replay.py relies on it too).
+READ_FRAME = f"""
+    SELECT count(*)::int, max(p.seq),
+           '[' || convert_from(string_agg(p.payload, '\\x2c'::bytea ORDER BY p.seq), 'UTF8')
+               || ']'
+    FROM (
+        SELECT e.seq, {_wire_payload('"replayed":true,')}
+        FROM events e
+        WHERE e.stream_id = $1 AND e.seq > $2 AND e.seq <= $2 + $3
+    ) AS p
 """
 
 FIND_IDEMPOTENT = """

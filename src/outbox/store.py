@@ -481,6 +481,19 @@ class EventStore:
         raw = msgspec.Raw
         return [codec.Envelope(event=r[0], payload=raw(r[1])) for r in rows]
 
+    async def read_frame(self, stream_id: str, after: int, limit: int) -> tuple[int, int, str]:
+        """The events ``after < seq <= after + limit`` as one ``room:events`` array.
+
+        Returns ``(count, last seq, array)``: the JSON array (``[…]``) of their
+        payloads in seq order, each with ``"replayed":true`` first, as ``Outlet``
+        marks a replayed event. ``(0, after, "[]")`` when there are none.
+        """
+        with map_db_errors():
+            row = await self._pool.fetchrow(sql.READ_FRAME, stream_id, after, limit)
+        if row is None or not row[0]:
+            return 0, after, "[]"
+        return int(row[0]), int(row[1]), str(row[2])
+
     async def find_remembered(self, principal: str, key: str) -> tuple[bytes, str, bytes] | None:
         """``(fingerprint, stream_id, result)`` stored under an idempotency key, if any."""
         with map_db_errors():

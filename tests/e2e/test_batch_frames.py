@@ -174,3 +174,37 @@ class TestNoDuplicateAcrossTheSeam:
         await writing
         await wire.wait_for_seq(301)
         assert wire.seqs == list(range(1, 302))
+
+    @pytest.mark.parametrize(
+        "last_seq", [0, 2], ids=["own-join-inside: per event", "member-throughout: joined frames"]
+    )
+    async def test_a_participants_batch_replay_shows_what_their_single_one_shows(
+        self, server, http, raw, last_seq
+    ):
+        """The joined-frame replay (a member throughout, ADR 0026) and the per-event
+        one (their own join inside the range) each show what one message per event
+        shows, with the same payloads."""
+        org, ann = user_id(), user_id()
+        room_id = await create_room(http, server, org)
+        joined = await http.post(f"/api/rooms/{room_id}/participants", headers=server.auth(ann))
+        assert joined.status_code == 201
+        await rename_many(http, server, org, room_id, 4, concurrency=1)  # head 6
+        probe, probed = await raw(org)
+        await subscribe(probe, {"roomId": room_id})
+        batched, batch_wire = await raw(ann)
+        single, single_wire = await raw(ann)
+        await subscribe(batched, {"roomId": room_id, "lastSeq": last_seq, "batch": True})
+        await subscribe(single, {"roomId": room_id, "lastSeq": last_seq})
+        await rename_many(http, server, org, room_id, 1, concurrency=1)  # seq 7, live
+        await probed.wait_for_seq(7)
+        await batch_wire.wait_for_seq(7)
+        await single_wire.wait_for_seq(7)
+        assert batch_wire.delivered == single_wire.delivered
+        assert batch_wire.delivered[0] == last_seq + 1
+        assert batch_wire.delivered[-1] == 7
+        batched_payloads = [p for f in batch_wire.frames for p in f]
+        single_payloads = [
+            d for e, d in single_wire.messages if isinstance(d, dict) and "eventId" in d
+        ]
+        assert batched_payloads == single_payloads
+        assert all(p.get("replayed") is True for p in batched_payloads if p["seq"] <= 6)
