@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from roomcast.gateway.delivery import BATCH_EVENT, LocalDelivery, payload_of, seq_of
+from roomcast.gateway.delivery import BATCH_EVENT, RoomDelivery, payload_of, seq_of
 
 __all__ = ["Outlet", "mark_replayed"]
 
@@ -31,7 +31,7 @@ class Outlet:
 
     def __init__(
         self,
-        delivery: LocalDelivery,
+        delivery: RoomDelivery,
         sid: str,
         *,
         batch: bool,
@@ -61,7 +61,7 @@ class Outlet:
         offsets = self._offsets if replayed else None
         self.count += len(events)
         delivery = self._delivery
-        eio_sid = delivery.eio_sid_from_sid(self._sid, self._namespace)
+        eio_sid = delivery.sockets.eio_sid_from_sid(self._sid, self._namespace)
         if eio_sid is None:  # the socket is gone; its next subscribe replays again
             return
         namespace = self._namespace
