@@ -25,8 +25,8 @@ from socketio import packet as sio_packet
 from roomcast.config import Settings
 from roomcast.gateway import jsoncodec
 from roomcast.gateway import server as gateway_server
-from roomcast.gateway.sockets import LocalSockets
 from roomcast.gateway.server import Gateway
+from roomcast.gateway.sockets import LocalSockets
 from roomcast.gateway.transport import CheckedSocket, OutboundQueue
 from tests.conftest import RunningServer
 from tests.e2e.rawsocket import RawSocket
