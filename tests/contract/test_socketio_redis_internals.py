@@ -165,8 +165,10 @@ async def test_RedisSockets_reads_and_delivers_what_RedisPublisher_publishes(red
     subscribed = asyncio.Event()
     node.on_listening = subscribed.set
 
-    async def deliver(event: str, data: Any, namespace: str, room: str, skip: Any) -> None:
-        await delivered.put((event, data, namespace, room, skip))
+    async def deliver(
+        event: str, data: Any, namespace: str, room: str, skip_sid: Any = None
+    ) -> None:
+        await delivered.put((event, data, namespace, room, skip_sid))
 
     node.delivery.deliver = deliver  # type: ignore[method-assign]
 

@@ -162,7 +162,7 @@ async def test_a_relay_batch_is_published_as_one_pipeline_in_order(redis_url, mo
     publisher = RedisPublisher(redis_url)
     try:
         await publisher.publish([_outgoing(seq) for seq in range(1, 51)])
-        heard = []
+        heard: list[Any] = []
         async with asyncio.timeout(10):
             while len(heard) < 50:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
