@@ -8,11 +8,11 @@ The path of a committed event, one hop a module:
     gateway/sockets.py        python-socketio's manager: the rooms and Engine.IO queues
 
 Without Redis there is one node and the batch ends at its delivery. With
-Redis the batch is delivered here first (this node's sockets do not wait for
-the round trip), then goes to the channel in one pipeline
-(``redislink.RedisChannel.publish``): when Redis did not take it all, the
-relay keeps the rows and publishes them again, and this node's delivery drops
-the copies by seq. A relay without sockets (``roomcast relay``) uses
+Redis the batch goes to the channel in one pipeline
+(``redislink.RedisChannel.publish``) while it is delivered here (neither
+waits for the other): when Redis did not take it all, the relay keeps the
+rows and publishes them again, and this node's delivery drops the copies by
+seq. A relay without sockets (``roomcast relay``) uses
 ``redislink.RedisPublisher``, the second half alone.
 """
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from roomcast.gateway.delivery import RoomDelivery, room_name
 from roomcast.gateway.redislink import RedisChannel
@@ -52,7 +53,12 @@ class NodePublisher:
         self._in_turn = False
 
     async def publish(self, events: Sequence[Outgoing]) -> None:
-        """Deliver ``events`` here, then put them on the Redis channel (if any).
+        """Deliver ``events`` here while they go to the Redis channel (if any).
+
+        The pipeline to Redis is started first and runs while this node's
+        sockets are written to, so the other nodes do not wait for this node's
+        fan-out, nor this node's sockets for Redis. The call returns when both
+        are done.
 
         Every ``_YIELD_EVERY`` events, if publishing has held the loop for more
         than ``_YIELD_AFTER`` seconds, the loop is yielded to: a relay batch fans out
@@ -64,13 +70,34 @@ class NodePublisher:
             PublishFailed: Redis did not take the whole batch (this node's
                 sockets have it already).
         """
-        delivery = self._delivery
         offsets = self._offsets
-        sent: list[tuple[str, object, str]] = []
-        for outgoing in events:
-            data = (outgoing.payload, outgoing.offset) if offsets else outgoing.payload
-            room = room_name(outgoing.room_id)
-            sent.append((outgoing.event, data, room))
+        broadcasts = [
+            (
+                outgoing.event,
+                (outgoing.payload, outgoing.offset) if offsets else outgoing.payload,
+                room_name(outgoing.room_id),
+            )
+            for outgoing in events
+        ]
+        channel = self._channel
+        if channel is None:
+            await self._deliver_here(broadcasts)
+            return
+        sending = asyncio.ensure_future(
+            channel.publish([channel.message(*broadcast) for broadcast in broadcasts])
+        )
+        try:
+            await asyncio.sleep(0)  # one turn: the pipeline is written before the fan-out
+            await self._deliver_here(broadcasts)
+        except BaseException:
+            sending.cancel()
+            await asyncio.gather(sending, return_exceptions=True)
+            raise
+        await sending
+
+    async def _deliver_here(self, broadcasts: list[tuple[str, Any, str]]) -> None:
+        delivery = self._delivery
+        for event, data, room in broadcasts:
             if not self._in_turn:  # the first event published in this turn of the loop
                 self._in_turn = True
                 self._turn_started = time.monotonic()
@@ -81,7 +108,4 @@ class NodePublisher:
                 and time.monotonic() - self._turn_started > _YIELD_AFTER
             ):
                 await asyncio.sleep(0)  # a turn of the loop for everyone else
-            await delivery.deliver(outgoing.event, data, "/", room)
-        channel = self._channel
-        if channel is not None:
-            await channel.publish([channel.message(*broadcast) for broadcast in sent])
+            await delivery.deliver(event, data, "/", room)

@@ -22,12 +22,14 @@ from redis.asyncio.client import Pipeline
 
 from roomcast.gateway import jsoncodec
 from roomcast.gateway.delivery import Registry
+from roomcast.gateway.publisher import NodePublisher
 from roomcast.gateway.redislink import RedisPublisher
 from roomcast.gateway.sockets import RedisSockets
-from roomcast.outbox.relay import Outgoing, Relay
+from roomcast.outbox.relay import Outgoing, PublishFailed, Relay
 from roomcast.service.rooms import RoomService
 
 from ..helpers import rename, user
+from ..serve_process import free_port
 from .test_relay import new_room
 
 alice = user("alice")
@@ -223,3 +225,41 @@ async def test_a_batch_cut_mid_pipeline_keeps_its_rows_and_a_node_gets_them_in_s
     assert pipelines.sizes[:2] == [6, 6]  # the cut batch, then the same batch again
     assert node.received >= 9  # 1..3 twice: duplicates reached the node, not its clients
     assert node.seqs == [1, 2, 3, 4, 5, 6]
+
+
+async def test_a_node_delivers_a_batch_to_its_own_sockets_and_to_redis_in_one_pipeline(
+    redis_url, monkeypatch
+):
+    """The relay's publisher inside a node: its delivery gets every event in order, and
+    the other nodes get the batch through one pipeline."""
+    pipelines = CountedPipelines(monkeypatch)
+    here = RedisSockets(redis_url, Registry(), json=jsoncodec)
+    here_seqs: list[int] = []
+    here.delivery.feed.listen("room:r", lambda event, payload, seq: here_seqs.append(seq))
+    other = Node(redis_url)
+    other.follow("r")
+    publisher = NodePublisher(here.delivery, here.redis_channel)
+    try:
+        async with listening(other):
+            await publisher.publish([_outgoing(seq) for seq in range(1, 21)])
+            await other.wait_for(lambda: other.seqs == list(range(1, 21)))
+    finally:
+        await here.close()
+    assert here_seqs == list(range(1, 21))
+    assert pipelines.sizes == [20]
+
+
+async def test_a_node_whose_redis_is_down_still_delivers_to_its_sockets_and_says_so():
+    here = RedisSockets(f"redis://127.0.0.1:{free_port()}/0", Registry(), json=jsoncodec)
+    here_seqs: list[int] = []
+    here.delivery.feed.listen("room:r", lambda event, payload, seq: here_seqs.append(seq))
+    publisher = NodePublisher(here.delivery, here.redis_channel)
+    try:
+        with pytest.raises(PublishFailed):
+            await publisher.publish([_outgoing(seq) for seq in range(1, 6)])
+        # The relay tries the batch again: this node drops the copies by seq.
+        with pytest.raises(PublishFailed):
+            await publisher.publish([_outgoing(seq) for seq in range(1, 8)])
+    finally:
+        await here.close()
+    assert here_seqs == [1, 2, 3, 4, 5, 6, 7]
