@@ -1,9 +1,9 @@
-"""The relay's publisher on a gateway node: this node's delivery, then the other nodes.
+"""The relay's publisher on a gateway node: this node's delivery, and the other nodes.
 
 The path of a committed event, one hop a module:
 
     outbox/relay.py           reads a batch of outbox rows, calls ``publish(events)``
-    gateway/publisher.py      this node's delivery, then every other node through Redis
+    gateway/publisher.py      this node's delivery, and every other node through Redis
     gateway/delivery.py       each node: positions, gates, floors, frames, evictions
     gateway/sockets.py        python-socketio's manager: the rooms and Engine.IO queues
 
