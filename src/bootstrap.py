@@ -27,6 +27,7 @@ from roomcast.config import Environment, Settings, issuer_enabled, resolve_jwt_s
 from roomcast.domain.errors import ServiceUnavailable
 from roomcast.gateway.cluster_stats import ClusterStats
 from roomcast.gateway.redis_presence import RedisPresence
+from roomcast.gateway.redislink import RedisPublisher
 from roomcast.gateway.server import Gateway, GatewayServices
 from roomcast.gateway.stats import connection_stats
 from roomcast.http.app import Services, create_app
@@ -43,7 +44,7 @@ from roomcast.outbox.notify import CommitSignal
 from roomcast.outbox.reaction_queue import ReactionQueue
 from roomcast.outbox.recovery_log import RecoveryLog
 from roomcast.outbox.refresh_tokens import RefreshTokens
-from roomcast.outbox.relay import PUBLISHED_AT, Publish, Relay
+from roomcast.outbox.relay import Publisher, Relay
 from roomcast.outbox.revocations import Revocations
 from roomcast.outbox.store import EventStore
 from roomcast.service.auth import TokenIssuer
@@ -187,12 +188,12 @@ async def kept_revocations(pool: Any, dsn: str, settings: Settings) -> AsyncIter
 
 @contextlib.asynccontextmanager
 async def running_relay(
-    dsn: str, publish: Publish, settings: Settings, *, reactor: Reactor | None = None
+    dsn: str, publisher: Publisher, settings: Settings, *, reactor: Reactor | None = None
 ) -> AsyncIterator[Relay]:
     """The relay, and with ``reactor`` the reactions it queues, run while it publishes."""
     relay = Relay(
         dsn,
-        publish,
+        publisher,
         poll_interval=settings.relay_poll_seconds,
         react_to=Reactions.EVENTS if reactor is not None else frozenset(),
         on_reacting=reactor.wake if reactor is not None else None,
@@ -227,7 +228,9 @@ def event_store(pool: asyncpg.Pool, settings: Settings) -> EventStore:
 
 
 @contextlib.asynccontextmanager
-async def reacting_relay(dsn: str, publish: Publish, settings: Settings) -> AsyncIterator[Relay]:
+async def reacting_relay(
+    dsn: str, publisher: Publisher, settings: Settings
+) -> AsyncIterator[Relay]:
     """A relay that also runs the reactions (``roomcast relay``: no HTTP, no sockets)."""
     pool = await connect(dsn, max_size=4)
     try:
@@ -239,7 +242,7 @@ async def reacting_relay(dsn: str, publish: Publish, settings: Settings) -> Asyn
             on_commit=signal,
         )
         reacting = reactor(pool, notifications, settings)
-        async with running_relay(dsn, publish, settings, reactor=reacting) as relay:
+        async with running_relay(dsn, publisher, settings, reactor=reacting) as relay:
             signal.wake_locally(relay.wake, active=relay.holds_all)
             yield relay
         await signal.close()
@@ -247,23 +250,12 @@ async def reacting_relay(dsn: str, publish: Publish, settings: Settings) -> Asyn
         await pool.close()
 
 
-def redis_publisher(redis_url: str) -> Publish:
+def redis_publisher(redis_url: str) -> RedisPublisher:
     """Publish into the gateways of every node through Redis (for ``roomcast relay``).
 
-    A publish Redis did not take raises ``PublishFailed``: the relay keeps the row.
+    A batch Redis did not wholly take raises ``PublishFailed``: the relay keeps its rows.
     """
-    from roomcast.gateway.delivery import room_name
-    from roomcast.gateway.redislink import RedisPublisher
-
-    manager = RedisPublisher(redis_url)
-
-    async def publish(room_id: str, event: str, payload: Any) -> None:
-        # With its offset, as Gateway.publish (docs/decisions/0009).
-        offset = PUBLISHED_AT.get()
-        data = payload if offset is None else (payload, offset)
-        await manager.emit(event, data, namespace="/", room=room_name(room_id))
-
-    return publish
+    return RedisPublisher(redis_url)
 
 
 @contextlib.asynccontextmanager
@@ -496,7 +488,7 @@ def build_app(settings: Settings, *, ready: Callable[[], None] | None = None) ->
                 relay = await stack.enter_async_context(
                     running_relay(
                         dsn,
-                        gateway.publish,
+                        gateway.publisher,
                         settings,
                         reactor=reactor(pool, notifications, settings),
                     )

@@ -1,8 +1,12 @@
-"""Local delivery of room broadcasts, with the two hooks the protocol needs.
+"""This node's delivery of room events to its sockets: one plain object, ``RoomDelivery``.
 
-python-socketio delivers a room broadcast to this node's sockets in
-``AsyncManager.emit`` (with Redis, every node runs it for every broadcast). We
-hook in there, below the Redis layer, so both hooks work on every node:
+Every room event reaching this node passes here once, in the relay's order:
+from the relay in this process (``gateway.publisher``), or from another node
+through Redis (``gateway.sockets.RedisSockets`` hands python-socketio's
+decoded message over). It writes to the sockets through ``Sockets``, a narrow
+port onto python-socketio's client manager (who is in a room, eio sids,
+leaving a room, the Engine.IO queues); the manager is a part, not a base class.
+What it does on the way:
 
 * **Gates.** While a socket's ``room:subscribe`` replays history, live
   broadcasts for that room are held for it and flushed after the replay, so it
@@ -25,12 +29,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Protocol
 
-import socketio
 from engineio import packet as eio_packet
-from socketio import packet as sio_packet
 
 from roomcast.domain.state import UserRef
 from roomcast.gateway import jsoncodec
@@ -42,8 +44,9 @@ from roomcast.service.visibility import left_user, seq_of
 
 __all__ = [
     "BATCH_EVENT",
-    "LocalDelivery",
     "Registry",
+    "RoomDelivery",
+    "Sockets",
     "payload_of",
     "room_name",
     "seq_of",
@@ -150,24 +153,53 @@ class Registry:
             del self.holding[sid]
 
 
-class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
-    """python-socketio's in-process manager, with gates, evictions and batch frames."""
+class Sockets(Protocol):
+    """The port onto python-socketio's client manager that delivery writes through.
 
-    registry: Registry
-    recent: RecentEvents
-    positions: RoomPositions
+    ``gateway.sockets`` implements it on the manager python-socketio is given
+    (the manager keeps the rooms; delivery only reads them and asks to leave).
+    """
+
+    @property
+    def rooms(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """namespace → room → sid → eio sid (``AsyncManager.rooms``): read only."""
+        ...
+
+    def get_participants(self, namespace: str, room: str) -> Iterator[tuple[str, str]]:
+        """(sid, eio sid) of this node's sockets in ``room``."""
+        ...
+
+    def eio_sid_from_sid(self, sid: str, namespace: str) -> str | None: ...
+
+    async def leave_room(self, sid: str, namespace: str, room: str) -> Any:
+        """Take a socket out of a room; the leave hook (presence, typing) runs too."""
+        ...
+
+    def eio_socket(self, eio_sid: str) -> Any:
+        """The Engine.IO socket (its ``queue``, ``closed``), or None when gone."""
+        ...
+
+    def packet(self, namespace: str, data: list[Any]) -> Any:
+        """A Socket.IO EVENT packet of the server's packet class, not encoded yet."""
+        ...
+
+
+class RoomDelivery:
+    """This node's room delivery: gates, floors, frames, positions, evictions,
+    recent events and the SSE feed, written to sockets through ``Sockets``."""
+
     on_hole: Callable[[str], None] | None = None
     """Called with a room's name when events wait behind a hole (``roomwatch.PositionWatch``
     refills it from the log)."""
 
-    feed: LiveFeed
-
-    def bind(
+    def __init__(
         self,
+        sockets: Sockets,
         registry: Registry,
         recent: RecentEvents | None = None,
         feed: LiveFeed | None = None,
     ) -> None:
+        self.sockets = sockets
         self.registry = registry
         self.feed = LiveFeed() if feed is None else feed
         """Listeners other than sockets (SSE streams), handed each room event first."""
@@ -184,7 +216,7 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
 
     def packets(self, namespace: str, event: str, args: Sequence[Any]) -> list[Any]:
         """One Socket.IO event as Engine.IO packets, encoded once for any number of sockets."""
-        pkt = self.server.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, *args])
+        pkt = self.sockets.packet(namespace, [event, *args])
         encoded = pkt.encode()
         parts = encoded if isinstance(encoded, list) else [encoded]
         return [eio_packet.Packet(eio_packet.MESSAGE, part) for part in parts]
@@ -211,7 +243,7 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
         log call: the socket's own ping task closes a silent client anyway. A
         socket that is gone or closing is skipped, as ``send_packet`` does.
         """
-        socket = self.server.eio.sockets.get(eio_sid)
+        socket = self.sockets.eio_socket(eio_sid)
         if socket is None or socket.closed:
             return
         for pkt in packets:
@@ -219,7 +251,7 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
 
     def send(self, sid: str, namespace: str, event: str, args: Sequence[Any]) -> None:
         """Send one event to one socket of this node (no Redis hop, no task)."""
-        eio_sid = self.eio_sid_from_sid(sid, namespace)
+        eio_sid = self.sockets.eio_sid_from_sid(sid, namespace)
         if eio_sid is not None:
             self.put(eio_sid, self.packets(namespace, event, args))
 
@@ -253,25 +285,21 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
 
     # ------------------------------------------------------------ broadcasting
 
-    async def emit(
+    async def deliver(
         self,
         event: str,
         data: Any,
         namespace: str,
-        room: str | None = None,
+        room: str,
         skip_sid: Any = None,
-        callback: Any = None,
-        to: str | None = None,
-        **kwargs: Any,
     ) -> None:
-        target = to or room
-        if callback is not None or not isinstance(target, str):
-            # Acks on a broadcast, a broadcast to everyone or to several rooms:
-            # python-socketio's own path (roomcast sends none of these).
-            await super().emit(
-                event, data, namespace, room=target, skip_sid=skip_sid, callback=callback, **kwargs
-            )
-            return
+        """One broadcast to ``room`` (python-socketio's emit arguments), on this node.
+
+        A room event (its payload has a ``seq``) goes through the room's
+        position first: a duplicate is dropped, one past a hole waits for the
+        refill (``on_hole``). Relayed data is ``(payload, offset)``.
+        """
+        target = room
         relayed = (
             isinstance(data, tuple)
             and len(data) == 2
@@ -306,7 +334,7 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
     def listened(self, room: str) -> bool:
         """Whether a socket of this node is in ``room``, on "/" or on seed 003's
         ``/rooms/{roomId}`` namespace."""
-        rooms = self.rooms
+        rooms = self.sockets.rooms
         return bool(rooms.get("/", {}).get(room)) or bool(
             rooms.get("/rooms/" + stream_of(room), {}).get(room)
         )
@@ -346,7 +374,9 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
                 self.recent.forget(target)
             if self.feed:  # this node's SSE streams (service/feed.py), in the same order
                 self.feed.deliver(target, event, payload, seq)
-        if not self.rooms:  # (a room namespace's sockets may be here without "/")
+        sockets = self.sockets
+        rooms = sockets.rooms
+        if not rooms:  # (a room namespace's sockets may be here without "/")
             return
         if isinstance(skip_sid, list):
             skip: set[str] = set(skip_sid)
@@ -369,7 +399,7 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
                 self.flush(target, namespace)
         packets: list[Any] | None = None
         holding = self.registry.holding if target.startswith("room:") else None
-        for sid, eio_sid in self.get_participants(namespace, target):
+        for sid, eio_sid in sockets.get_participants(namespace, target):
             if sid not in skip:
                 if holding and sid in holding:  # another room of it is replaying
                     holding[sid].append((target, event, data))
@@ -377,16 +407,12 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
                 if packets is None:
                     packets = self.packets(namespace, event, args)
                 self.put(eio_sid, packets)
-        if (
-            namespace == "/"
-            and len(self.rooms) > ("/" in self.rooms)
-            and target.startswith("room:")
-        ):
+        if namespace == "/" and len(rooms) > ("/" in rooms) and target.startswith("room:"):
             # Sockets of seed 003's room namespace, "/rooms/{roomId}", get the
             # room's events too (encoded for their namespace).
             room_ns = "/rooms/" + target[5:]
             ns_packets: list[Any] | None = None
-            for sid, eio_sid in self.get_participants(room_ns, target):
+            for sid, eio_sid in sockets.get_participants(room_ns, target):
                 if sid not in skip:
                     if holding and sid in holding:
                         holding[sid].append((target, event, data))
@@ -443,21 +469,21 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
         packets = [self.event_packet(namespace, BATCH_EVENT, payloads)]
         for sid in sids:
             if sid not in gated:
-                eio_sid = self.eio_sid_from_sid(sid, namespace)
+                eio_sid = self.sockets.eio_sid_from_sid(sid, namespace)
                 if eio_sid is not None:
                     self.put(eio_sid, packets)
 
-    async def leave_room(self, sid: str, namespace: str, room: str) -> Any:
+    def leaving(self, sid: str, namespace: str, room: str) -> None:
+        """A socket of this node is about to leave ``room`` (``Sockets.leave_room`` calls it)."""
         self.flush(room, namespace)  # events broadcast while it was in the room still reach it
         self.registry.set_batch(room, sid, False)
         self.registry.drop_floor(room, sid)
-        return await super().leave_room(sid, namespace, room)
 
     async def _evict_room_namespace(self, event: str, data: Any, room: str) -> None:
         """The same evictions for the room's sockets on seed 003's ``/rooms/{roomId}``:
         they stay connected and receive nothing more of the room."""
         room_ns = "/rooms/" + room[5:]
-        members = self.rooms.get(room_ns, {}).get(room, {})
+        members = self.sockets.rooms.get(room_ns, {}).get(room, {})
         if not members:
             return
         if event == "participant:left":
@@ -466,21 +492,22 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
         else:
             evicted = list(members)
         for sid in evicted:
-            await self.leave_room(sid, room_ns, room)
+            await self.sockets.leave_room(sid, room_ns, room)
             if event == "room:deleted":
                 self.registry.close_gate(room, sid)
 
     async def evict_after(self, event: str, data: Any, namespace: str, room: str) -> None:
         """Apply the membership consequence of a just-delivered event to local sockets."""
-        if len(self.rooms) > ("/" in self.rooms) and event in ("participant:left", "room:deleted"):
+        rooms = self.sockets.rooms
+        if len(rooms) > ("/" in rooms) and event in ("participant:left", "room:deleted"):
             await self._evict_room_namespace(event, data, room)
         if event == "participant:left":
             user_id = left_user(data)
-            members = self.rooms.get(namespace, {}).get(room, {})
+            members = rooms.get(namespace, {}).get(room, {})
             evicted = [s for s in self.registry.sids_of_user.get(user_id or "", ()) if s in members]
             reason = "not_a_member"
         elif event == "room:deleted":
-            evicted = [sid for sid, _ in self.get_participants(namespace, room)]
+            evicted = [sid for sid, _ in self.sockets.get_participants(namespace, room)]
             reason = "room_deleted"
         else:
             return
@@ -488,7 +515,7 @@ class LocalDelivery(socketio.AsyncManager):  # type: ignore[misc]
         # wait meanwhile (this delivery owns the room, gateway/positions.py).
         for sid in evicted:
             gated = sid in self.registry.gates.get(room, {})
-            await self.leave_room(sid, namespace, room)  # the tick's frame goes out first
+            await self.sockets.leave_room(sid, namespace, room)  # the tick's frame goes out first
             if event == "room:deleted":
                 self.registry.close_gate(room, sid)
             elif gated:

@@ -1,7 +1,7 @@
 """The latest events of each room, as this node delivered them: recent replays from memory.
 
 Every room event a node delivers (published by its relay, or by another node's
-through Redis) passes through ``LocalDelivery.emit`` in seq order; ``record``
+through Redis) passes through ``delivery.RoomDelivery.deliver`` in seq order; ``record``
 keeps the last ``per_room`` of each room. A subscribe whose ``lastSeq`` falls
 inside that window is replayed from here instead of PostgreSQL: a reconnecting
 client is usually a few events behind, and a reconnect storm asks for the same

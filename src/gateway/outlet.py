@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 from engineio import packet as eio_packet
 
-from roomcast.gateway.delivery import BATCH_EVENT, LocalDelivery, payload_of, seq_of
+from roomcast.gateway.delivery import BATCH_EVENT, RoomDelivery, payload_of, seq_of
 
 __all__ = ["Outlet", "mark_replayed"]
 
@@ -32,7 +32,7 @@ class Outlet:
 
     def __init__(
         self,
-        delivery: LocalDelivery,
+        delivery: RoomDelivery,
         sid: str,
         *,
         batch: bool,
@@ -62,7 +62,7 @@ class Outlet:
         offsets = self._offsets if replayed else None
         self.count += len(events)
         delivery = self._delivery
-        eio_sid = delivery.eio_sid_from_sid(self._sid, self._namespace)
+        eio_sid = delivery.sockets.eio_sid_from_sid(self._sid, self._namespace)
         if eio_sid is None:  # the socket is gone; its next subscribe replays again
             return
         namespace = self._namespace
@@ -93,7 +93,7 @@ class Outlet:
         self.last_seq = max(self.last_seq, last_seq)
         self.count += count
         delivery = self._delivery
-        eio_sid = delivery.eio_sid_from_sid(self._sid, self._namespace)
+        eio_sid = delivery.sockets.eio_sid_from_sid(self._sid, self._namespace)
         if eio_sid is None:  # the socket is gone; its next subscribe replays again
             return
         delivery.put(eio_sid, [_frame_packet(self._namespace, body)])
@@ -104,7 +104,7 @@ _FRAME_START = msgspec.json.encode([BATCH_EVENT]).decode()[:-1] + ","
 
 
 def _frame_packet(namespace: str, body: str) -> eio_packet.Packet:
-    """``LocalDelivery.event_packet(namespace, BATCH_EVENT, <body>)``, written around
+    """``RoomDelivery.event_packet(namespace, BATCH_EVENT, <body>)``, written around
     the array text as it is: a page's text is not re-encoded, or copied more than once."""
     head = "2" if namespace == "/" else f"2{namespace},"
     return eio_packet.Packet(eio_packet.MESSAGE, f"{head}{_FRAME_START}{body}]")

@@ -8,7 +8,7 @@ docs/decisions/0009-connection-state-recovery.md. In short:
 
 * **Live offsets are positions in the relay's publication order**:
   ``"<batch>.<index>"``, the relay's batch number and the event's place in it
-  (``outbox.relay.PUBLISHED_AT``). The relay records each batch it publishes
+  (``outbox.relay.Outgoing.offset``). The relay records each batch it publishes
   (``relay_batches``, with its DELETE), every node delivers in that order, and
   a dropped transport loses only a suffix; so a client whose last offset is
   (k, i) has every event of its rooms published up to (k, i). With several

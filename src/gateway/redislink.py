@@ -1,45 +1,48 @@
 """Redis between nodes: publishes that say when they failed, and a listener that comes back fast.
 
 python-socketio's ``AsyncRedisManager`` carries every broadcast to the other
-nodes, and hides Redis trouble in two ways this module undoes (each through the
-hook ``AsyncPubSubManager`` documents for its subclasses, pinned and covered by
+nodes, and hides Redis trouble in two ways that ``RedisChannel`` undoes (the
+node's manager, ``gateway.sockets.RedisSockets``, forwards its ``_publish`` and
+``_listen`` hooks here; pinned and covered by
 ``tests/contract/test_socketio_redis_internals.py``; docs/architecture.md lists them):
 
 * ``_publish`` tries twice, logs, and returns as if it had published. Here a
-  relayed event's publish (``RedisDelivery.publish_event``, the
-  ``RedisPublisher`` of ``roomcast relay``) raises ``PublishFailed``, so the
-  relay keeps the outbox row and publishes it again. Other messages (presence
-  and typing notices) are best effort, as before, but never wait: after a
-  failure no publish is tried again before a capped backoff (50 ms doubling to
-  1 s), so a Redis outage costs a node's own clients nothing.
+  relay batch (``RedisChannel.publish``, called by ``gateway.publisher`` and by
+  ``RedisPublisher`` of ``roomcast relay``) goes out in one pipeline and raises
+  ``PublishFailed`` unless Redis took all of it, so the relay keeps the outbox
+  rows and publishes them again. Other messages (presence and typing notices)
+  are best effort, as before, but never wait: after a failure no publish is
+  tried again before a capped backoff (50 ms doubling to 1 s), so a Redis
+  outage costs a node's own clients nothing.
 * ``_listen`` reconnects with a backoff doubling to 60 s (node B heard nothing
   for 31 s after a 16 s outage). Here it retries every 50 ms doubling to 1 s,
   and tells the node when it listens again (``on_listening``: the position
   check runs at once).
 
-``RedisLink`` holds what ``/health`` says about Redis.
+The messages are python-socketio's own (``AsyncPubSubManager.emit``'s dict),
+so every node's manager decodes them unchanged. ``RedisLink`` holds what
+``/health`` says about Redis.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import time
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-import socketio
 import structlog
 from redis import asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from roomcast.gateway import jsoncodec
-from roomcast.gateway.delivery import LocalDelivery
-from roomcast.outbox.relay import PublishFailed
+from roomcast.gateway.delivery import room_name
+from roomcast.outbox.relay import Outgoing, PublishFailed
 
-__all__ = ["RedisDelivery", "RedisLink", "RedisPublisher"]
+__all__ = ["RedisChannel", "RedisLink", "RedisPublisher"]
 
 log = structlog.get_logger("roomcast.redis")
 
@@ -141,78 +144,91 @@ class RedisLink:
         }
 
 
-async def _publish_strictly(manager: Any, link: RedisLink, message: Any) -> None:
-    """One try at putting ``message`` on the manager's channel; ``PublishFailed`` if not."""
-    if not link.may_try():
-        raise PublishFailed(f"Redis is down ({link.last_error})", retry_in=link.retry_in())
-    try:
-        if manager.redis is None:
-            # The client is made once: its pool reconnects by itself on the next try.
-            manager.redis = aioredis.Redis.from_url(
-                manager.redis_url, **_client_options(publishing=True)
-            )
-        await manager.redis.publish(manager.channel, manager.json.dumps(message))
-    except Exception as exc:
-        link.publish_failed(exc)
-        log.warning("redis_publish_failed", error=repr(exc))
-        raise PublishFailed(repr(exc), retry_in=link.retry_in()) from exc
-    link.published()
+class RedisChannel:
+    """One node's (or a relay's) end of the Redis channel every node listens to.
 
+    Messages are python-socketio's pub/sub messages (``AsyncPubSubManager.emit``
+    builds the same dict), so each node's ``AsyncRedisManager`` decodes them as
+    its own. ``publish`` is for relayed events and says when Redis did not take
+    them; ``notice`` is for everything else and never waits.
+    """
 
-_strict: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
-    "roomcast_strict_publish", default=None
-)
-"""(event, room) of the relayed event being published now: its publish must not fail silently."""
-
-
-class RedisDelivery(socketio.AsyncRedisManager, LocalDelivery):  # type: ignore[misc]
-    """Several nodes share broadcasts through Redis; each node delivers locally via
-    ``LocalDelivery.emit`` (it sits below the pub/sub layer in the MRO)."""
-
-    redis: Any
-
-    def __init__(self, url: str, **options: Any) -> None:
-        super().__init__(url, **options)
-        self.link = RedisLink()
+    def __init__(
+        self,
+        url: str,
+        channel: str = "roomcast",
+        *,
+        host_id: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.url = url
+        self.channel = channel
+        self.host_id = uuid.uuid4().hex if host_id is None else host_id
+        """Who sent a message: a node skips its own (it delivered them already)."""
+        self.link = RedisLink(clock)
         self.on_listening: Callable[[], None] | None = None
-        self._clients: list[Any] = []
+        """Called when the listener subscribed (again): the position check runs at once."""
+        self._client: Any = None
 
-    async def publish_event(self, event: str, data: Any, room: str) -> None:
-        """A relayed event: to this node's sockets, then to the others through Redis.
+    def message(self, event: str, data: Any, room: str, namespace: str = "/") -> dict[str, Any]:
+        """A room broadcast as python-socketio's pub/sub message (room payloads are JSON,
+        never binary, so the binary walk of ``AsyncPubSubManager.emit`` is left out)."""
+        return {
+            "method": "emit",
+            "event": event,
+            "data": list(data) if isinstance(data, tuple) else [data],
+            "binary": False,
+            "namespace": namespace,
+            "room": room,
+            "skip_sid": None,
+            "callback": None,
+            "host_id": self.host_id,
+        }
 
-        Raises ``PublishFailed`` when Redis did not take it (this node's sockets
-        have it already; the relay publishes it again and this node drops the copy).
+    def _redis(self) -> Any:
+        if self._client is None:
+            # Made once: its pool reconnects by itself on the next try.
+            self._client = aioredis.Redis.from_url(self.url, **_client_options(publishing=True))
+        return self._client
+
+    async def publish(self, messages: Sequence[Any]) -> None:
+        """Put ``messages`` on the channel in one pipeline, in order: all taken, or
+        ``PublishFailed`` (some may have gone out; nodes drop the copies by seq).
+
+        One round trip for the whole batch rather than one per message (redis-py's
+        ``pipeline(transaction=False)``: no MULTI, the PUBLISHes are sent together).
         """
-        token = _strict.set((event, room))
-        try:
-            await self.emit(event, data, namespace="/", room=room)
-        finally:
-            _strict.reset(token)
-
-    async def _publish(self, data: Any) -> None:
-        strict = _strict.get()
-        if (
-            strict is not None
-            and isinstance(data, dict)
-            and data.get("method") == "emit"
-            and (data.get("event"), data.get("room")) == strict
-        ):
-            await _publish_strictly(self, self.link, data)
+        if not messages:
             return
-        # A notice (presence, typing) is best effort, and never waits for Redis.
-        with contextlib.suppress(PublishFailed):
-            await _publish_strictly(self, self.link, data)
+        link = self.link
+        if not link.may_try():
+            raise PublishFailed(f"Redis is down ({link.last_error})", retry_in=link.retry_in())
+        try:
+            async with self._redis().pipeline(transaction=False) as pipe:
+                for message in messages:
+                    pipe.publish(self.channel, jsoncodec.dumps(message))
+                await pipe.execute()
+        except Exception as exc:
+            link.publish_failed(exc)
+            log.warning("redis_publish_failed", error=repr(exc), messages=len(messages))
+            raise PublishFailed(repr(exc), retry_in=link.retry_in()) from exc
+        link.published()
 
-    async def _listen(self) -> AsyncIterator[Any]:
+    async def notice(self, message: Any) -> None:
+        """Best effort (presence, typing): never waits for a Redis that is down."""
+        with contextlib.suppress(PublishFailed):
+            await self.publish([message])
+
+    async def listen(self) -> AsyncIterator[Any]:
+        """The channel's messages, for ever: after a failure it subscribes again
+        within ``MAX_BACKOFF`` (python-socketio's own listener backs off to 60 s)."""
         delay = MIN_BACKOFF
         channel = self.channel.encode()
         while True:
             client: Any = None
             pubsub: Any = None
             try:
-                client = aioredis.Redis.from_url(
-                    self.redis_url, **_client_options(publishing=False)
-                )
+                client = aioredis.Redis.from_url(self.url, **_client_options(publishing=False))
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
                 await pubsub.subscribe(self.channel)
                 self.link.subscribed()
@@ -241,35 +257,31 @@ class RedisDelivery(socketio.AsyncRedisManager, LocalDelivery):  # type: ignore[
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF)
 
-    async def close(self) -> None:
-        """Stop listening and close the Redis client; for shutdown."""
-        listener = getattr(self, "thread", None)
+    async def close(self, listener: object = None) -> None:
+        """Cancel ``listener`` (the manager's listener task, if any) and close the client."""
         if isinstance(listener, asyncio.Task):
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
-        client: Any = self.redis
+        client: Any = self._client
         if client is not None:
+            self._client = None
             with contextlib.suppress(Exception):
                 await client.aclose()
-            self.redis = None
 
 
-class RedisPublisher(socketio.AsyncRedisManager):  # type: ignore[misc]
-    """A write-only manager for a relay without sockets (``roomcast relay``): every
-    publish either reaches Redis or raises ``PublishFailed``."""
+class RedisPublisher:
+    """The relay's publisher without sockets (``roomcast relay``): each batch goes
+    to every node in one pipeline, or raises ``PublishFailed`` (the relay keeps it)."""
 
-    redis: Any
+    def __init__(self, url: str, channel: str = "roomcast") -> None:
+        self.channel = RedisChannel(url, channel)
+        self.link = self.channel.link
 
-    def __init__(self, url: str) -> None:
-        super().__init__(url, channel="roomcast", write_only=True, json=jsoncodec)
-        self.link = RedisLink()
-
-    async def _publish(self, data: Any) -> None:
-        await _publish_strictly(self, self.link, data)
+    async def publish(self, events: Sequence[Outgoing]) -> None:
+        channel = self.channel
+        await channel.publish(
+            [channel.message(e.event, (e.payload, e.offset), room_name(e.room_id)) for e in events]
+        )
 
     async def close(self) -> None:
-        client: Any = self.redis
-        if client is not None:
-            with contextlib.suppress(Exception):
-                await client.aclose()
-            self.redis = None
+        await self.channel.close()

@@ -1,54 +1,23 @@
-"""Client managers that report every socket leaving a room, and the position check.
+"""The position check: keeps this node's rooms at the log's head, whatever Redis did.
 
-A socket leaves a room by ``room:unsubscribe``, by a failed subscribe, or by
-eviction (``delivery.LocalDelivery.evict_after``: its user's ``participant:left``,
-or ``room:deleted``). All of them go through the manager's ``leave_room``, so
-presence and typing hook in there rather than in each path. Disconnects do not
-(python-socketio drops the socket's rooms wholesale); the gateway's disconnect
-handler covers those.
+(Sockets leaving a room are reported by the manager adapters' ``leave_room``,
+gateway/sockets.py.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
 
 import structlog
 
-from roomcast.gateway.delivery import LocalDelivery, seq_of, stream_of
-from roomcast.gateway.redislink import RedisDelivery
+from roomcast.gateway.delivery import RoomDelivery, seq_of, stream_of
 from roomcast.outbox.store import EventStore
 
-__all__ = ["PositionWatch", "WatchedLocal", "WatchedRedis"]
+__all__ = ["PositionWatch"]
 
 log = structlog.get_logger("roomcast.gateway")
-
-OnLeave = Callable[[str, str], Awaitable[None]]
-"""``on_leave(sid, room)``, after the socket has left the room."""
-
-
-class _LeaveHook:
-    on_leave: OnLeave | None = None
-
-    async def leave_room(self, sid: str, namespace: str, room: str) -> Any:
-        result = await super().leave_room(sid, namespace, room)  # type: ignore[misc]
-        if self.on_leave is not None:
-            await self.on_leave(sid, room)
-        return result
-
-
-class WatchedLocal(_LeaveHook, LocalDelivery):
-    """``LocalDelivery`` that calls ``on_leave`` whenever a local socket leaves a room."""
-
-
-class WatchedRedis(_LeaveHook, RedisDelivery):
-    """``RedisDelivery`` that calls ``on_leave`` whenever a local socket leaves a room.
-
-    Only this node's sockets are reported (another node's leave requests arrive
-    through Redis and are applied below this hook).
-    """
 
 
 class PositionWatch:
@@ -58,7 +27,7 @@ class PositionWatch:
     this node has sockets in (``EventStore.heads``). A room whose head, as seen
     at the previous check, is still above what this node delivered is refilled
     from the log (an event in flight through the relay is not a hole: it has
-    one interval to arrive). A hole seen live (``LocalDelivery.on_hole``) is
+    one interval to arrive). A hole seen live (``RoomDelivery.on_hole``) is
     refilled at once. A refill reads pages after the room's position and
     delivers them through the same path as live events (gates, floors, frames,
     evictions), then what was held behind the hole.
@@ -69,7 +38,7 @@ class PositionWatch:
 
     def __init__(
         self,
-        delivery: LocalDelivery,
+        delivery: RoomDelivery,
         store: Callable[[], EventStore],
         *,
         interval: float = 0.5,

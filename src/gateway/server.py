@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -75,13 +74,14 @@ from roomcast.gateway.protocol import (
     quiz_ack,
     replay_cut,
 )
-from roomcast.gateway.roomwatch import PositionWatch, WatchedLocal, WatchedRedis
+from roomcast.gateway.publisher import NodePublisher
+from roomcast.gateway.roomwatch import PositionWatch
 from roomcast.gateway.sessions import Sessions
+from roomcast.gateway.sockets import LocalSockets, RedisSockets
 from roomcast.gateway.transport import CheckedSocket, CheckedWebSocket, OutboundQueue
 from roomcast.metrics import REPLAYS
 from roomcast.outbox.codec import Envelope
 from roomcast.outbox.recovery_log import RecoveryLog, StoredSession
-from roomcast.outbox.relay import PUBLISHED_AT
 from roomcast.outbox.store import EventStore
 from roomcast.service.feed import LiveFeed
 from roomcast.service.notifications import NotificationService
@@ -96,10 +96,6 @@ log = structlog.get_logger("roomcast.gateway")
 
 _REPLAY_PAGE = 500
 _ROOM_PREFIX = room_name("")
-_YIELD_EVERY = 64
-"""How often (in relayed events) publishing checks whether to give the loop a turn."""
-_YIELD_AFTER = 0.02
-"""Seconds publishing may hold the event loop before it gives it a turn."""
 _PACE_EVENTS = 32
 """A replay is queued this many events at a time, each run once the socket's output
 has drained below a quarter of its high-water mark."""
@@ -270,7 +266,7 @@ class _Server(socketio.AsyncServer):  # type: ignore[misc]
             {"limitBytes": self.outbound_limit},
         )
         if sid is not None:
-            packets = self.manager.packets("/", "error", [as_error_event(notice)])
+            packets = self.manager.delivery.packets("/", "error", [as_error_event(notice)])
             for pkt in packets:
                 queue.put_after_overflow(pkt)
         queue.put_after_overflow(engineio.packet.Packet(engineio.packet.CLOSE))
@@ -555,29 +551,34 @@ class Gateway:
         self.registry = Registry()
         self.subscribe_replay_max = subscribe_replay_max
         """Seqs one ``room:subscribe`` replays inline (0: all); the client pages the rest."""
-        self._published = 0
-        self._turn_started = time.monotonic()
-        self._in_turn = False
         self.recent = RecentEvents(
             per_room=recent_per_room, total=recent_total, total_bytes=recent_bytes
         )
         self.feed = LiveFeed()
         """This node's room events for listeners other than sockets (the SSE streams)."""
-        manager: WatchedLocal | WatchedRedis = (
-            WatchedRedis(redis_url, channel="roomcast", json=jsoncodec)
+        # python-socketio's manager is a part: it keeps the rooms and forwards
+        # broadcasts and leaves to the delivery (gateway/sockets.py).
+        manager: LocalSockets | RedisSockets = (
+            RedisSockets(redis_url, self.registry, self.recent, self.feed, json=jsoncodec)
             if redis_url
-            else WatchedLocal()
+            else LocalSockets(self.registry, self.recent, self.feed)
         )
-        manager.bind(self.registry, self.recent, self.feed)
-        manager.offsets = recovery
-        self.delivery = manager
+        self.sockets = manager
+        self.delivery = manager.delivery
+        self.delivery.offsets = recovery
+        self.publisher = NodePublisher(
+            self.delivery,
+            manager.redis_channel if isinstance(manager, RedisSockets) else None,
+            offsets=recovery,
+        )
+        """What this node's relay publishes to (``outbox.relay.Publisher``)."""
         self.services: GatewayServices | None = None
         self._subscribing: dict[str, asyncio.Lock] = {}
         """Per socket: held while one of its subscribes runs."""
         self.positions = PositionWatch(
-            manager, lambda: self._svc().store, interval=position_check_seconds
+            self.delivery, lambda: self._svc().store, interval=position_check_seconds
         )
-        if isinstance(manager, WatchedRedis):
+        if isinstance(manager, RedisSockets):
             # Listening again after an outage: check at once what was missed.
             manager.on_listening = self.positions.check_now
         """Per socket: held while one of its subscribes (or its recovery) runs."""
@@ -1315,49 +1316,13 @@ class Gateway:
         python-socketio never closes them; a node that broadcast through Redis
         (relay, presence, typing) would otherwise leave them open at shutdown.
         """
-        if isinstance(self.sio.manager, WatchedRedis):
-            await self.sio.manager.close()
+        if isinstance(self.sockets, RedisSockets):
+            await self.sockets.close()
 
     def redis_status(self) -> dict[str, object] | None:
         """What ``/health`` says about Redis (None without Redis)."""
-        manager = self.delivery
-        return manager.link.status() if isinstance(manager, WatchedRedis) else None
-
-    # ---------------------------------------------------------------- relay side
-
-    def _turn_ended(self) -> None:
-        self._in_turn = False
-
-    async def publish(self, room_id: str, event: str, payload: msgspec.Raw) -> None:
-        """Broadcast one relayed event to the room (through Redis when configured),
-        with its offset (connection state recovery, docs/decisions/0009).
-
-        With Redis, raises ``PublishFailed`` (outbox/relay.py) when the other
-        nodes were not reached; this node's sockets have it already.
-
-        Every ``_YIELD_EVERY`` events, if publishing has held the loop for more
-        than ``_YIELD_AFTER`` seconds, the loop is yielded to: a relay batch fans out
-        to every local socket synchronously, and without a turn in between the
-        sockets' writers, pings and handlers would wait for the whole batch. A
-        quick batch is not cut (its ``room:events`` frame stays one frame).
-        """
-        offset = PUBLISHED_AT.get() if self.recovery else None
-        data = payload if offset is None else (payload, offset)
-        if not self._in_turn:  # the first event published in this turn of the loop
-            self._in_turn = True
-            self._turn_started = time.monotonic()
-            asyncio.get_running_loop().call_soon(self._turn_ended)
-        self._published += 1
-        if (
-            self._published % _YIELD_EVERY == 0
-            and time.monotonic() - self._turn_started > _YIELD_AFTER
-        ):
-            await asyncio.sleep(0)  # a turn of the loop for everyone else
-        manager = self.delivery
-        if isinstance(manager, WatchedRedis):
-            await manager.publish_event(event, data, room_name(room_id))
-            return
-        await self.sio.emit(event, data, room=room_name(room_id))
+        sockets = self.sockets
+        return sockets.redis_channel.link.status() if isinstance(sockets, RedisSockets) else None
 
 
 def create_gateway(**options: Any) -> Gateway:

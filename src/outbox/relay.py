@@ -6,13 +6,16 @@ Design (docs/decisions/0004-relay-cursor.md):
   ids early and commits late is found by the next batch; nothing can be skipped.
 * **At-least-once.** If the relay dies between publishing and deleting, the rows
   are published again by whoever takes over; clients drop duplicates by seq.
-* **A publish that failed is not acknowledged.** ``publish`` raises
-  ``PublishFailed`` when the event did not reach every node (Redis down): the
-  row stays in the outbox, is kept aside in memory (the next batches read past
-  it, so newer rows still reach this node's sockets), and is published again,
-  in ``global_id`` order, once the publisher's backoff allows a try (at most
-  1 s apart). Past ``max_unacked`` rows kept aside the relay stops reading new
-  ones until Redis takes them.
+* **One publish per batch, all or nothing.** The relay hands a whole batch to
+  its ``Publisher`` in one call (``publish(events)``; with Redis one pipeline,
+  docs/decisions/0023-delivery-by-composition.md). It raises ``PublishFailed``
+  when the batch did not wholly reach every node (Redis down): none of its rows
+  is acknowledged; they stay in the outbox, are kept aside in memory (the next
+  batches read past them, so newer rows still reach this node's sockets), and
+  are published again, in ``global_id`` order, once the publisher's backoff
+  allows a try (at most 1 s apart); nodes drop the copies of what did get
+  through by seq. Past ``max_unacked`` rows kept aside the relay stops reading
+  new ones until Redis takes them.
 * **One publisher per partition** (docs/decisions/0022-relay-partitions.md).
   Rooms are split into ``partitions`` by a stable hash of the stream id; each
   is an advisory lock on the relay's one session (``partitions.Leases``), so a
@@ -44,10 +47,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol
 
 import asyncpg
 import msgspec
@@ -57,11 +60,11 @@ from roomcast.outbox import sql
 from roomcast.outbox.partitions import Leases
 
 __all__ = [
-    "PUBLISHED_AT",
     "QUEUE_PLAN_SETTINGS",
     "RELAY_LOCK",
-    "Publish",
+    "Outgoing",
     "PublishFailed",
+    "Publisher",
     "Relay",
     "RelayStats",
 ]
@@ -102,24 +105,83 @@ _IDLE_FACTOR = 3
 _VACUUM_MIN_INTERVAL = 1.0
 """Seconds between two vacuums of the outbox, however fast rows are deleted."""
 
-Publish = Callable[[str, str, msgspec.Raw], Awaitable[None]]
-"""``publish(room_id, event_name, payload)``: broadcast one event to the room."""
 
-PUBLISHED_AT: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "published_at", default=None
-)
-"""While ``publish`` runs: the event's position in the relay's publication order,
-``"<batch>.<index>"``, the offset connection state recovery hands to clients
-(docs/decisions/0009-connection-state-recovery.md). A context variable, so
-``Publish`` keeps its signature for every wrapper (reactions)."""
+class Outgoing(NamedTuple):
+    """One relayed event, as the relay hands it to its ``Publisher``."""
+
+    room_id: str
+    event: str
+    payload: msgspec.Raw
+    """The event's wire payload (spliced by the statement, ``sql._WIRE_PAYLOAD``)."""
+    offset: str
+    """Its position in the relay's publication order, ``"<batch>.<index>"``: the
+    offset connection state recovery hands to clients
+    (docs/decisions/0009-connection-state-recovery.md)."""
+
+
+class Publisher(Protocol):
+    """Where the relay publishes: this node's sockets, every node through Redis, or both."""
+
+    async def publish(self, events: Sequence[Outgoing]) -> None:
+        """Broadcast ``events`` to their rooms, in order.
+
+        Raises:
+            PublishFailed: not all of them reached every node; the relay keeps
+                every row of the batch and publishes them again (what did get
+                through is dropped by seq at the nodes).
+        """
+        ...
+
 
 _RETRY_INTERVAL = 0.05
 """Seconds between two tries of the rows a failed publish left, at the fastest (the
 publisher's own backoff, up to 1 s, decides whether a try reaches Redis)."""
 
 
+class _KeepAlive:
+    """PINGs the relay's session every ``every`` seconds while a publish runs.
+
+    A long publish (a big fan-out to this node's sockets) is not a stalled
+    relay: without a statement the server would end the session as idle
+    (``idle_session_timeout``) and the partitions would move. The publish runs
+    in the relay's own task (so the rows are acknowledged the moment it
+    returns); this task only uses the connection while that one waits.
+    """
+
+    def __init__(self, conn: asyncpg.Connection, every: float) -> None:
+        self._conn = conn
+        self._every = every
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="relay-keepalive")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._every)
+            self._idle.clear()
+            try:
+                await self._conn.execute(sql.PING)
+            finally:
+                self._idle.set()
+
+    async def stop(self) -> None:
+        """Stop; the connection is free once this returns (a PING running is let finish)."""
+        task = self._task
+        if not self._idle.is_set():
+            await self._idle.wait()  # the PING's answer is on its way
+        # Now in its sleep (or ended): cancelled there, it never touches the connection
+        # again; not awaited, so acknowledging the batch does not wait a loop turn.
+        task.cancel()
+        task.add_done_callback(_retrieve)
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()  # a failed PING: the connection's next statement fails too
+
+
 class PublishFailed(Exception):
-    """Raised by a ``Publish`` whose event did not reach every node: keep the row.
+    """Raised by a ``Publisher`` whose batch did not wholly reach every node: keep its rows.
 
     ``retry_in``: seconds before a new try can succeed (the publisher's backoff).
     """
@@ -158,7 +220,7 @@ class Relay:
     def __init__(
         self,
         dsn: str,
-        publish: Publish,
+        publisher: Publisher,
         *,
         batch_size: int = 500,
         poll_interval: float = 0.25,
@@ -171,7 +233,7 @@ class Relay:
         name: str = "roomcast-relay",
     ) -> None:
         self._dsn = dsn
-        self._publish = publish
+        self._publisher = publisher
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._vacuum_every = vacuum_every
@@ -359,9 +421,9 @@ class Relay:
         """
         if self._unacked and time.monotonic() >= self._retry_at:
             retried = [self._unacked[g] for g in sorted(self._unacked)]
-            # They reached this node's sockets already: stop at the first refusal.
+            # They reached this node's sockets already (its delivery drops the copies).
             batch = await conn.fetchval(sql.NEXT_BATCH)
-            done, slots = await self._publish_rows(conn, retried, batch, stop_at_failure=True)
+            done, slots = await self._publish_rows(conn, retried, batch)
             for row in done:
                 del self._unacked[row["global_id"]]
             await self._acknowledge(conn, done, batch, slots)
@@ -429,46 +491,29 @@ class Relay:
         conn: asyncpg.Connection,
         rows: list[asyncpg.Record],
         batch: int,
-        *,
-        stop_at_failure: bool = False,
     ) -> tuple[list[asyncpg.Record], tuple[list[str], list[int]]]:
-        """Publish ``rows`` in order as batch ``batch``; those that reached every
-        node, and the batch's slots for ``sql.RELAY_DONE`` (stream ids and seqs in
-        publication order, ``''`` where a publish failed)."""
-        publish = self._publish
-        done: list[asyncpg.Record] = []
-        streams: list[str] = []
-        seqs: list[int] = []
-        failed = 0
-        touched = time.monotonic()
+        """Publish ``rows`` in order as batch ``batch``, in one call to the publisher.
+
+        Returns the rows that reached every node (all of them, or none when the
+        publisher raised ``PublishFailed``), and the batch's slots for
+        ``sql.RELAY_DONE`` (stream ids and seqs in publication order).
+        """
+        events = [
+            # the payload comes spliced by the statement (sql._WIRE_PAYLOAD)
+            Outgoing(row["stream_id"], row["type"], msgspec.Raw(row["payload"]), f"{batch}.{i}")
+            for i, row in enumerate(rows, start=1)
+        ]
+        keepalive = _KeepAlive(conn, self._touch_every)
         try:
-            for index, row in enumerate(rows, start=1):
-                if time.monotonic() - touched >= self._touch_every:
-                    # A long batch is not a stalled relay: show the server we live.
-                    await conn.execute(sql.PING)
-                    touched = time.monotonic()
-                # Its offset for connection state recovery (docs/decisions/0009).
-                PUBLISHED_AT.set(f"{batch}.{index}")
-                try:
-                    # the payload comes spliced by the statement (sql._WIRE_PAYLOAD)
-                    await publish(row["stream_id"], row["type"], msgspec.Raw(row["payload"]))
-                except PublishFailed as exc:
-                    failed += 1
-                    self._retry_in = max(self._retry_in, exc.retry_in)
-                    streams.append("")
-                    seqs.append(0)
-                    if stop_at_failure:
-                        break
-                    continue
-                done.append(row)
-                streams.append(row["stream_id"])
-                seqs.append(row["seq"])
+            await self._publisher.publish(events)
+        except PublishFailed as exc:
+            self._retry_in = max(self._retry_in, exc.retry_in)
+            self.stats.publish_failures += len(rows)
+            log.warning("relay_publish_failed", rows=len(rows), published=0)
+            return [], ([], [])
         finally:
-            PUBLISHED_AT.set(None)
-        if failed:
-            self.stats.publish_failures += failed
-            log.warning("relay_publish_failed", rows=failed, published=len(done))
-        return done, (streams, seqs)
+            await keepalive.stop()
+        return rows, ([row["stream_id"] for row in rows], [row["seq"] for row in rows])
 
     def _after_failures(self) -> None:
         self.stats.unacked = len(self._unacked)

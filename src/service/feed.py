@@ -1,7 +1,7 @@
 """Live room events as this node delivers them, for listeners that are not Socket.IO sockets.
 
 Every room event a node delivers (published by its own relay, or by another
-node's through Redis) passes once through the gateway's ``LocalDelivery.emit``
+node's through Redis) passes once through the gateway's ``RoomDelivery.deliver``
 in seq order. It hands each one to the listeners registered here for that
 stream, synchronously, before any socket gets it. The SSE edge
 (``http/sse.py``) listens here, so a stream works on every node through the

@@ -1,9 +1,10 @@
 """python-socketio's private parts, as the gateway overrides them (gateway/server.py
-``_Server``, gateway/delivery.py ``LocalDelivery``, gateway/roomwatch.py, jsoncodec.py,
+``_Server``, gateway/sockets.py ``LocalSockets`` (the manager that forwards to
+gateway/delivery.py ``RoomDelivery``), jsoncodec.py,
 ``Gateway.start``), checked on a real ``Gateway`` behind a real uvicorn, driven by a raw
 Engine.IO/Socket.IO client (tests/e2e/rawsocket.py).
 
-The Redis manager's hooks (``RedisDelivery._publish``/``_listen``) are in
+The Redis manager's hooks (``RedisSockets._handle_emit``/``_publish``/``_listen``) are in
 test_socketio_redis_internals.py.
 """
 
@@ -24,8 +25,8 @@ from socketio import packet as sio_packet
 from roomcast.config import Settings
 from roomcast.gateway import jsoncodec
 from roomcast.gateway import server as gateway_server
-from roomcast.gateway.delivery import LocalDelivery
 from roomcast.gateway.server import Gateway
+from roomcast.gateway.sockets import LocalSockets
 from roomcast.gateway.transport import CheckedSocket, OutboundQueue
 from tests.conftest import RunningServer
 from tests.e2e.rawsocket import RawSocket
@@ -33,7 +34,8 @@ from tests.e2e.rawsocket import RawSocket
 from .conftest import broken, serving
 
 SERVER = "gateway.server._Server"
-DELIVERY = "gateway.delivery.LocalDelivery"
+DELIVERY = "gateway.delivery.RoomDelivery"
+SOCKETS = "gateway.sockets.LocalSockets"
 PID = "pid-contract"
 
 
@@ -248,24 +250,24 @@ def test_Gateway_start_initialises_the_manager_the_way_handle_eio_connect_does()
     assert calls == [1]
 
 
-# ------------------------------------------------------------------ LocalDelivery
+# ------------------------------------------------------------------ LocalSockets, RoomDelivery
 
 
-def test_LocalDelivery_emit_takes_what_AsyncServer_emit_passes():
+def test_LocalSockets_emit_takes_what_AsyncServer_emit_passes():
     source = inspect.getsource(socketio.AsyncServer.emit)
     assert "await self.manager.emit(event, data, namespace, room=room," in source, broken(
-        f"{DELIVERY}.emit",
+        f"{SOCKETS}.emit",
         "AsyncServer.emit no longer calls manager.emit(event, data, namespace,"
         " room=..., skip_sid=..., callback=..., ...)",
     )
-    ours = inspect.signature(LocalDelivery.emit).parameters
+    ours = inspect.signature(LocalSockets.emit).parameters
     theirs = inspect.signature(socketio.AsyncManager.emit).parameters
     assert set(theirs) - {"kwargs"} <= set(ours) | {"ignore_queue"}, broken(
-        f"{DELIVERY}.emit", f"AsyncManager.emit's parameters are now {list(theirs)}"
+        f"{SOCKETS}.emit", f"AsyncManager.emit's parameters are now {list(theirs)}"
     )
 
 
-async def test_LocalDelivery_emit_and_put_deliver_a_room_event_to_a_socket(gateway):
+async def test_LocalSockets_emit_and_RoomDelivery_put_deliver_a_room_event_to_a_socket(gateway):
     gw, running = gateway
     raw = await _connected(running)
     try:
@@ -275,17 +277,27 @@ async def test_LocalDelivery_emit_and_put_deliver_a_room_event_to_a_socket(gatew
         await gw.sio.emit("room:updated", payload, room="room:deliver")
         frame = await raw.next_matching(lambda f: f.startswith('42["room:updated"'))
         assert frame == '42["room:updated",{"roomId":"deliver","seq":0}]', broken(
-            f"{DELIVERY}.emit/put", f"the delivered frame is {frame!r}"
+            f"{SOCKETS}.emit/{DELIVERY}.put", f"the delivered frame is {frame!r}"
         )
-        participants = list(gw.delivery.get_participants("/", "room:deliver"))
+        participants = list(gw.sockets.get_participants("/", "room:deliver"))
         assert participants == [(raw.sid, participants[0][1])], broken(
             f"{DELIVERY}._deliver", "get_participants no longer yields (sid, eio_sid)"
+        )
+        eio_sid = participants[0][1]
+        assert gw.sockets.eio_sid_from_sid(raw.sid, "/") == eio_sid, broken(
+            f"{SOCKETS} (delivery.Sockets)", "eio_sid_from_sid no longer maps sid → eio sid"
+        )
+        assert gw.sockets.eio_socket(eio_sid) is gw.sio.eio.sockets[eio_sid], broken(
+            f"{SOCKETS}.eio_socket", "server.eio.sockets no longer maps eio sid → AsyncSocket"
+        )
+        assert gw.sockets.rooms["/"]["room:deliver"] == {raw.sid: eio_sid}, broken(
+            f"{SOCKETS} (delivery.Sockets)", "AsyncManager.rooms is no longer ns → room → sids"
         )
     finally:
         await raw.close()
 
 
-def test_LocalDelivery_put_does_what_AsyncSocket_send_does():
+def test_RoomDelivery_put_does_what_AsyncSocket_send_does():
     # put() writes to socket.queue itself, skipping send()'s ping check and log line;
     # a change to send() (a bounded queue, a new step) must be looked at.
     assert _fingerprint(async_socket.AsyncSocket.send) == (
@@ -300,7 +312,7 @@ def test_LocalDelivery_put_does_what_AsyncSocket_send_does():
 @pytest.mark.parametrize(
     "data", [{"seq": 1, "name": "é\u2028"}, [{"seq": 1}, {"seq": 2}], msgspec.Raw(b'{"seq":3}')]
 )
-def test_LocalDelivery_event_packet_encodes_as_python_socketio_does(namespace: str, data: Any):
+def test_RoomDelivery_event_packet_encodes_as_python_socketio_does(namespace: str, data: Any):
     gw = Gateway()
     ours = gw.delivery.event_packet(namespace, "room:updated", data).data
     theirs = gw.sio.packet_class(
@@ -311,26 +323,26 @@ def test_LocalDelivery_event_packet_encodes_as_python_socketio_does(namespace: s
     )
 
 
-async def test_WatchedLocal_leave_room_hook_sees_every_leave(gateway):
+async def test_LocalSockets_leave_room_hook_sees_every_leave(gateway):
     gw, running = gateway
     raw = await _connected(running)
     left: list[tuple[str, str]] = []
-    previous = gw.delivery.on_leave
+    previous = gw.sockets.on_leave
 
     async def on_leave(sid: str, room: str) -> None:
         left.append((sid, room))
 
-    gw.delivery.on_leave = on_leave
+    gw.sockets.on_leave = on_leave
     try:
         assert raw.sid is not None
         await gw.sio.enter_room(raw.sid, "room:leave")
         await gw.sio.leave_room(raw.sid, "room:leave")
         assert left == [(raw.sid, "room:leave")], broken(
-            "gateway.roomwatch._LeaveHook.leave_room",
+            f"{SOCKETS}.leave_room",
             "AsyncServer.leave_room no longer goes through manager.leave_room(sid, ns, room)",
         )
     finally:
-        gw.delivery.on_leave = previous
+        gw.sockets.on_leave = previous
         await raw.close()
 
 

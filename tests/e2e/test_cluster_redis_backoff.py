@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 
 from roomcast.gateway import redislink
-from roomcast.gateway.redislink import MAX_BACKOFF, RedisDelivery
+from roomcast.gateway.redislink import MAX_BACKOFF, RedisChannel
 from roomcast.service.redis_ratelimit import RedisBreaker
 
 from ..serve_process import free_port
 
 
 async def test_the_listener_retries_redis_doubling_its_wait_up_to_one_second(monkeypatch):
-    delivery = RedisDelivery(f"redis://127.0.0.1:{free_port()}/0", channel="roomcast")
+    channel = RedisChannel(f"redis://127.0.0.1:{free_port()}/0", "roomcast")
     waits: list[float] = []
     real_sleep = asyncio.sleep
 
@@ -34,7 +34,7 @@ async def test_the_listener_retries_redis_doubling_its_wait_up_to_one_second(mon
         return await real_sleep(0)
 
     monkeypatch.setattr(redislink.asyncio, "sleep", recorded)
-    listener = delivery._listen()
+    listener = channel.listen()
     with pytest.raises(Enough):
         async with asyncio.timeout(30):
             await anext(listener)
@@ -43,8 +43,8 @@ async def test_the_listener_retries_redis_doubling_its_wait_up_to_one_second(mon
     assert all(0 < wait <= MAX_BACKOFF <= 1.0 for wait in waits), waits
     assert waits == sorted(waits)  # doubling, then capped
     assert waits[-1] == MAX_BACKOFF
-    assert delivery.link.listening is False
-    assert delivery.link.status()["ok"] is False
+    assert channel.link.listening is False
+    assert channel.link.status()["ok"] is False
 
 
 def test_the_limits_ask_redis_again_within_a_second_one_caller_at_a_time():

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 from collections import defaultdict
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import Any
 
 import asyncpg
@@ -18,7 +18,7 @@ from roomcast.ids import uuid7
 from roomcast.outbox import sql
 from roomcast.outbox.partitions import PARTITION_OF
 from roomcast.outbox.recovery_log import RecoveryLog
-from roomcast.outbox.relay import QUEUE_PLAN_SETTINGS, PublishFailed, Relay
+from roomcast.outbox.relay import QUEUE_PLAN_SETTINGS, Outgoing, PublishFailed, Relay
 from roomcast.outbox.store import append_statement, prepare
 from roomcast.service.rooms import RoomService
 
@@ -28,16 +28,19 @@ alice = user("alice")
 
 
 class Published:
-    """What a relay published, per room, with a way to await a given seq."""
+    """What a relay published, per room, with a way to await a given seq
+    (an ``outbox.relay.Publisher``); ``calls`` counts the relay's publish calls."""
 
     def __init__(self) -> None:
         self.by_room: defaultdict[str, list[int]] = defaultdict(list)
+        self.calls = 0
         self._changed = asyncio.Condition()
 
-    async def __call__(self, room_id: str, event: str, payload: msgspec.Raw) -> None:
-        seq = msgspec.json.decode(payload)["seq"]
+    async def publish(self, events: Sequence[Outgoing]) -> None:
+        self.calls += 1
         async with self._changed:
-            self.by_room[room_id].append(seq)
+            for outgoing in events:
+                self.by_room[outgoing.room_id].append(msgspec.json.decode(outgoing.payload)["seq"])
             self._changed.notify_all()
 
     async def wait(self, room_id: str, seq: int, within: float = 30) -> None:
@@ -444,13 +447,15 @@ class FlakyRedis(Published):
         self.down = True
         self.tried: defaultdict[str, list[int]] = defaultdict(list)
 
-    async def __call__(self, room_id: str, event: str, payload: msgspec.Raw) -> None:
+    async def publish(self, events: Sequence[Outgoing]) -> None:
         async with self._changed:
-            self.tried[room_id].append(msgspec.json.decode(payload)["seq"])
+            for outgoing in events:
+                seq = msgspec.json.decode(outgoing.payload)["seq"]
+                self.tried[outgoing.room_id].append(seq)
             self._changed.notify_all()
         if self.down:
             raise PublishFailed("redis down", retry_in=0.05)
-        await super().__call__(room_id, event, payload)
+        await super().publish(events)
 
 
 @pytest.mark.usefixtures("quiet_outbox")

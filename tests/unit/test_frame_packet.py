@@ -1,4 +1,4 @@
-"""A replay's ready frame is the packet ``LocalDelivery.event_packet`` writes for it."""
+"""A replay's ready frame is the packet ``RoomDelivery.event_packet`` writes for it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import msgspec
 import pytest
 
 from roomcast.gateway import outlet
-from roomcast.gateway.delivery import BATCH_EVENT, LocalDelivery
+from roomcast.gateway.delivery import BATCH_EVENT, RoomDelivery
 
 BODY = '[{"replayed":true,"eventId":"e1","seq":1,"name":"ünïcode ✓ 🎉"},{"replayed":true,"seq":2}]'
 
@@ -14,7 +14,7 @@ BODY = '[{"replayed":true,"eventId":"e1","seq":1,"name":"ünïcode ✓ 🎉"},{"
 @pytest.mark.parametrize("namespace", ["/", "/rooms/room_1"])
 def test_the_frame_packet_is_the_event_packet_of_the_same_array(namespace: str) -> None:
     # event_packet reads nothing of its instance: the class's function is enough.
-    expected = LocalDelivery.event_packet(None, namespace, BATCH_EVENT, msgspec.Raw(BODY.encode()))
+    expected = RoomDelivery.event_packet(None, namespace, BATCH_EVENT, msgspec.Raw(BODY.encode()))
     got = outlet._frame_packet(namespace, BODY)
     assert got.encode() == expected.encode()
     assert msgspec.json.decode(got.encode()[2 + (namespace != "/") * (len(namespace) + 1) :]) == [
