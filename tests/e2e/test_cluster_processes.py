@@ -1,6 +1,9 @@
 """The cluster's process model: two `roomcast gateway` processes and one `roomcast relay`
 on one PostgreSQL and a Redis of this module's own (real subprocesses, real SIGKILL).
 
+A gateway SIGKILLed behind a balancer: its clients (the Python client and the
+documented socket.io-client example) reconnect to the other and catch up.
+
 An event written through one gateway reaches clients on both, published by the
 relay process through Redis (the gateways run no relay, and their position
 checks are set far apart so that they cannot be what delivers it). Every
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -30,8 +34,11 @@ from roomcast.tokens import mint
 from ..conftest import JWT_SECRET
 from ..redis_server import EmbeddedRedis
 from ..serve_process import free_port
-from .support import Recorder, bearer, create_room, user_id
+from . import test_js_client
+from .support import Recorder, bearer, create_room, rename_many, user_id
+from .test_js_client import JS_DIR
 from .test_relay_processes import RelayProcess
+from .test_replay_cap import documented_follow_room
 
 STATS_TTL = 1.5
 """Seconds after which a silent gateway drops out of the others' admin stats."""
@@ -214,3 +221,116 @@ async def test_a_gateway_without_redis_says_so_and_exits_2(own_database_url, tmp
         "roomcast: `roomcast gateway` needs REDIS_URL to hear the relays; "
         "a single node runs `roomcast serve` (API, gateway and relay)"
     ]
+
+
+class Balancer:
+    """A TCP forwarder standing in for the load balancer in front of the gateways:
+    each new connection goes to the current ``target`` port; ``target`` moves when
+    a gateway dies, as a health-checking balancer's would."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> str:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        except OSError:
+            writer.close()
+            return
+        for src, dst in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.ensure_future(self._pipe(src, dst))
+            self._pipes.add(task)
+            task.add_done_callback(self._pipes.discard)
+
+    @staticmethod
+    async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.CancelledError):
+            while data := await src.read(65536):
+                dst.write(data)
+                await dst.drain()
+        dst.close()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._pipes):
+            task.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+
+
+node_exe = test_js_client.node  # the fixture that finds node and installs socket.io-client
+
+
+async def test_a_gateway_sigkilled_its_clients_reconnect_to_the_other_and_catch_up(
+    cluster, node_exe: str, tmp_path: Path
+):
+    """Both kinds of client behind a balancer, on gateway A: the Python client and
+    docs/protocol.md's `followRoom` on the official socket.io-client. A is SIGKILLed
+    between two runs of renames (committed through B); the balancer sends the
+    reconnects to B, and each client ends with every event once, in order."""
+    a, b, _ = cluster
+    org = user_id()
+    balancer = Balancer(a.port)
+    url = await balancer.start()
+    module = tmp_path / "follow_room.mjs"
+    module.write_text(documented_follow_room())
+    (tmp_path / "node_modules").symlink_to(JS_DIR / "node_modules")
+    js: asyncio.subprocess.Process | None = None
+    client = RoomcastClient(url, a.token(org))
+    recorder = Recorder()
+    delivered: list[int] = []
+    changed = asyncio.Condition()
+
+    async def read_js() -> None:
+        assert js is not None
+        assert js.stdout is not None
+        async for raw in js.stdout:
+            line = json.loads(raw)
+            if "seq" in line:
+                async with changed:
+                    delivered.append(line["seq"])
+                    changed.notify_all()
+
+    async def js_holds(seq: int) -> None:
+        async with asyncio.timeout(60), changed:
+            await changed.wait_for(lambda: bool(delivered) and delivered[-1] >= seq)
+
+    async with httpx.AsyncClient(base_url=b.url, timeout=30) as http_b:
+        room_id = await create_room(http_b, b, org)  # type: ignore[arg-type]  # duck: auth()
+        try:
+            client.on("*", recorder)
+            await client.connect()
+            await client.subscribe(room_id)
+            js = await asyncio.create_subprocess_exec(
+                node_exe, str(JS_DIR / "doc_follow_room.mjs"), module.as_uri(), url,
+                a.token(org), room_id, "1",
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            assert js.stdin is not None
+            js.stdin.write(b"go\n")  # its room:replay calls are not held here
+            reader = asyncio.create_task(read_js())
+            await rename_many(http_b, b, org, room_id, 5, concurrency=1)  # type: ignore[arg-type]
+            await recorder.wait_for_seq(6, within=60)
+            await js_holds(6)
+
+            await a.kill()
+            balancer.target = b.port
+            await rename_many(http_b, b, org, room_id, 5, concurrency=1)  # type: ignore[arg-type]
+            await recorder.wait_for_seq(11, within=60)
+            await js_holds(11)
+            assert recorder.seqs == list(range(2, 12))
+            assert delivered == list(range(2, 12))
+            assert client.reconnects >= 1
+            reader.cancel()
+        finally:
+            await client.close()
+            if js is not None and js.returncode is None:
+                js.kill()
+                await js.wait()
+            await balancer.close()
