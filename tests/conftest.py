@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import socket
+import tempfile
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -38,6 +40,28 @@ def unavailable(reason: str) -> NoReturn:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{reason} (CI=true: failing instead of skipping)")
     pytest.skip(reason)
+
+
+_OWN_BASETEMP = "_roomcast_own_basetemp"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A temporary folder of this run's own, not one of pytest's numbered ones.
+
+    pytest keeps the last three numbered ``pytest-N`` folders and deletes older ones
+    when a run starts, whether or not their run is still going: a second run on the
+    same machine (another checkout, say) deleted the folder holding this run's
+    embedded PostgreSQL under it, and every later test failed.
+    """
+    if config.option.basetemp is None and not hasattr(config, "workerinput"):
+        config.option.basetemp = tempfile.mkdtemp(prefix="roomcast-tests-")
+        setattr(config, _OWN_BASETEMP, config.option.basetemp)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    own = getattr(config, _OWN_BASETEMP, None)
+    if own is not None:
+        shutil.rmtree(own, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
