@@ -28,7 +28,7 @@ from websockets.asyncio.client import connect
 
 from roomcast.http.uvicorn_protocol import with_limits
 from roomcast.http.uvicorn_ws import LeanWebSocketProtocol
-from roomcast.queues import LeanQueue
+from roomcast.queues import LeanEvent, LeanQueue
 from tests.unit.test_uvicorn_protocol import protocol_for
 
 from .conftest import broken, serving
@@ -143,6 +143,36 @@ def test_LeanWebSocketProtocol_replaces_a_queue_used_only_through_put_nowait_get
     )
 
 
+def test_LeanWebSocketProtocol_replaces_an_event_used_through_set_clear_and_wait():
+    source = inspect.getsource(WebSocketsSansIOProtocol)
+    assert "self.writable = asyncio.Event()" in source, broken(
+        LEAN_WS, "uvicorn no longer makes the protocol's writable Event in __init__"
+    )
+    used = set(re.findall(r"self\.writable\.(\w+)", source))
+    assert used <= {"set", "clear", "wait", "is_set"}, broken(
+        LEAN_WS, f"uvicorn now uses the event's {sorted(used - {'set', 'clear', 'wait', 'is_set'})}"
+    )
+
+
+def test_LeanWebSocketProtocol_drops_a_handshake_read_only_until_the_accept():
+    readers = {
+        name
+        for name, member in vars(WebSocketsSansIOProtocol).items()
+        if inspect.isfunction(member)
+        and re.search(r"self\.(request|response)\b", inspect.getsource(member))
+    }
+    assert readers == {"handle_connect", "send"}, broken(
+        LEAN_WS, f"the handshake's request/response are read in {sorted(readers)}"
+    )
+    send = inspect.getsource(WebSocketsSansIOProtocol.send)
+    accept = send.index('if message["type"] == "websocket.accept":')
+    after = send.index('elif message["type"] == "websocket.close":', accept)
+    reads = [m.start() for m in re.finditer(r"self\.(request|response)\b", send)]
+    assert all(accept < at < after for at in reads), broken(
+        LEAN_WS, "send reads the handshake outside the branch that sends the accept"
+    )
+
+
 async def test_LeanWebSocketProtocol_carries_a_websocket_end_to_end():
     seen: dict[str, Any] = {}
     ended = asyncio.Event()
@@ -164,6 +194,10 @@ async def test_LeanWebSocketProtocol_carries_a_websocket_end_to_end():
             LEAN_WS, f"uvicorn ran {type(protocol).__name__} for ws=LeanWebSocketProtocol"
         )
         assert isinstance(protocol.queue, LeanQueue)
+        assert isinstance(protocol.writable, LeanEvent)
+        assert (protocol.request, protocol.response) == (None, None), broken(
+            LEAN_WS, "the handshake was kept past the accept"
+        )
         await ws.close()
         await asyncio.wait_for(ended.wait(), 5)  # the disconnect, through the queue
     assert seen["last"]["type"] == "websocket.disconnect", broken(
