@@ -202,6 +202,7 @@ def _gateway(settings: Settings) -> int:
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """How ``roomcast serve`` runs uvicorn (the tests' server runs with the same)."""
     from roomcast.http.uvicorn_protocol import with_limits
+    from roomcast.http.uvicorn_ws import LeanWebSocketProtocol
 
     return {
         # httptools, the request head bounded (refusals in the JSON envelope)
@@ -215,6 +216,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         # Nothing in roomcast reads the client's address (limits key on the token's
         # user), so X-Forwarded-For is not rewritten into every request's scope.
         "proxy_headers": False,
+        # websockets' sans-I/O protocol (uvicorn's "auto"), its idle queue a lean one
+        "ws": LeanWebSocketProtocol,
         "ws_ping_interval": settings.ping_interval_seconds,
         "ws_ping_timeout": settings.ping_timeout_seconds,
         # A frame the Socket.IO server would refuse anyway is not buffered whole.

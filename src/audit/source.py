@@ -6,6 +6,7 @@ room) becomes an ``AuditError`` whose message is one readable line.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -14,7 +15,6 @@ from datetime import datetime
 import asyncpg
 import msgspec
 
-from roomcast.audit.chain import Row
 from roomcast.domain.notifications import owner_of
 
 __all__ = [
@@ -25,15 +25,35 @@ __all__ = [
     "head",
     "heads",
     "log_query",
+    "pages",
     "revealed_seed",
     "rooms",
-    "rows",
 ]
 
 _COLUMNS = "seq, event_id, type, data::text, actor_id, recorded_at, prev_hash, hash"
 
-# (stream_id, seq) is unique, so this walks that index: no sort.
-ROWS = f"SELECT {_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY seq"
+PAGE_COLUMNS = (
+    "seq, convert_to(event_id::text, 'UTF8'), type, convert_to(data::text, 'UTF8'),"
+    " actor_id, recorded_at, prev_hash, hash"
+)
+"""``Chain.extend``'s columns: those of ``Row``, the event id and data as UTF-8 bytes
+(the database is UTF8; ``convert_to`` copies them), which is what gets hashed."""
+
+# One page is a range of seqs, ($2, $3]: its cost is the page's, whatever plan the
+# planner picks. A statement over the whole room (a cursor, or `seq > $2 LIMIT n`)
+# was planned, with statistics that lagged behind a bulk load, as a bitmap scan
+# and an on-disk sort of every row left, for each page.
+_PAGE = (
+    f"SELECT {PAGE_COLUMNS} FROM events"
+    " WHERE stream_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq"
+)
+
+# The index's ends: where the pages start and end, so that no row is left out
+# (one before seq 1 or past the stream head included: the chain names it).
+_BOUNDS = "SELECT min(seq), max(seq) FROM events WHERE stream_id = $1"
+
+PAGE_ROWS = 5000
+"""Rows per page of ``pages``: a few MB, so two in flight stay small."""
 
 _HEAD = "SELECT stream_id, version, last_hash FROM streams WHERE stream_id = $1"
 _HEADS = "SELECT stream_id, version, last_hash FROM streams ORDER BY stream_id"
@@ -139,10 +159,38 @@ async def heads(conn: asyncpg.Connection) -> list[Head]:
     ]
 
 
-async def rows(conn: asyncpg.Connection, room_id: str, prefetch: int = 5000) -> AsyncIterator[Row]:
-    """The room's events in seq order, through a server-side cursor (needs a transaction)."""
-    async for record in conn.cursor(ROWS, room_id, prefetch=prefetch):
-        yield Row._make(record)
+async def pages(
+    conn: asyncpg.Connection, room_id: str, size: int | None = None
+) -> AsyncIterator[list[asyncpg.Record]]:
+    """The room's events in seq order, in pages of ``size`` (``PAGE_ROWS``) seqs.
+
+    Inside a transaction: the pages are one snapshot.
+
+    Rows are in ``PAGE_COLUMNS``. The next page is asked for before this one is
+    handed out, so PostgreSQL reads and sends it while the caller checks this
+    one: the verifier's time is then nearer the larger of the two than their
+    sum (bench P7).
+    """
+    size = size or PAGE_ROWS
+    bounds = await conn.fetchrow(_BOUNDS, room_id)
+    if bounds[0] is None:
+        return
+    after, last = min(bounds[0] - 1, 0), bounds[1]
+    page: list[asyncpg.Record] = []
+    ahead: asyncio.Future[list[asyncpg.Record]] | None = None
+    try:
+        while after < last or page:
+            if after < last:
+                ahead = asyncio.ensure_future(conn.fetch(_PAGE, room_id, after, after + size))
+                after += size
+                await asyncio.sleep(0)  # one loop turn: `ahead` sends its query now
+            if page:  # a range may be empty where seqs are missing; the chain says so
+                yield page
+            page, ahead = (await ahead if ahead is not None else []), None
+    finally:
+        if ahead is not None:  # the caller stopped early: let the query end, unread
+            with contextlib.suppress(Exception):
+                await ahead
 
 
 async def revealed_seed(conn: asyncpg.Connection, room_id: str) -> bytes | None:

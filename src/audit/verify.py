@@ -2,8 +2,9 @@
 
 All rooms are read in ONE read-only REPEATABLE READ transaction, so the heads
 and the events are one consistent snapshot even while the service appends.
-Rows stream through a server-side cursor; nothing is held but the current
-room's draw state.
+Rows come in pages by seq, the next one read while this one is checked
+(``source.pages``); nothing is held but two pages and the current room's draw
+state.
 """
 
 from __future__ import annotations
@@ -114,10 +115,6 @@ class Progress:
             self._out.flush()
 
 
-_STEP = 2000
-"""Rows between progress updates."""
-
-
 async def verify(
     conn: asyncpg.Connection,
     room_id: str | None,
@@ -152,7 +149,9 @@ async def _room(conn: asyncpg.Connection, head: source.Head, meter: Progress) ->
     ) -> RoomReport:
         return RoomReport(
             room_id=room_id,
-            events=chain.count,
+            # The chain runs a page ahead of the draws: a draw that fails was
+            # the last event checked.
+            events=chain.count if seq is None else min(chain.count, seq),
             head_seq=head.version,
             draws=draws.draws,
             verified=draws.verified,
@@ -164,25 +163,26 @@ async def _room(conn: asyncpg.Connection, head: source.Head, meter: Progress) ->
             questions_verified=quizzes.verified,
         )
 
-    since_tick = 0
-    async for row in source.rows(conn, room_id):
-        reason = chain.add(row)
-        if reason is not None:
-            return report(row.seq, row.type, reason)
-        if row.type in DRAW_TYPES or row.type in QUIZ_TYPES:
+    checked = DRAW_TYPES | QUIZ_TYPES
+    async for page in source.pages(conn, room_id):
+        broken = chain.extend(page)
+        end = len(page) if broken is None else broken[0]
+        # The draws and quizzes of the rows before the first broken link, in seq
+        # order: a rule broken before that link is the first failure.
+        for seq, _, type_, data, *_ in page[:end]:
+            if type_ not in checked:
+                continue
             try:
-                event = decode_event(row.data)
+                event = decode_event(data)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                return report(row.seq, row.type, f"the event does not decode: {exc}")
-            checker = draws if row.type in DRAW_TYPES else quizzes
+                return report(seq, type_, f"the event does not decode: {exc}")
+            checker = draws if type_ in DRAW_TYPES else quizzes
             reason = checker.apply(event)
             if reason is not None:
-                return report(row.seq, row.type, reason)
-        since_tick += 1
-        if since_tick == _STEP:
-            meter.advance(since_tick)
-            since_tick = 0
-    meter.advance(since_tick)
+                return report(seq, type_, reason)
+        if broken is not None:
+            return report(page[end][0], page[end][2], broken[1])
+        meter.advance(len(page))
     reason = chain.check_head(head.version, head.last_hash)
     if reason is not None:
         return report(None, None, reason)

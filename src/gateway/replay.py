@@ -3,7 +3,7 @@
 ``pages`` yields each page as envelopes (checked event by event: a socket that
 takes one message per event, or a user whose membership changes in the range);
 ``frames`` yields each page as a ready ``room:events`` array body, for a batch
-subscriber who may see every event of the range (docs/decisions/0026).
+subscriber who may see every event of the range (docs/decisions/0025).
 """
 
 from __future__ import annotations

@@ -1146,7 +1146,7 @@ class Gateway:
     ) -> None:
         """Queue ``after < seq <= up_to`` as ready frames, each once the socket's output
         has drained (SLOW_CONSUMER if it stops reading): ``_send_paced``'s pages,
-        without an object per event (docs/decisions/0026)."""
+        without an object per event (docs/decisions/0025)."""
         store = self._svc().store
         frames = replay.frames(store, room_id, after, up_to, _REPLAY_PAGE, self.recent)
         async with contextlib.aclosing(frames):

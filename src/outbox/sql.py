@@ -213,7 +213,7 @@ READ = f"""
 # order, plus how many and the last seq. One row instead of $3: a replay's
 # Python work per page no longer grows with its events (decoding each row, an
 # object per payload, marking and encoding each one was most of a 10,000-event
-# replay's CPU: docs/decisions/0026). Joined as bytes (the splice's `substring`
+# replay's CPU: docs/decisions/0025). Joined as bytes (the splice's `substring`
 # is by offset) and converted to text once per page: asyncpg's str is the
 # packet's text with no re-encoding in Python. By range, not LIMIT: a room's
 # seqs are dense (gateway/replay.py relies on it too).

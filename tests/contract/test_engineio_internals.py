@@ -216,3 +216,15 @@ def test_RoomcastClient_renew_waits_on_the_engine_io_clients_state_and_http_sess
         "RoomcastClient._renew (src/client.py)",
         "AsyncClient._reset no longer drops the HTTP session: _renew would wait 5 s for nothing",
     )
+
+
+def test_CheckedWebSocket_drops_a_body_reader_only_a_polling_POST_reads():
+    readers = {
+        f"{cls.__name__}.{name}"
+        for cls in (async_socket.AsyncSocket, engineio.AsyncServer)
+        for name, member in vars(cls).items()
+        if inspect.isfunction(member) and "wsgi.input" in inspect.getsource(member)
+    }
+    assert readers == {"AsyncSocket.handle_post_request"}, broken(
+        f"{WEBSOCKET}.__call__", f"engine.io reads environ['wsgi.input'] in {sorted(readers)}"
+    )

@@ -1,4 +1,5 @@
-"""uvicorn's private parts: ``BoundedHttpProtocol`` (http/uvicorn_protocol.py).
+"""uvicorn's private parts: ``BoundedHttpProtocol`` (http/uvicorn_protocol.py) and
+``LeanWebSocketProtocol`` (http/uvicorn_ws.py).
 
 (``CheckedWebSocket.abort``'s reliance on uvicorn's WebSocket protocol is checked in
 test_engineio_internals.py, on a real connection.)
@@ -16,15 +17,21 @@ bench O1 showed it did not pay (bench/README.md). What that relied on is checked
 from __future__ import annotations
 
 import asyncio
+import inspect
+import re
 from typing import Any
 
 import msgspec
 import pytest
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.asyncio.client import connect
 
 from roomcast.http.uvicorn_protocol import with_limits
+from roomcast.http.uvicorn_ws import LeanWebSocketProtocol
+from roomcast.queues import LeanEvent, LeanQueue
 from tests.unit.test_uvicorn_protocol import protocol_for
 
-from .conftest import broken
+from .conftest import broken, serving
 
 OVERRIDE = "BoundedHttpProtocol (src/http/uvicorn_protocol.py)"
 
@@ -117,4 +124,82 @@ async def test_BoundedHttpProtocol_on_headers_complete_ends_the_head_count():
         OVERRIDE,
         "on_headers_complete is no longer called at the end of the head: a body"
         " was counted as head",
+    )
+
+
+# ------------------------------------------------------------ LeanWebSocketProtocol
+
+LEAN_WS = "LeanWebSocketProtocol (src/http/uvicorn_ws.py)"
+
+
+def test_LeanWebSocketProtocol_replaces_a_queue_used_only_through_put_nowait_get_and_empty():
+    source = inspect.getsource(WebSocketsSansIOProtocol)
+    assert "self.queue: asyncio.Queue[ASGIReceiveEvent] = asyncio.Queue()" in source, broken(
+        LEAN_WS, "uvicorn no longer makes the protocol's queue in __init__ as it did"
+    )
+    used = set(re.findall(r"self\.queue\.(\w+)", source))
+    assert used <= {"put_nowait", "get", "empty"}, broken(
+        LEAN_WS, f"uvicorn now uses the queue's {sorted(used - {'put_nowait', 'get', 'empty'})}"
+    )
+
+
+def test_LeanWebSocketProtocol_replaces_an_event_used_through_set_clear_and_wait():
+    source = inspect.getsource(WebSocketsSansIOProtocol)
+    assert "self.writable = asyncio.Event()" in source, broken(
+        LEAN_WS, "uvicorn no longer makes the protocol's writable Event in __init__"
+    )
+    used = set(re.findall(r"self\.writable\.(\w+)", source))
+    assert used <= {"set", "clear", "wait", "is_set"}, broken(
+        LEAN_WS, f"uvicorn now uses the event's {sorted(used - {'set', 'clear', 'wait', 'is_set'})}"
+    )
+
+
+def test_LeanWebSocketProtocol_drops_a_handshake_read_only_until_the_accept():
+    readers = {
+        name
+        for name, member in vars(WebSocketsSansIOProtocol).items()
+        if inspect.isfunction(member)
+        and re.search(r"self\.(request|response)\b", inspect.getsource(member))
+    }
+    assert readers == {"handle_connect", "send"}, broken(
+        LEAN_WS, f"the handshake's request/response are read in {sorted(readers)}"
+    )
+    send = inspect.getsource(WebSocketsSansIOProtocol.send)
+    accept = send.index('if message["type"] == "websocket.accept":')
+    after = send.index('elif message["type"] == "websocket.close":', accept)
+    reads = [m.start() for m in re.finditer(r"self\.(request|response)\b", send)]
+    assert all(accept < at < after for at in reads), broken(
+        LEAN_WS, "send reads the handshake outside the branch that sends the accept"
+    )
+
+
+async def test_LeanWebSocketProtocol_carries_a_websocket_end_to_end():
+    seen: dict[str, Any] = {}
+    ended = asyncio.Event()
+
+    async def echo(scope: Any, receive: Any, send: Any) -> None:
+        seen["protocol"] = getattr(send, "__self__", None)
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        message = await receive()
+        await send({"type": "websocket.send", "text": message["text"].upper()})
+        seen["last"] = await receive()
+        ended.set()
+
+    async with serving(echo) as url, connect(url.replace("http", "ws") + "/") as ws:
+        await ws.send("hello")
+        assert await asyncio.wait_for(ws.recv(), 5) == "HELLO"
+        protocol = seen["protocol"]
+        assert type(protocol) is LeanWebSocketProtocol, broken(
+            LEAN_WS, f"uvicorn ran {type(protocol).__name__} for ws=LeanWebSocketProtocol"
+        )
+        assert isinstance(protocol.queue, LeanQueue)
+        assert isinstance(protocol.writable, LeanEvent)
+        assert (protocol.request, protocol.response) == (None, None), broken(
+            LEAN_WS, "the handshake was kept past the accept"
+        )
+        await ws.close()
+        await asyncio.wait_for(ended.wait(), 5)  # the disconnect, through the queue
+    assert seen["last"]["type"] == "websocket.disconnect", broken(
+        LEAN_WS, "the client's close did not reach the app as websocket.disconnect"
     )

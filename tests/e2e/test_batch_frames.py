@@ -181,7 +181,7 @@ class TestNoDuplicateAcrossTheSeam:
     async def test_a_participants_batch_replay_shows_what_their_single_one_shows(
         self, server, http, raw, last_seq
     ):
-        """The joined-frame replay (a member throughout, ADR 0026) and the per-event
+        """The joined-frame replay (a member throughout, ADR 0025) and the per-event
         one (their own join inside the range) each show what one message per event
         shows, with the same payloads."""
         org, ann = user_id(), user_id()

@@ -158,10 +158,9 @@ async def rehash_from(pool: asyncpg.Pool, room_id: str, first: int, data: dict[i
     await tamper(pool, *statements)
 
 
-async def test_a_rigged_winner_with_every_hash_recomputed_is_caught_by_the_draw_check(
-    pool, rooms, audit
-):
-    room_id = await rooms.build(players=4, draws=3)
+async def rig_the_second_draw(pool: asyncpg.Pool, room_id: str) -> tuple[int, str]:
+    """Give the second draw another eligible winner and recompute every hash after it:
+    (its seq, the rigged participation)."""
     draws = await pool.fetch(
         "SELECT seq, data::text AS data FROM events"
         " WHERE stream_id = $1 AND type = 'winner:selected' ORDER BY seq",
@@ -188,13 +187,21 @@ async def test_a_rigged_winner_with_every_hash_recomputed_is_caught_by_the_draw_
     await rehash_from(
         pool, room_id, draws[1]["seq"], {draws[1]["seq"]: msgspec.json.encode(second)}
     )
+    return draws[1]["seq"], rigged
+
+
+async def test_a_rigged_winner_with_every_hash_recomputed_is_caught_by_the_draw_check(
+    pool, rooms, audit
+):
+    room_id = await rooms.build(players=4, draws=3)
+    seq, rigged = await rig_the_second_draw(pool, room_id)
 
     ran = await audit("verify", room_id)
 
     assert ran.code == 1
     [line] = ran.lines
     assert line.startswith(
-        f"FAIL {room_id}: seq {draws[1]['seq']} (winner:selected): "
+        f"FAIL {room_id}: seq {seq} (winner:selected): "
         f"rigged draw: the winner is {rigged} but the seed picks part_"
     )
     assert line.endswith("(draw 2, 3 eligible)")
@@ -218,3 +225,94 @@ async def test_verify_all_names_every_broken_room_and_fails(pool, rooms, audit):
     assert f"FAIL {broken}: seq 1 (room:created): hash mismatch" in text.out
     assert intact not in text.out
     assert text.lines[-1].startswith("FAIL: ")
+
+
+# The verifier reads a page of rows, checks their chain, then their draws: the
+# first failure must still be the first in seq order, and pages must leave no row
+# out, wherever a page boundary falls (pages of 2 seqs here).
+
+
+async def test_a_draw_that_fails_before_a_broken_link_in_the_same_page_is_named_first(
+    pool, rooms, audit
+):
+    room_id = await rooms.build(players=4, draws=3)
+    seq, rigged = await rig_the_second_draw(pool, room_id)
+    await tamper(
+        pool,
+        (
+            "UPDATE events SET actor_id = 'usr_mallory' WHERE stream_id = $1 AND seq = $2",
+            room_id,
+            seq + 1,
+        ),
+    )
+
+    ran = await audit("verify", room_id)
+
+    assert ran.code == 1
+    assert ran.lines[0].startswith(
+        f"FAIL {room_id}: seq {seq} (winner:selected): rigged draw: the winner is {rigged}"
+    )
+    [report] = (await audit("verify", room_id, "--json")).json()
+    assert (report["failedSeq"], report["events"]) == (seq, seq)
+
+
+async def test_an_intact_room_verifies_in_pages_smaller_than_its_log(rooms, audit, monkeypatch):
+    monkeypatch.setattr("roomcast.audit.source.PAGE_ROWS", 2)
+    room_id = await rooms.build(players=4, draws=3)
+
+    ran = await audit("verify", room_id)
+
+    assert ran.lines == [
+        f"OK {room_id}: 11 events, hash chain intact up to the head; 3 draws verified"
+    ]
+
+
+async def test_a_gap_wider_than_a_page_is_named(pool, rooms, audit, monkeypatch):
+    monkeypatch.setattr("roomcast.audit.source.PAGE_ROWS", 2)
+    room_id = await rooms.build(players=4, draws=1)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "DELETE FROM outbox WHERE stream_id = $1 AND seq BETWEEN 3 AND 7", room_id
+        )
+    await tamper(pool, ("DELETE FROM events WHERE stream_id = $1 AND seq BETWEEN 3 AND 7", room_id))
+
+    ran = await audit("verify", room_id)
+
+    assert ran.lines == [
+        f"FAIL {room_id}: seq 8 (winner:selected): seq 8 follows seq 2: seq 3 is missing"
+    ]
+
+
+@pytest.mark.parametrize("moved_to", [0, 25])
+async def test_a_row_moved_before_seq_1_or_far_past_the_head_is_read(
+    pool, rooms, audit, monkeypatch, moved_to
+):
+    monkeypatch.setattr("roomcast.audit.source.PAGE_ROWS", 2)
+    room_id = await rooms.build(players=4, draws=1)
+    head = await pool.fetchval("SELECT version FROM streams WHERE stream_id = $1", room_id)
+    await tamper(
+        pool,
+        ("ALTER TABLE events DROP CONSTRAINT events_seq_check",),
+        ("UPDATE events SET seq = $3 WHERE stream_id = $1 AND seq = $2", room_id, head, moved_to),
+    )
+    try:
+        ran = await audit("verify", room_id)
+    finally:
+        await tamper(
+            pool,
+            ("DELETE FROM outbox WHERE stream_id = $1", room_id),
+            ("DELETE FROM events WHERE stream_id = $1 AND seq < 1", room_id),
+            ("ALTER TABLE events ADD CONSTRAINT events_seq_check CHECK (seq >= 1)",),
+        )
+
+    assert ran.code == 1
+    if moved_to == 0:
+        assert ran.lines == [
+            f"FAIL {room_id}: seq 0 (room:status_changed): seq 0 follows seq 0: "
+            "seq 1 is duplicated or out of order"
+        ]
+    else:
+        assert ran.lines == [
+            f"FAIL {room_id}: seq 25 (room:status_changed): seq 25 follows seq {head - 1}: "
+            f"seq {head} is missing"
+        ]

@@ -335,6 +335,49 @@ class TestChain:
             "prev_hash is not the hash of the previous event"
         )
 
+    @settings(max_examples=300, deadline=None)
+    @hypothesis_given(
+        stream_id=st.text(min_size=1),
+        rows=st.lists(
+            st.tuples(
+                st.uuids(),
+                st.text(),
+                st.text(),
+                st.none() | st.text(),
+                st.datetimes(
+                    min_value=datetime(1000, 1, 1),
+                    timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5, minutes=-30))]),
+                ),
+            ),
+            min_size=1,
+            max_size=5,
+        ),
+    )
+    def test_the_verifier_hashes_the_bytes_the_server_hashes(self, stream_id, rows) -> None:
+        """``Chain.extend`` splices the canonical bytes itself; the server encodes them
+        with ``codec.canonical_bytes``: every string, time and offset must agree."""
+        prev = codec.ZERO_HASH
+        page = []
+        for seq, (event_id, type_, text, actor_id, at) in enumerate(rows, start=1):
+            data = msgspec.json.encode({"text": text})
+            digest = codec.chain_hash(
+                prev,
+                codec.canonical_bytes(
+                    stream_id=stream_id,
+                    seq=seq,
+                    event_id=event_id,
+                    type_=type_,
+                    data=data,
+                    actor_id=actor_id,
+                    recorded_at=at,
+                ),
+            )
+            page.append((seq, str(event_id).encode(), type_, data, actor_id, at, prev, digest))
+            prev = digest
+        chain = Chain(stream_id)
+        assert chain.extend(page) is None
+        assert (chain.count, chain.last_hash) == (len(rows), prev)
+
     def test_a_head_that_does_not_name_the_last_event_is_named(self) -> None:
         rows = _rows()
         chain = Chain(ROOM_ID)

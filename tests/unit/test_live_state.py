@@ -187,6 +187,34 @@ class TestSessions:
         assert server.calls == []
         assert sessions.token_of("s1") is None
 
+    async def test_one_timer_ends_sessions_in_the_order_their_tokens_expire(self):
+        server = _FakeServer()
+        now = [1_000.0]
+        sessions = Sessions(server, clock=lambda: now[0])
+        sessions.open("late", claims(ANN, expires_at=1_002, token_id="t1"))
+        sessions.open("early", claims(ANN, expires_at=1_001, token_id="t2"))
+        sessions.open("gone", claims(ANN, expires_at=1_001, token_id="t3"))
+        sessions.close("gone")  # closed before its instant: never ended
+        now[0] = 1_001.0
+        sessions._fire()  # the shared timer's callback, as the loop would call it
+        await asyncio.wait_for(server.done.wait(), 5)
+        assert [c[1] for c in server.calls if c[0] == "disconnect"] == ["early"]
+        server.done.clear()
+        now[0] = 1_002.0
+        sessions._fire()
+        await asyncio.wait_for(server.done.wait(), 5)
+        assert [c[1] for c in server.calls if c[0] == "disconnect"] == ["early", "late"]
+        assert len(sessions) == 0
+
+    async def test_closed_sessions_do_not_pile_up_in_the_heap(self):
+        sessions = Sessions(_FakeServer(), clock=lambda: 1_000.0)
+        sessions.open("kept", claims(ANN, expires_at=9_999, token_id="t0"))
+        for i in range(500):
+            sessions.open(f"s{i}", claims(ANN, expires_at=9_999, token_id=f"t{i}"))
+            sessions.close(f"s{i}")
+        assert len(sessions._deadlines) <= 2 * len(sessions) + 65
+        sessions.close("kept")
+
     async def test_end_token_ends_every_socket_of_that_token_and_no_other(self):
         server = _FakeServer()
         sessions = Sessions(server, clock=lambda: 1_000.0)
