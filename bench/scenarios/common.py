@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from bench.context import Bench
+from bench.httpc import Http, HttpError
 from bench.procs import Server, Worker
 
 
@@ -86,3 +87,15 @@ def finished_at(result: dict[str, Any]) -> float:
     if result["caught_up"] == result["clients"] and result["t_last"] is not None:
         return float(result["t_last"])
     return float(result["t_wait_end"])
+
+
+async def renames(http: Http, path: str, count: int, latencies: list[float] | None) -> None:
+    """``count`` PATCHes of ``path`` one after another, each timed into ``latencies``
+    (unless None); any answer but 200 fails the round."""
+    for j in range(count):
+        started = time.perf_counter()
+        status, body = await http.request("PATCH", path, {"name": f"name {j}"})
+        if latencies is not None:
+            latencies.append(time.perf_counter() - started)
+        if status != 200:
+            raise HttpError(f"PATCH {path}: HTTP {status}: {body[:200]!r}")

@@ -21,13 +21,14 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 import asyncpg
 
 from bench.context import Bench, log
-from bench.httpc import HttpError
 from bench.procs import Server, Workers
+from bench.scenarios.common import renames
 from bench.scenarios.ncluster import drained, start_redis
 from bench.stats import Scenario, percentile
 from roomcast.outbox.database import connect
@@ -53,15 +54,8 @@ async def _round(b: Bench, server: Server, concurrency: int, total: int) -> tupl
         for http in https:  # idle since its create: past the keep-alive timeout, maybe
             await http.close()
 
-        async def run(i: int, count: int, timed: bool) -> None:
-            http, path = https[i], f"/api/rooms/{rooms[i]}"
-            for j in range(count):
-                started = time.perf_counter()
-                status, body = await http.request("PATCH", path, {"name": f"name {j}"})
-                if timed:
-                    latencies.append(time.perf_counter() - started)
-                if status != 200:
-                    raise HttpError(f"PATCH {path}: HTTP {status}: {body[:200]!r}")
+        def run(i: int, count: int, timed: bool) -> Awaitable[None]:
+            return renames(https[i], f"/api/rooms/{rooms[i]}", count, latencies if timed else None)
 
         await asyncio.gather(*(run(i, 5, False) for i in range(concurrency)))  # warm-up
         started = time.perf_counter()

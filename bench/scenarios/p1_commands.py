@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 
 from bench.context import SNAPSHOT_EVERY, Bench, log
 from bench.httpc import HttpError
 from bench.procs import Workers
+from bench.scenarios.common import renames
 from bench.scenarios.p1_mix import mix_round
 from bench.stats import Scenario, Target, percentile
 from roomcast.config import Settings
@@ -86,15 +88,8 @@ async def _ceiling_round(b: Bench, concurrency: int, total: int) -> tuple[float,
     https = [b.http(b.ceiling) for _ in range(concurrency)]
     latencies: list[float] = []
 
-    async def run(i: int, count: int, timed: bool) -> None:
-        http, path = https[i], f"/api/rooms/room_{i}"
-        for j in range(count):
-            started = time.perf_counter()
-            status, body = await http.request("PATCH", path, {"name": f"name {j}"})
-            if timed:
-                latencies.append(time.perf_counter() - started)
-            if status != 200:
-                raise HttpError(f"PATCH {path}: HTTP {status}: {body[:200]!r}")
+    def run(i: int, count: int, timed: bool) -> Awaitable[None]:
+        return renames(https[i], f"/api/rooms/room_{i}", count, latencies if timed else None)
 
     try:
         await asyncio.gather(*(run(i, WARMUP, False) for i in range(concurrency)))

@@ -57,8 +57,7 @@ async def pages(
     What ``recent`` holds of them (this node's latest events of the room, up to
     ``head``) comes from memory; the rest, older, from the database.
     """
-    held = None if recent is None else recent.since(room_name(room_id), after, head)
-    read_up_to = head if held is None else held[0] - 1
+    held, read_up_to = _split(recent, room_id, after, head)
     if after < read_up_to:
         read = _ahead(partial(store.read, room_id), after, read_up_to, size, _page_empty)
         async with contextlib.aclosing(read):
@@ -87,8 +86,7 @@ async def frames(
 
     Only for a reader who sees every event of the range: nothing is filtered.
     """
-    held = None if recent is None else recent.since(room_name(room_id), after, head)
-    read_up_to = head if held is None else held[0] - 1
+    held, read_up_to = _split(recent, room_id, after, head)
     if after < read_up_to:
         read = partial(_frame_from_store, store, room_id)
         got = _ahead(read, after, read_up_to, size, _frame_empty)
@@ -105,6 +103,15 @@ async def frames(
             body = _NEXT_REPLAYED.join([memoryview(e.payload)[1:] for e in page])
             last = first + start + len(page) - 1
             yield Frame(len(page), last, (b"[%s%s]" % (_REPLAYED_HEAD, body)).decode())
+
+
+def _split(
+    recent: RecentEvents | None, room_id: str, after: int, head: int
+) -> tuple[tuple[int, list[Envelope]] | None, int]:
+    """What memory holds of ``after < seq <= head`` (or None), and the seq up to which
+    the rest, older, is read from the database."""
+    held = None if recent is None else recent.since(room_name(room_id), after, head)
+    return held, head if held is None else held[0] - 1
 
 
 async def _frame_from_store(store: EventStore, room_id: str, after: int, limit: int) -> Frame:
